@@ -1,0 +1,32 @@
+# Two entry points: `make demo` (set up, train on the sample data if no champion, serve) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch lies here on our machines; elsewhere pip takes torch==2.13.0 from the index.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install demo test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev]'
+	touch $@
+
+demo: install
+	test -f data/tickets.csv || $(BIN)/escalation sample-data --output data
+	$(BIN)/escalation train --data data/tickets.csv --config data/config.yaml --skip-if-champion
+	$(BIN)/escalation serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check features training serving escalation tests
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) mlflow.db mlruns mlartifacts .pytest_cache

@@ -1,0 +1,1 @@
+"""The `escalation` command line: the one place that wires training and serving together."""

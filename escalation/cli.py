@@ -1,0 +1,149 @@
+"""`escalation`: make sample data, train and register, score a file, serve the champion."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+app = typer.Typer(
+    help="Escalation router: learns from resolved tickets whether and where to escalate, and serves suggestions.\n\n"
+    "Every command uses MLFLOW_TRACKING_URI (default sqlite:///mlflow.db in this folder).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Helpdesk export: .csv, .jsonl or .parquet.")]
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", help="YAML config mapping the export's columns (see data/config.yaml).")
+]
+
+
+def _settings() -> Any:
+    from features.settings import Settings
+
+    return Settings()
+
+
+def friendly(func: F) -> F:
+    """Turn the errors users cause into one line on stderr and exit code 1, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from features.config import ConfigError
+        from features.data import DataError
+        from features.embed import EmbeddingModelError
+        from serving.model_store import ModelUnavailable
+
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "settings"
+            typer.echo(f"error: setting {where}: {first['msg']}", err=True)
+        except (ConfigError, DataError, EmbeddingModelError, ModelUnavailable, OSError) as err:
+            typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("mlflow", "alembic", "httpx", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command("sample-data")
+@friendly
+def sample_data(
+    output: Annotated[Path, typer.Option("--output", help="Folder for tickets.csv and config.yaml.")],
+    rows: Annotated[int, typer.Option(min=100, max=1_000_000, help="Number of tickets.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Same seed, same file.")] = 7,
+) -> None:
+    """Write a realistic sample helpdesk export and its config."""
+    from training.sample_data import write_sample
+
+    data, config = write_sample(output, rows, seed)
+    typer.echo(f"wrote {data} ({rows} tickets) and {config}")
+
+
+@app.command()
+@friendly
+def train(
+    data: DataOpt,
+    config: ConfigOpt,
+    skip_if_champion: Annotated[
+        bool, typer.Option("--skip-if-champion", help="Do nothing when the registry already has a champion.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+) -> None:
+    """Train on resolved tickets, log the run to MLflow, register a version and move `champion` if it wins."""
+    settings = _settings()
+    if skip_if_champion:
+        from training.register import champion_version, connect
+
+        current = champion_version(connect(settings), settings)
+        if current is not None:
+            typer.echo(f"{settings.model_alias} is version {current.version} of {settings.model_name}; not training")
+            return
+    from training.train import train as run_training
+
+    result = run_training(data, config, settings, progress=progress)
+    m = result.metrics
+    typer.echo(
+        f"run {result.run_id}\nversion {result.version} of {settings.model_name}\n{result.reason}\n"
+        f"holdout: escalation AP {m.get('escalation_average_precision', float('nan')):.3f}, "
+        f"target top-1 {m['target_top1_accuracy']:.3f}, top-3 {m['target_top3_accuracy']:.3f}, "
+        f"macro-F1 {m['target_macro_f1']:.3f}"
+    )
+    if result.pooled:
+        typer.echo(f"pooled as 'other' (fewer than min_examples tickets): {', '.join(sorted(result.pooled))}")
+
+
+@app.command()
+@friendly
+def predict(
+    data: DataOpt,
+    config: ConfigOpt,
+    output: Annotated[Path, typer.Option("--output", help="JSON Lines file to write, one ticket per line.")],
+    progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
+) -> None:
+    """Score a file of tickets with the champion (the API's fields plus the ticket id on every line)."""
+    from features.config import load_config
+    from serving.model_store import load_champion
+    from serving.predict import predict_file
+
+    settings = _settings()
+    cfg = load_config(config)
+    model = load_champion(settings)
+    count = predict_file(data, cfg, model, output, settings.top_k, settings.n_similar, progress=progress)
+    typer.echo(f"scored {count} tickets with {model.name} v{model.version} ({model.alias}) -> {output}")
+
+
+@app.command()
+@friendly
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Serve the champion over HTTP (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,150 @@
+"""The training config: how a helpdesk export's columns map to tickets, the team directory and model options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _as_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+class Columns(_Strict):
+    """Which export column holds what (values are the export's own column names)."""
+
+    id: str | None = None
+    text: list[str] = Field(min_length=1)
+    target: str
+    created_at: str | None = None
+    resolution: str | None = None
+    metadata: list[str] = Field(default_factory=list)
+
+    _text_list = field_validator("text", "metadata", mode="before")(_as_list)
+
+
+class Teams(_Strict):
+    """The team directory: who is the first line, who is up the hierarchy; every other target is functional."""
+
+    first_line: list[str] = Field(min_length=1)
+    hierarchical: list[str] = Field(default_factory=list)
+
+    _lists = field_validator("first_line", "hierarchical", mode="before")(_as_list)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Teams:
+        both = sorted(set(self.first_line) & set(self.hierarchical))
+        if both:
+            raise ValueError(f"{both} listed as both first_line and hierarchical")
+        return self
+
+    def kind(self, target: str) -> Literal["first_line", "functional", "hierarchical"]:
+        if target in self.first_line:
+            return "first_line"
+        return "hierarchical" if target in self.hierarchical else "functional"
+
+
+class ModelOptions(_Strict):
+    """Embedding and classifier choices; each is logged as an MLflow param."""
+
+    embedding_model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="sentence-transformers model name or local path; the default ships with the package.",
+    )
+    max_seq_length: int | None = Field(256, ge=16, le=8192)
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    lexical: bool = Field(True, description="Add TF-IDF word features beside the embedding.")
+    max_terms: int = Field(20_000, ge=100, description="Vocabulary size of the lexical features.")
+    embedding_weight: float = Field(1.0, gt=0, description="Scale of the embedding block next to TF-IDF.")
+    C: float = Field(4.0, gt=0, description="Inverse regularisation strength of both heads.")
+    class_weight: Literal["balanced"] | None = Field(
+        None, description="'balanced' up-weights small teams in the target head."
+    )
+    calibration_folds: int = Field(5, ge=2, le=20)
+
+
+class TrainingOptions(_Strict):
+    """How the data is split and how the operating point is chosen."""
+
+    holdout_fraction: float = Field(0.2, gt=0.05, lt=0.5)
+    seed: int = 42
+    target_precision: float = Field(
+        0.9, gt=0.5, lt=1.0, description="Precision the escalate / resolve_first answers must reach."
+    )
+    min_tickets: int = Field(50, ge=10, description="Fewest usable tickets a training run accepts.")
+    promotion_metric: Literal[
+        "routing_score",
+        "escalation_average_precision",
+        "escalation_roc_auc",
+        "target_top1_accuracy",
+        "target_top3_accuracy",
+        "target_macro_f1",
+    ] = "routing_score"
+
+
+class RouterConfig(_Strict):
+    """One YAML file: the export's columns, the team directory, pooling and model options."""
+
+    columns: Columns
+    teams: Teams
+    min_examples: int = Field(30, ge=1, description="Targets with fewer tickets are pooled as 'other'.")
+    model: ModelOptions = Field(default_factory=ModelOptions)
+    training: TrainingOptions = Field(default_factory=TrainingOptions)
+
+    def flat_params(self) -> dict[str, str]:
+        """The whole config as flat MLflow params (`model.C` -> '4.0')."""
+        out: dict[str, str] = {}
+
+        def walk(prefix: str, value: object) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, inner)
+            else:
+                out[prefix] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+        walk("", self.model_dump())
+        return out
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key (check the spelling)" if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"{where}: {msg}")
+    return "; ".join(parts)
+
+
+def parse_config(data: object, source: str = "config") -> RouterConfig:
+    """Validate an already-parsed config mapping."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with 'columns' and 'teams', got {type(data).__name__}")
+    try:
+        return RouterConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_describe(err)}") from None
+
+
+def load_config(path: str | Path) -> RouterConfig:
+    """Read and validate a YAML config, with errors that name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    return parse_config(data, str(path))

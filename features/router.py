@@ -1,0 +1,220 @@
+"""The model artefact: everything serving needs to turn tickets into ranked, explained suggestions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from sklearn.linear_model import LogisticRegression
+
+from features.build import LexicalFeatures, combine
+from features.clean import snippet
+from features.embed import embed_texts
+
+ARTEFACT_FILE = "router.joblib"
+
+
+@dataclass
+class Thresholds:
+    """The operating point chosen on validation data: where `escalate` and `resolve_first` begin."""
+
+    escalate: float
+    resolve_first: float
+    target_precision: float
+    escalate_precision_reached: bool = True
+    resolve_precision_reached: bool = True
+
+    def decide(self, probability: float) -> tuple[str, float]:
+        """`escalate` / `resolve_first` when confident enough, `uncertain` (human triage) between."""
+        if probability >= self.escalate:
+            return "escalate", self.escalate
+        if probability < self.resolve_first:
+            return "resolve_first", self.resolve_first
+        return "uncertain", self.escalate
+
+
+@dataclass
+class SimilarIndex:
+    """Unit embeddings of resolved training tickets and what is shown of them."""
+
+    ids: np.ndarray
+    vectors: np.ndarray  # float32, unit rows
+    resolvers: np.ndarray
+    snippets: np.ndarray
+    resolutions: np.ndarray | None = None
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows by cosine similarity for each query (exact search)."""
+        k = min(k, len(self.ids))
+        if k == 0:
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(int), empty
+        sims = queries @ self.vectors.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(sims, top, axis=1).argsort(axis=1)[:, ::-1]
+        top = np.take_along_axis(top, order, axis=1)
+        return top, np.take_along_axis(sims, top, axis=1)
+
+
+@dataclass
+class EscalationRouter:
+    """Fitted heads, labels, team kinds, thresholds, embedding reference and the similar-ticket index."""
+
+    embedding_model: str
+    max_seq_length: int | None
+    embedding_weight: float
+    lexical: LexicalFeatures
+    escalation_head: LogisticRegression
+    calibrator: LogisticRegression  # Platt scaling of the escalation head's scores
+    target_head: LogisticRegression
+    targets: list[str]
+    kinds: dict[str, str]
+    first_line: list[str]
+    metadata: list[str]
+    thresholds: Thresholds
+    index: SimilarIndex
+    pooled: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self, folder / ARTEFACT_FILE, compress=3)
+        return folder
+
+    @staticmethod
+    def load(folder: str | Path) -> EscalationRouter:
+        router = joblib.load(Path(folder) / ARTEFACT_FILE)
+        if not isinstance(router, EscalationRouter):
+            raise TypeError(f"{folder} does not hold an EscalationRouter")
+        return router
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def embed(self, texts: list[str], progress: bool = False, batch_size: int = 32) -> np.ndarray:
+        return embed_texts(texts, self.embedding_model, self.max_seq_length, batch_size, progress)
+
+    def features(self, tickets: pd.DataFrame, embeddings: np.ndarray) -> sp.csr_matrix:
+        return combine(self.lexical.transform(tickets), embeddings, self.embedding_weight)
+
+    def escalation_proba(self, X: sp.csr_matrix) -> np.ndarray:
+        scores = self.escalation_head.decision_function(X).reshape(-1, 1)
+        return self.calibrator.predict_proba(scores)[:, 1]
+
+    def target_proba(self, X: sp.csr_matrix) -> np.ndarray:
+        """P(target | escalated), columns in the order of `targets`."""
+        proba = self.target_head.predict_proba(X)
+        order = [list(self.target_head.classes_).index(t) for t in self.targets]
+        return proba[:, order]
+
+    def score(
+        self, tickets: pd.DataFrame, embeddings: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix, np.ndarray]:
+        """Escalation probability, target probabilities, the feature matrix and the embeddings."""
+        if embeddings is None:
+            embeddings = self.embed(tickets["text"].to_numpy(dtype=str).tolist())
+        X = self.features(tickets, embeddings)
+        return self.escalation_proba(X), self.target_proba(X), X, embeddings
+
+    # -- explanations ------------------------------------------------------------------------------
+    def key_terms(self, row: sp.csr_matrix, target: int, n: int = 6) -> list[dict[str, Any]]:
+        """Words and fields of this ticket that pushed escalation and the top target, strongest first."""
+        n_lex = len(self.lexical.names_)
+        row = row[:, :n_lex].tocoo()
+        if row.nnz == 0:
+            return []
+        cols, vals = row.col, row.data
+        esc = self.escalation_head.coef_[0, cols] * vals
+        coef = self.target_head.coef_
+        if coef.shape[0] == 1:  # binary target head stores one row for the second class
+            coef = np.vstack([-coef, coef])
+        cls = list(self.target_head.classes_).index(self.targets[target])
+        tgt = (coef[cls, cols] - coef[:, cols].mean(axis=0)) * vals
+        found: list[dict[str, Any]] = []
+        for towards, contrib in (("escalation", esc), (self.targets[target], tgt)):
+            kept = 0
+            for i in np.argsort(-np.abs(contrib)):
+                if kept == n or abs(contrib[i]) < 1e-3:
+                    break
+                source, term = self.lexical.names_[cols[i]]
+                if (towards != "escalation" and contrib[i] <= 0) or (
+                    source == "text" and all(w in ENGLISH_STOP_WORDS for w in term.split())
+                ):
+                    continue  # function words carry signal in bigrams but explain nothing to an agent
+                found.append({"term": term, "field": source, "weight": round(float(contrib[i]), 4), "towards": towards})
+                kept += 1
+        return found
+
+    def predict(
+        self,
+        tickets: pd.DataFrame,
+        top_k: int = 3,
+        n_similar: int = 3,
+        embeddings: np.ndarray | None = None,
+    ) -> list[dict[str, Any]]:
+        """One API-shaped result per ticket: escalation decision, ranked targets and explanation."""
+        if len(tickets) == 0:
+            return []
+        p_esc, p_tgt, X, emb = self.score(tickets, embeddings)
+        idx, sims = self.index.search(emb, n_similar)
+        results = []
+        for i, ticket_id in enumerate(tickets["id"].to_numpy(dtype=object)):
+            decision, threshold = self.thresholds.decide(float(p_esc[i]))
+            ranked = np.argsort(-p_tgt[i])[:top_k]
+            similar = []
+            for j, s in zip(idx[i], sims[i], strict=True):
+                resolver = str(self.index.resolvers[j])
+                resolution = self.index.resolutions[j] if self.index.resolutions is not None else None
+                similar.append(
+                    {
+                        "id": str(self.index.ids[j]),
+                        "similarity": round(float(s), 4),
+                        "target": resolver,
+                        "kind": self.kinds.get(resolver, "first_line" if resolver in self.first_line else "functional"),
+                        "snippet": str(self.index.snippets[j]),
+                        "resolution": snippet(str(resolution), 300) if resolution else None,
+                    }
+                )
+            results.append(
+                {
+                    "id": None if ticket_id is None else str(ticket_id),
+                    "escalation": {
+                        "probability": round(float(p_esc[i]), 4),
+                        "decision": decision,
+                        "threshold": round(threshold, 4),
+                        "thresholds": {
+                            "escalate": round(self.thresholds.escalate, 4),
+                            "resolve_first": round(self.thresholds.resolve_first, 4),
+                        },
+                    },
+                    "suggestions": [
+                        {
+                            "target": self.targets[t],
+                            "kind": self.kinds[self.targets[t]],
+                            "probability": round(float(p_tgt[i, t]), 4),
+                        }
+                        for t in ranked
+                    ],
+                    "explanation": {
+                        "similar_tickets": similar,
+                        "key_terms": self.key_terms(X[i], int(ranked[0])),
+                    },
+                }
+            )
+        return results
+
+    def smoke_test(self) -> None:
+        """Raise if the artefact cannot score a ticket end to end (used before serving a version)."""
+        frame = pd.DataFrame({"id": ["smoke"], "text": ["I was charged twice and want a refund"]})
+        for name in self.metadata:
+            frame[name] = ""
+        result = self.predict(frame, top_k=1, n_similar=1)
+        if not result or not 0.0 <= result[0]["escalation"]["probability"] <= 1.0:
+            raise RuntimeError("smoke prediction returned no valid probability")

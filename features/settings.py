@@ -1,0 +1,47 @@
+"""Runtime settings, read from the environment (and an optional .env file) when asked for, never at import."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+class Settings(BaseSettings):
+    """Where the registry lives, which model to serve and the service's limits."""
+
+    model_config = SettingsConfigDict(env_prefix="ESCALATION_", env_file=".env", extra="ignore", populate_by_name=True)
+
+    tracking_uri: str = Field(
+        DEFAULT_TRACKING_URI,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "ESCALATION_TRACKING_URI"),
+        description="MLflow tracking and registry store: a sqlite/database URL or a tracking server.",
+    )
+    model_name: str = Field("escalation-router", description="Registered model name.")
+    model_alias: str = Field("champion", description="Registry alias that serving follows.")
+    experiment: str = Field("escalation-router", description="MLflow experiment for training runs.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_batch_size: int = Field(100, ge=1, le=10_000, description="Most tickets in one batch request.")
+    max_text_chars: int = Field(20_000, ge=100, description="Longest subject+body+messages accepted.")
+    top_k: int = Field(3, ge=1, le=20, description="Targets returned per suggestion.")
+    n_similar: int = Field(3, ge=0, le=20, description="Similar past tickets returned per suggestion.")
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_file_store(cls, value: str) -> str:
+        if value.startswith("file:") or "://" not in value:
+            raise ValueError(
+                f"{value!r} is a plain file store, which is not supported: "
+                "use a database URL such as sqlite:///mlflow.db or an http(s) tracking server"
+            )
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own Settings instead)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Serving side: the FastAPI app, its schemas and the champion loader. It never imports `training`."""

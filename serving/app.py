@@ -1,0 +1,158 @@
+"""The FastAPI app: loads the champion once at start-up and serves explained escalation suggestions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from features.clean import join_parts
+from features.settings import Settings, get_settings
+from serving.model_store import LoadedModel, ModelUnavailable, load_champion
+from serving.schemas import (
+    BatchIn,
+    BatchOut,
+    ErrorOut,
+    Health,
+    ModelInfo,
+    ModelRef,
+    Readiness,
+    SuggestionOut,
+    TicketIn,
+)
+
+log = logging.getLogger(__name__)
+NO_MODEL = "no model loaded"
+ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorOut}, 503: {"model": ErrorOut}}
+
+
+def get_model(request: Request) -> LoadedModel:
+    """The loaded champion, or 503 while there is none."""
+    model: LoadedModel | None = request.app.state.model
+    if model is None:
+        raise HTTPException(503, NO_MODEL)
+    return model
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+Model = Annotated[LoadedModel, Depends(get_model)]
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+def _invalid(loc: list[str | int], msg: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ["body", *loc], "msg": msg, "type": "value_error"}])
+
+
+def to_frame(tickets: list[TicketIn], model: LoadedModel, settings: Settings, prefix: list[str | int]) -> pd.DataFrame:
+    """Canonical tickets for the router, refusing texts longer than the configured limit."""
+    texts = []
+    for i, ticket in enumerate(tickets):
+        size = sum(len(p) for p in ticket.parts())
+        if size > settings.max_text_chars:
+            where = [*prefix, i] if prefix else []
+            raise _invalid(where, f"ticket text is {size} characters; at most {settings.max_text_chars} are accepted")
+        texts.append(join_parts(ticket.parts()))
+    frame = pd.DataFrame({"id": [t.id for t in tickets], "text": texts})
+    for name in model.router.metadata:
+        frame[name] = ["" if t.metadata.get(name) is None else str(t.metadata[name]) for t in tickets]
+    return frame
+
+
+def suggest(
+    tickets: list[TicketIn], model: LoadedModel, settings: Settings, prefix: list[str | int]
+) -> list[SuggestionOut]:
+    frame = to_frame(tickets, model, settings, prefix)
+    ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
+    results = model.router.predict(frame, top_k=settings.top_k, n_similar=settings.n_similar)
+    return [SuggestionOut(**r, model=ref) for r in results]
+
+
+def create_app(settings: Settings | None = None, loader: Callable[[Settings], LoadedModel] = load_champion) -> FastAPI:
+    """Build the app; the model is loaded in the lifespan so importing this module costs nothing."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings or get_settings()
+        app.state.model, app.state.load_error = None, None
+        try:
+            app.state.model = loader(app.state.settings)
+        except ModelUnavailable as err:
+            app.state.load_error = str(err)
+            log.error("starting without a model: %s", err)
+        yield
+
+    app = FastAPI(
+        title="Escalation router",
+        version="0.1.0",
+        summary="Whether and where to escalate a support ticket, with similar past tickets and key terms.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Keep the field and the reason; drop echoed input so huge or private texts are not sent back.
+        detail = [
+            {"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
+        return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return JSONResponse(status_code=500, content={"detail": "internal error; see the service log"})
+
+    @app.post("/v1/suggestions", response_model=SuggestionOut, responses=ERRORS, tags=["suggestions"])
+    def suggestions(ticket: TicketIn, model: Model, settings: AppSettings) -> SuggestionOut:
+        """Suggest whether and where to escalate one ticket, with explanations."""
+        return suggest([ticket], model, settings, [])[0]
+
+    @app.post("/v1/suggestions/batch", response_model=BatchOut, responses=ERRORS, tags=["suggestions"])
+    def suggestions_batch(batch: BatchIn, model: Model, settings: AppSettings) -> BatchOut:
+        """Suggestions for several tickets, answered in the same order."""
+        if len(batch.tickets) > settings.max_batch_size:
+            raise _invalid(["tickets"], f"{len(batch.tickets)} tickets; at most {settings.max_batch_size} per batch")
+        return BatchOut(results=suggest(batch.tickets, model, settings, ["tickets"]))
+
+    @app.get("/v1/model", response_model=ModelInfo, responses=ERRORS, tags=["model"])
+    def model_info(model: Model) -> ModelInfo:
+        """The served version, its holdout metrics and the targets it can suggest."""
+        router = model.router
+        return ModelInfo(
+            name=model.name,
+            version=model.version,
+            alias=model.alias,
+            embedding_model=router.embedding_model,
+            targets=[{"target": t, "kind": router.kinds[t]} for t in router.targets],
+            first_line=router.first_line,
+            pooled_as_other=router.pooled,
+            thresholds={"escalate": router.thresholds.escalate, "resolve_first": router.thresholds.resolve_first},
+            target_precision=router.thresholds.target_precision,
+            metrics=router.metrics,
+            training={k: v for k, v in router.info.items() if isinstance(v, str | int | float)},
+        )
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        """The process is up."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}}, tags=["health"])
+    def readyz(request: Request) -> Any:
+        """Ready once a model is loaded; 503 with the reason before."""
+        model: LoadedModel | None = request.app.state.model
+        if model is None:
+            body = Readiness(status="not_ready", detail=request.app.state.load_error or NO_MODEL)
+            return JSONResponse(status_code=503, content=body.model_dump())
+        return Readiness(status="ready", model=ModelRef(name=model.name, version=model.version, alias=model.alias))
+
+    return app

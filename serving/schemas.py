@@ -1,0 +1,149 @@
+"""Request and response schemas of the HTTP API (the OpenAPI page documents them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MetadataValue = str | int | float | bool | None
+
+
+class Message(BaseModel):
+    """One message of the conversation so far."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    author: str = Field("", max_length=200, examples=["customer"])
+    text: str = Field(max_length=100_000)
+    time: datetime | None = None
+
+
+class TicketIn(BaseModel):
+    """A ticket the agent is reading: at least a subject, a body or one message with text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=200, examples=["T-1042"])
+    subject: str = Field("", max_length=100_000, examples=["Charged twice"])
+    body: str = Field("", max_length=100_000, examples=["I was charged twice for my plan this month."])
+    messages: list[Message] = Field(default_factory=list, max_length=500)
+    metadata: dict[str, MetadataValue] = Field(
+        default_factory=dict, max_length=100, examples=[{"channel": "email", "customer_tier": "premium"}]
+    )
+
+    @model_validator(mode="after")
+    def _has_text(self) -> TicketIn:
+        if not (self.subject.strip() or self.body.strip() or any(m.text.strip() for m in self.messages)):
+            raise ValueError("the ticket has no text: give a non-empty subject, body or message")
+        return self
+
+    def parts(self) -> list[str]:
+        return [self.subject, self.body, *(m.text for m in self.messages)]
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tickets: list[TicketIn] = Field(min_length=1)
+
+
+class Thresholds(BaseModel):
+    escalate: float
+    resolve_first: float
+
+
+class Escalation(BaseModel):
+    """Whether to escalate: calibrated probability, the decision and the threshold that applied."""
+
+    probability: float = Field(ge=0, le=1)
+    decision: Literal["escalate", "resolve_first", "uncertain"]
+    threshold: float
+    thresholds: Thresholds
+
+
+class Suggestion(BaseModel):
+    """A target ranked by P(target | escalation)."""
+
+    target: str
+    kind: Literal["functional", "hierarchical"]
+    probability: float = Field(ge=0, le=1)
+
+
+class SimilarTicket(BaseModel):
+    """A resolved past ticket like this one, and how it ended."""
+
+    id: str
+    similarity: float
+    target: str
+    kind: Literal["first_line", "functional", "hierarchical"]
+    snippet: str
+    resolution: str | None = None
+
+
+class KeyTerm(BaseModel):
+    """A word (field 'text') or metadata value of this ticket that pushed the prediction `towards` something."""
+
+    term: str
+    field: str
+    weight: float
+    towards: str
+
+
+class Explanation(BaseModel):
+    similar_tickets: list[SimilarTicket]
+    key_terms: list[KeyTerm]
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    alias: str
+
+
+class SuggestionOut(BaseModel):
+    id: str | None
+    escalation: Escalation
+    suggestions: list[Suggestion]
+    explanation: Explanation
+    model: ModelRef
+
+
+class BatchOut(BaseModel):
+    results: list[SuggestionOut]
+
+
+class TargetInfo(BaseModel):
+    target: str
+    kind: Literal["functional", "hierarchical"]
+
+
+class ModelInfo(BaseModel):
+    """The served version: where it came from, how it scored on its holdout, what it can suggest."""
+
+    name: str
+    version: str
+    alias: str
+    embedding_model: str
+    targets: list[TargetInfo]
+    first_line: list[str]
+    pooled_as_other: dict[str, int]
+    thresholds: Thresholds
+    target_precision: float
+    metrics: dict[str, float]
+    training: dict[str, str | int | float]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    model: ModelRef | None = None
+    detail: str | None = None
+
+
+class ErrorOut(BaseModel):
+    detail: str | list[dict[str, object]]

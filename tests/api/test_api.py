@@ -1,0 +1,146 @@
+"""The HTTP contract: suggestions with explanations, batch order, model info, health, and clean errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from features.settings import Settings
+from serving.app import create_app
+from tests.conftest import Trained, ticket
+
+
+def test_suggestion_contract(client: TestClient) -> None:
+    response = client.post("/v1/suggestions", json=ticket())
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == "T-test-1"
+    esc = body["escalation"]
+    assert 0 <= esc["probability"] <= 1 and esc["decision"] == "escalate"
+    assert esc["threshold"] == esc["thresholds"]["escalate"]
+    assert len(body["suggestions"]) == 3 and body["suggestions"][0] == {
+        "target": "billing",
+        "kind": "functional",
+        "probability": body["suggestions"][0]["probability"],
+    }
+    probs = [s["probability"] for s in body["suggestions"]]
+    assert probs == sorted(probs, reverse=True)
+    similar = body["explanation"]["similar_tickets"]
+    assert len(similar) == 3 and all(s["snippet"] and -1 <= s["similarity"] <= 1 for s in similar)
+    assert "billing" in {s["target"] for s in similar}
+    assert body["explanation"]["key_terms"]
+    assert body["model"] == {"name": "escalation-router", "version": "1", "alias": "champion"}
+
+
+def test_messages_and_metadata_count(client: TestClient) -> None:
+    calm = client.post("/v1/suggestions", json=ticket(body="", subject="Refund for double charge")).json()
+    angry = client.post(
+        "/v1/suggestions",
+        json=ticket(
+            body="",
+            subject="Refund for double charge",
+            messages=[
+                {
+                    "author": "customer",
+                    "text": "This is the third time I am contacting you about this.",
+                    "time": "2026-11-01T10:00:00Z",
+                },
+                {"author": "customer", "text": "My lawyer will be in touch."},
+            ],
+        ),
+    ).json()
+    manager = lambda r: next((s["probability"] for s in r["suggestions"] if s["target"] == "support-manager"), 0)  # noqa: E731
+    assert manager(angry) > manager(calm)
+
+
+def test_batch_keeps_order(client: TestClient) -> None:
+    tickets = [
+        ticket(id="a"),
+        ticket(id="b", subject="Error 500", body="The dashboard shows error 500."),
+        ticket(id="c", subject="Password reset", body="I forgot my password."),
+    ]
+    response = client.post("/v1/suggestions/batch", json={"tickets": tickets})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["id"] for r in results] == ["a", "b", "c"]
+    assert results[1]["suggestions"][0]["target"] == "engineering"
+    single = client.post("/v1/suggestions", json=tickets[1]).json()
+    assert single["escalation"] == results[1]["escalation"]
+
+
+def test_model_info(client: TestClient, trained: Trained) -> None:
+    info = client.get("/v1/model").json()
+    assert info["version"] == "1" and info["alias"] == "champion"
+    assert {"target": "support-manager", "kind": "hierarchical"} in info["targets"]
+    assert info["metrics"]["target_top1_accuracy"] == pytest.approx(trained.result.metrics["target_top1_accuracy"])
+    assert info["training"]["run_id"] == trained.result.run_id
+    assert info["first_line"] == ["service-desk"]
+
+
+def test_health_and_ready(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["model"]["version"] == "1"
+
+
+def _fields(response) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return [tuple(d["loc"]) for d in response.json()["detail"]]
+
+
+@pytest.mark.parametrize(
+    ("payload", "loc", "message"),
+    [
+        ({"subject": "", "body": "  "}, ("body",), "the ticket has no text"),
+        ({"body": 42}, ("body", "body"), "valid string"),
+        ({"subject": ["a"]}, ("body", "subject"), "valid string"),
+        ({"body": "x", "messages": [{"author": "c"}]}, ("body", "messages", 0, "text"), "Field required"),
+        ({"body": "x", "metadata": {"channel": {"nested": 1}}}, ("body", "metadata", "channel"), ""),
+        ({"body": "x", "priority": "high"}, ("body", "priority"), "Extra inputs are not permitted"),
+        ({"body": "x" * 20_001}, ("body",), "at most 20000 are accepted"),
+    ],
+)
+def test_bad_tickets_get_422_naming_the_field(client: TestClient, payload: dict, loc: tuple, message: str) -> None:
+    response = client.post("/v1/suggestions", json=payload)
+    assert response.status_code == 422
+    assert loc in _fields(response) or any(f[: len(loc)] == loc for f in _fields(response))
+    assert message in " ".join(d["msg"] for d in response.json()["detail"])
+    assert "x" * 100 not in response.text  # the input is not echoed back
+
+
+def test_not_json_is_422(client: TestClient) -> None:
+    response = client.post("/v1/suggestions", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_batch_limits(client: TestClient) -> None:
+    too_many = client.post("/v1/suggestions/batch", json={"tickets": [ticket()] * 101})
+    assert too_many.status_code == 422 and "at most 100 per batch" in too_many.text
+    assert ("body", "tickets") in _fields(too_many)
+    empty = client.post("/v1/suggestions/batch", json={"tickets": []})
+    assert empty.status_code == 422 and ("body", "tickets") in _fields(empty)
+    bad_item = client.post("/v1/suggestions/batch", json={"tickets": [ticket(), {"body": ""}]})
+    assert bad_item.status_code == 422 and ("body", "tickets", 1) in _fields(bad_item)
+
+
+@pytest.fixture
+def empty_store_client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}"))) as c:
+        yield c
+
+
+def test_no_model_is_503_with_a_clear_message(empty_store_client: TestClient) -> None:
+    response = empty_store_client.post("/v1/suggestions", json=ticket())
+    assert response.status_code == 503 and response.json() == {"detail": "no model loaded"}
+    assert empty_store_client.get("/v1/model").status_code == 503
+    ready = empty_store_client.get("/readyz")
+    assert ready.status_code == 503 and "run `escalation train` first" in ready.json()["detail"]
+    assert empty_store_client.get("/healthz").status_code == 200
+
+
+def test_openapi_documents_every_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/suggestions", "/v1/suggestions/batch", "/v1/model", "/healthz", "/readyz"} <= set(paths)
+    assert "422" in paths["/v1/suggestions"]["post"]["responses"]

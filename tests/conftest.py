@@ -1,0 +1,64 @@
+"""Shared fixtures: a small seeded export, a temporary sqlite MLflow store and one real trained champion."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from features.settings import Settings
+from training.sample_data import write_sample
+from training.train import TrainResult, train
+
+ROWS = 900  # enough for every team to pass min_examples, small enough to embed in seconds
+
+
+@dataclass
+class Trained:
+    settings: Settings
+    data: Path
+    config: Path
+    result: TrainResult
+    store: Path
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(tickets.csv, config.yaml) of a small seeded sample export."""
+    return write_sample(tmp_path_factory.mktemp("sample"), rows=ROWS, seed=11)
+
+
+def store_settings(folder: Path) -> Settings:
+    return Settings(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="session")
+def trained(sample: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """One real training run on the real embedding model, registered in a temporary sqlite store."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    settings = store_settings(folder)
+    data, config = sample
+    return Trained(settings, data, config, train(data, config, settings, progress=False), folder / "mlflow.db")
+
+
+@pytest.fixture(scope="session")
+def client(trained: Trained) -> Iterator[TestClient]:
+    from serving.app import create_app
+
+    with TestClient(create_app(trained.settings)) as test_client:
+        yield test_client
+
+
+def ticket(**overrides: object) -> dict[str, object]:
+    """A valid API ticket; override any field."""
+    body: dict[str, object] = {
+        "id": "T-test-1",
+        "subject": "Charged twice",
+        "body": "I was charged twice for the Team plan this month, $49.00 each time. Please refund one.",
+        "metadata": {"channel": "email", "customer_tier": "standard"},
+    }
+    body.update(overrides)
+    return body

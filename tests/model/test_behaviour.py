@@ -1,0 +1,69 @@
+"""Behavioural tests on the trained model: minimum functionality, invariance and direction."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features.router import EscalationRouter
+from tests.conftest import Trained
+from training.register import load_router
+
+
+@pytest.fixture(scope="module")
+def router(trained: Trained) -> EscalationRouter:
+    return load_router(trained.settings, trained.result.version)
+
+
+def _one(router: EscalationRouter, text: str, tier: str = "standard", channel: str = "email") -> dict:
+    frame = pd.DataFrame({"id": ["t"], "text": [text], "channel": [channel], "customer_tier": [tier]})
+    return router.predict(frame, top_k=3, n_similar=3)[0]
+
+
+def _prob(result: dict, target: str) -> float:
+    return next((s["probability"] for s in result["suggestions"] if s["target"] == target), 0.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "team"),
+    [
+        ("I was charged twice for the Business plan this month. Please refund one payment.", "billing"),
+        ("The dashboard shows error 500 and the app crashes when I open a project.", "engineering"),
+        ("Someone logged into my account from another country, please secure it.", "security"),
+        ("Our Salesforce integration fails with INVALID_SESSION_ID since Monday.", "integrations"),
+    ],
+)
+def test_obvious_tickets_go_to_the_obvious_team(router: EscalationRouter, text: str, team: str) -> None:
+    result = _one(router, text)
+    assert result["suggestions"][0]["target"] == team
+    assert result["escalation"]["decision"] == "escalate"
+
+
+def test_password_reset_stays_with_the_first_line(router: EscalationRouter) -> None:
+    result = _one(router, "I forgot my password and the reset email never arrived.")
+    assert result["escalation"]["decision"] == "resolve_first"
+    assert result["explanation"]["similar_tickets"][0]["target"] == "service-desk"
+    assert result["explanation"]["similar_tickets"][0]["resolution"]
+
+
+def test_customer_name_does_not_change_the_team(router: EscalationRouter) -> None:
+    base = "I was charged twice for the Team plan. Please refund one. Regards from {name} at Acme"
+    teams = {
+        _one(router, base.format(name=n))["suggestions"][0]["target"]
+        for n in ("Anna Schmidt", "Kenji Sato", "Omar Haddad")
+    }
+    assert teams == {"billing"}
+
+
+def test_legal_threat_raises_hierarchical_escalation(router: EscalationRouter) -> None:
+    text = "I was charged twice for the Team plan this month. Please refund one."
+    before = _one(router, text)
+    after = _one(router, text + " If this is not fixed I will take legal action, my lawyer will be in touch.")
+    assert _prob(after, "support-manager") > _prob(before, "support-manager") + 0.2
+    assert after["suggestions"][0]["kind"] == "hierarchical"
+
+
+def test_key_terms_name_the_words_that_pushed(router: EscalationRouter) -> None:
+    result = _one(router, "Our webhook endpoint stopped receiving events, the delivery log shows 429 errors.")
+    terms = {(k["term"], k["towards"]) for k in result["explanation"]["key_terms"]}
+    assert any("webhook" in t for t, towards in terms if towards == "integrations"), terms

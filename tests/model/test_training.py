@@ -1,0 +1,82 @@
+"""A real training run: what it logs to MLflow, what it registers, and when `champion` moves."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from features.router import EscalationRouter
+from tests.conftest import Trained
+from training.register import load_router
+from training.train import train
+
+
+def test_run_logs_params_metrics_and_artefacts(trained: Trained) -> None:
+    client = MlflowClient(trained.settings.tracking_uri)
+    run = client.get_run(trained.result.run_id)
+    params, metrics = run.data.params, run.data.metrics
+    assert params["model.embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert len(params["data_fingerprint"]) == 64
+    assert int(params["train_rows"]) + int(params["holdout_rows"]) == int(params["rows"]) == 900
+    assert params["holdout"] == "newest" and params["columns.target"] == "resolved_by"
+    for name in (
+        "escalation_roc_auc",
+        "escalation_average_precision",
+        "escalation_recall_at_threshold",
+        "target_top1_accuracy",
+        "target_top3_accuracy",
+        "target_macro_f1",
+    ):
+        assert 0.0 <= metrics[name] <= 1.0, name
+    artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/confusion_matrix.png", "evaluation/metrics.json", "evaluation/per_target.json"} <= artefacts
+    logged = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/evaluation/metrics.json"))
+    assert logged["target_top1_accuracy"] == metrics["target_top1_accuracy"]
+
+
+def test_model_is_registered_with_champion_alias_and_signature(trained: Trained) -> None:
+    client = MlflowClient(trained.settings.tracking_uri, trained.settings.tracking_uri)
+    champion = client.get_model_version_by_alias("escalation-router", "champion")
+    assert str(champion.version) == trained.result.version == "1"
+    assert trained.result.promoted and "no champion existed" in trained.result.reason
+    assert trained.result.run_id in champion.description
+    mlflow.set_tracking_uri(trained.settings.tracking_uri)
+    mlflow.set_registry_uri(trained.settings.tracking_uri)
+    info = mlflow.models.get_model_info("models:/escalation-router@champion")
+    assert {c.name for c in info.signature.inputs} >= {"id", "text", "channel", "customer_tier"}
+    assert {c.name for c in info.signature.outputs} >= {"escalation_probability", "decision", "top_target"}
+    model = mlflow.pyfunc.load_model("models:/escalation-router@champion")
+    out = model.predict(pd.DataFrame({"text": ["I was charged twice, please refund"], "channel": ["email"]}))
+    assert out.loc[0, "top_target"] == "billing"
+    assert json.loads(out.loc[0, "result_json"])["suggestions"][0]["target"] == "billing"
+
+
+def test_artefact_carries_what_serving_needs(trained: Trained) -> None:
+    router = load_router(trained.settings, trained.result.version)
+    assert isinstance(router, EscalationRouter)
+    assert router.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert router.kinds["support-manager"] == "hierarchical" and router.kinds["billing"] == "functional"
+    assert router.first_line == ["service-desk"] and "service-desk" not in router.targets
+    assert 0 < router.thresholds.resolve_first <= router.thresholds.escalate <= 1
+    assert len(router.index.ids) == int(0.8 * 900) and router.index.vectors.shape[1] == 384
+    assert router.index.resolutions is not None
+    assert router.metrics == trained.result.metrics
+
+
+def test_holdout_quality_on_sample(trained: Trained) -> None:
+    m = trained.result.metrics
+    assert m["escalation_average_precision"] > 0.9
+    assert m["target_top1_accuracy"] > 0.8 and m["target_top3_accuracy"] > 0.93
+
+
+def test_same_data_does_not_replace_champion(trained: Trained) -> None:
+    again = train(trained.data, trained.config, trained.settings, progress=False)
+    assert again.version == "2" and not again.promoted
+    assert again.metrics == trained.result.metrics  # same data, same seed: same model
+    client = MlflowClient(trained.settings.tracking_uri, trained.settings.tracking_uri)
+    assert str(client.get_model_version_by_alias("escalation-router", "champion").version) == "1"
+    tag = client.get_model_version("escalation-router", "2").tags["promotion"]
+    assert tag.startswith("kept champion v1: routing_score")

