@@ -28,12 +28,12 @@ def derive_labels(resolvers: list[str] | np.ndarray, teams: Teams, min_examples:
     resolvers = np.asarray(resolvers, dtype=object).astype(str)
     escalate = np.array([teams.kind(r) != "first_line" for r in resolvers], dtype=bool)
     counts = Counter(resolvers[escalate])
-    pooled = {t: n for t, n in sorted(counts.items()) if n < min_examples}
+    pooled = {str(t): int(n) for t, n in sorted(counts.items()) if n < min_examples}
     target = np.array(
         ["" if not e else (OTHER if r in pooled else r) for r, e in zip(resolvers, escalate, strict=True)],
         dtype=object,
     )
-    kept = sorted(t for t in counts if t not in pooled)
+    kept = sorted(str(t) for t in counts if t not in pooled)
     targets = kept + ([OTHER] if pooled else [])
     kinds = {t: ("functional" if t == OTHER else teams.kind(t)) for t in targets}
     return Labels(escalate, target, targets, kinds, pooled)

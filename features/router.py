@@ -139,15 +139,18 @@ class EscalationRouter:
         tgt = (coef[cls, cols] - coef[:, cols].mean(axis=0)) * vals
         found: list[dict[str, Any]] = []
         for towards, contrib in (("escalation", esc), (self.targets[target], tgt)):
+            seen: set[str] = set()  # words already shown, so overlapping n-grams do not repeat them
             kept = 0
             for i in np.argsort(-np.abs(contrib)):
                 if kept == n or abs(contrib[i]) < 1e-3:
                     break
                 source, term = self.lexical.names_[cols[i]]
-                if (towards != "escalation" and contrib[i] <= 0) or (
-                    source == "text" and all(w in ENGLISH_STOP_WORDS for w in term.split())
-                ):
-                    continue  # function words carry signal in bigrams but explain nothing to an agent
+                words = set(term.split()) if source == "text" else {f"{source}={term}"}
+                content = words - ENGLISH_STOP_WORDS
+                # function words carry signal inside bigrams but explain nothing to an agent
+                if (towards != "escalation" and contrib[i] <= 0) or not content or content & seen:
+                    continue
+                seen |= content
                 found.append({"term": term, "field": source, "weight": round(float(contrib[i]), 4), "towards": towards})
                 kept += 1
         return found
