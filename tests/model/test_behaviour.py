@@ -67,3 +67,11 @@ def test_key_terms_name_the_words_that_pushed(router: EscalationRouter) -> None:
     result = _one(router, "Our webhook endpoint stopped receiving events, the delivery log shows 429 errors.")
     terms = {(k["term"], k["towards"]) for k in result["explanation"]["key_terms"]}
     assert any("webhook" in t for t, towards in terms if towards == "integrations"), terms
+
+
+def test_key_terms_do_not_repeat_words(router: EscalationRouter) -> None:
+    result = _one(router, "This is the third time I am contacting you about the double charge. Still no answer.")
+    for towards in {k["towards"] for k in result["explanation"]["key_terms"]}:
+        words = [w for k in result["explanation"]["key_terms"] if k["towards"] == towards for w in k["term"].split()]
+        content = [w for w in words if w not in {"i", "am", "the", "you", "is", "no"}]
+        assert len(content) == len(set(content)), (towards, words)
