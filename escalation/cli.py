@@ -132,6 +132,44 @@ def predict(
 
 @app.command()
 @friendly
+def benchmark(
+    data: DataOpt,
+    config: ConfigOpt,
+    name: Annotated[str, typer.Option(help="Results go to bench/results/quality_NAME.{md,json}.")] = "run",
+    folds: Annotated[int, typer.Option(min=2, max=20, help="Stratified cross-validation folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the fold split.")] = 42,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            help="A product column: 'NAME' or 'NAME:key=value,key=value' with dotted config keys "
+            "(e.g. 'balanced:model.class_weight=balanced'). Repeat for several; default one 'product' column.",
+        ),
+    ] = None,
+    baselines: Annotated[bool, typer.Option(help="Include the baseline columns.")] = True,
+    output: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("bench/results"),
+    progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+) -> None:
+    """Cross-validate baselines and the product on the same folds; print, save and log the table to MLflow."""
+    from training.benchmark import log_to_mlflow, run_benchmark, write_results
+
+    variants: dict[str, dict[str, str]] = {}
+    for spec in variant or ["product"]:
+        label, _, sets = spec.partition(":")
+        pairs = [kv.split("=", 1) for kv in sets.split(",") if kv]
+        if any(len(p) != 2 for p in pairs):
+            raise typer.BadParameter(f"{spec!r}: expected NAME:key=value,...", param_hint="--variant")
+        variants[label] = dict(pairs)  # type: ignore[arg-type]
+    settings = _settings()
+    result = run_benchmark(data, config, folds, seed, variants, baselines=baselines, progress=progress,
+                           log=typer.echo)
+    files = write_results(result, output, name)
+    run_id = log_to_mlflow(result, name, settings.tracking_uri, files)
+    typer.echo(f"\n{result.table()}\n\nwrote {files[0]} and {files[1]}; MLflow run {run_id}")
+
+
+@app.command()
+@friendly
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,

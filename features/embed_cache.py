@@ -1,0 +1,63 @@
+"""Embeddings cached by content hash and model, so retraining and benchmarks embed only new texts."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from features.embed import embed_texts
+
+
+def _key(reference: str, max_seq_length: int | None, text: str) -> str:
+    return hashlib.sha256(f"{reference}\x00{max_seq_length}\x00{text}".encode()).hexdigest()
+
+
+class EmbeddingCache:
+    """A sqlite file of float32 vectors keyed by sha256(model, max length, text)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("create table if not exists vectors (key text primary key, vec blob not null)")
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def embed(
+        self,
+        texts: list[str],
+        reference: str,
+        max_seq_length: int | None = None,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, int]:
+        """Vectors for `texts` (cached ones reused, new ones embedded and stored) and how many were reused."""
+        keys = [_key(reference, max_seq_length, t) for t in texts]
+        if not keys:
+            return embed_texts([], reference, max_seq_length), 0
+        found: dict[str, np.ndarray] = {}
+        with self._connect() as db:
+            unique = list(dict.fromkeys(keys))
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                rows = db.execute(
+                    f"select key, vec from vectors where key in ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            first_text = {k: t for k, t in zip(keys, texts, strict=True)}
+            new = embed_texts([first_text[k] for k in missing], reference, max_seq_length, batch_size, progress)
+            with self._connect() as db:
+                db.executemany(
+                    "insert or replace into vectors values (?, ?)",
+                    [(k, v.astype(np.float32).tobytes()) for k, v in zip(missing, new, strict=True)],
+                )
+            found.update(zip(missing, new, strict=True))
+        fresh = set(missing)
+        reused = sum(1 for k in keys if k not in fresh)
+        return np.vstack([found[k] for k in keys]).astype(np.float32), reused

@@ -1,0 +1,306 @@
+"""Side-by-side quality benchmark: the same stratified folds for baselines and the product's pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import psutil
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_union
+from tqdm.auto import tqdm
+
+from features.config import RouterConfig, load_config, parse_config
+from features.data import read_export, to_tickets
+from features.embed_cache import EmbeddingCache
+from features.labels import derive_labels
+from training.fit import fit_router
+from training.validate import check_columns
+
+
+@dataclass
+class Fold:
+    """What every model sees of one fold: tickets (cleaned), raw texts, embeddings and labels."""
+
+    tickets: pd.DataFrame
+    raw_text: np.ndarray
+    embeddings: np.ndarray
+    escalate: np.ndarray
+    resolver: np.ndarray
+
+
+class Candidate(Protocol):
+    name: str
+
+    def fit(self, fold: Fold) -> Candidate: ...
+
+    def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Escalation scores and target probabilities with their column names."""
+        ...
+
+
+class MostFrequent:
+    """Always the most frequent answer: the floor every model must clear."""
+
+    name = "most frequent target"
+
+    def fit(self, fold: Fold) -> MostFrequent:
+        self.rate_ = float(fold.escalate.mean())
+        counts = pd.Series(fold.resolver[fold.escalate]).value_counts(normalize=True)
+        self.classes_, self.prior_ = list(counts.index), counts.to_numpy()
+        return self
+
+    def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        n = len(fold.escalate)
+        return np.full(n, self.rate_), np.tile(self.prior_, (n, 1)), self.classes_
+
+
+class LinearBaseline:
+    """Logistic regression with library defaults, on TF-IDF of the raw text or on the embedding."""
+
+    def __init__(self, name: str, features: str):
+        self.name, self.features = name, features
+
+    def _x(self, fold: Fold, fit: bool = False) -> Any:
+        if self.features == "embedding":
+            return fold.embeddings
+        if fit:
+            self.vec_ = make_union(
+                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
+            ).fit(fold.raw_text)
+        return self.vec_.transform(fold.raw_text)
+
+    def fit(self, fold: Fold) -> LinearBaseline:
+        X = self._x(fold, fit=True)
+        self.esc_ = LogisticRegression(max_iter=1000).fit(X, fold.escalate)
+        esc = fold.escalate
+        self.tgt_ = LogisticRegression(max_iter=1000).fit(X[esc], fold.resolver[esc])
+        return self
+
+    def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        X = self._x(fold)
+        return self.esc_.predict_proba(X)[:, 1], self.tgt_.predict_proba(X), list(self.tgt_.classes_)
+
+
+class Product:
+    """The product's own pipeline (training.fit.fit_router) with the config's settings."""
+
+    def __init__(self, name: str, config: RouterConfig):
+        self.name, self.config = name, config
+
+    def fit(self, fold: Fold) -> Product:
+        labels = derive_labels(fold.resolver, self.config.teams, self.config.min_examples)
+        self.router_ = fit_router(fold.tickets, fold.embeddings, labels, self.config, progress=False)
+        return self
+
+    def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        p_esc, p_tgt, _, _ = self.router_.score(fold.tickets, fold.embeddings)
+        return p_esc, p_tgt, list(self.router_.targets)
+
+
+def recall_at_precision(y: np.ndarray, p: np.ndarray, precision: float = 0.9) -> float:
+    prec, rec, _ = precision_recall_curve(y, p)
+    ok = rec[prec >= precision]
+    return float(ok.max()) if len(ok) else 0.0
+
+
+def score(y_esc: np.ndarray, p_esc: np.ndarray, truth: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """The issue's metrics: escalation ranking on all tickets, target ranking on escalated ones."""
+    ranked = np.argsort(-proba, axis=1)
+    names = np.asarray(classes, dtype=object)
+    top1 = names[ranked[:, 0]]
+    top3 = names[ranked[:, :3]]
+    labels = sorted(set(truth))
+    return {
+        "escalation_roc_auc": float(roc_auc_score(y_esc, p_esc)),
+        "escalation_average_precision": float(average_precision_score(y_esc, p_esc)),
+        "escalation_recall_at_p90": recall_at_precision(y_esc, p_esc, 0.9),
+        "target_top1_accuracy": float((top1 == truth).mean()),
+        "target_top3_accuracy": float((top3 == truth[:, None]).any(axis=1).mean()),
+        "target_macro_f1": float(f1_score(truth, top1, labels=labels, average="macro", zero_division=0)),
+    }
+
+
+class PeakMemory:
+    """Peak RSS growth (MB) of this process while the block runs, sampled every 20 ms."""
+
+    def __enter__(self) -> PeakMemory:
+        self.proc = psutil.Process(os.getpid())
+        self.start = self.peak = self.proc.memory_info().rss
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.02)
+
+    def __exit__(self, *exc: object) -> None:
+        self.running = False
+        self.thread.join()
+        self.mb = (self.peak - self.start) / 2**20
+
+
+@dataclass
+class BenchmarkResult:
+    rows: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> str:
+        cols = [("model", "model", "{}"), ("escalation_average_precision", "esc. AP", "{:.3f}"),
+                ("escalation_roc_auc", "esc. ROC-AUC", "{:.3f}"), ("escalation_recall_at_p90", "recall @ P90", "{:.3f}"),
+                ("target_top1_accuracy", "team top-1", "{:.3f}"), ("target_top3_accuracy", "team top-3", "{:.3f}"),
+                ("target_macro_f1", "team macro-F1", "{:.3f}"), ("fit_seconds", "fit s/fold", "{:.1f}"),
+                ("predict_ms_per_ticket", "predict ms/ticket", "{:.2f}"), ("peak_memory_mb", "peak MB", "{:.0f}")]
+        lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
+        for row in self.rows:
+            lines.append("| " + " | ".join(fmt.format(row[key]) for key, _, fmt in cols) + " |")
+        return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "code_version": commit or "unknown"}
+
+
+def with_overrides(config: RouterConfig, overrides: dict[str, str]) -> RouterConfig:
+    """A copy of the config with dotted keys set (`model.class_weight=balanced`), validated again."""
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node[key]
+        node[leaf] = None if value in ("null", "none", "None") else value
+    return parse_config(data, "benchmark overrides")
+
+
+def run_benchmark(
+    data: str | Path, config_path: str | Path, folds: int = 5, seed: int = 42,
+    variants: dict[str, dict[str, str]] | None = None, cache: str | Path = ".cache/embeddings.sqlite",
+    baselines: bool = True, progress: bool = True, log: Callable[[str], None] = print,
+) -> BenchmarkResult:
+    """Cross-validate every candidate on the same folds and return one row per candidate."""
+    config = load_config(config_path)
+    raw = read_export(data)
+    check_columns(raw, config, data)
+    tickets = to_tickets(raw, config)
+    keep = (tickets["text"].str.strip() != "") & (tickets["target"] != "")
+    tickets, raw = tickets[keep].reset_index(drop=True), raw[keep.to_numpy()].reset_index(drop=True)
+    raw_text = raw[config.columns.text].astype(str).agg(" ".join, axis=1).to_numpy(dtype=str)
+    resolver = tickets["target"].to_numpy(dtype=str)
+    escalate = np.array([config.teams.kind(r) != "first_line" for r in resolver])
+    opts = config.model
+    started = time.perf_counter()
+    embeddings, reused = EmbeddingCache(cache).embed(tickets["text"].tolist(), opts.embedding_model,
+                                                     opts.max_seq_length, opts.embed_batch_size, progress)
+    log(f"{len(tickets)} tickets; embeddings: {reused} reused from cache, {len(tickets) - reused} computed "
+        f"in {time.perf_counter() - started:.0f} s")
+
+    candidates: list[Callable[[], Candidate]] = []
+    if baselines:
+        candidates += [MostFrequent, lambda: LinearBaseline("TF-IDF (word 1-2 + char 2-5) + LR", "tfidf"),
+                       lambda: LinearBaseline("embeddings + LR", "embedding")]
+    for name, overrides in (variants or {"product": {}}).items():
+        candidates.append(lambda n=name, o=overrides: Product(n, with_overrides(config, o)))
+
+    strata = pd.Series(resolver)
+    strata = strata.where(strata.map(strata.value_counts()) >= folds, "rare").to_numpy()
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(tickets, strata))
+
+    def part(idx: np.ndarray) -> Fold:
+        return Fold(tickets.iloc[idx].reset_index(drop=True), raw_text[idx], embeddings[idx], escalate[idx], resolver[idx])
+
+    rows = []
+    for make in candidates:
+        name = make().name
+        p_esc = np.zeros(len(tickets))
+        truth_rows, proba_rows = [], []
+        fit_s = pred_s = 0.0
+        peak = 0.0
+        for train_idx, test_idx in tqdm(splits, desc=name, disable=not progress, leave=False):
+            train, test = part(train_idx), part(test_idx)
+            with PeakMemory() as mem:
+                t0 = time.perf_counter()
+                model = make().fit(train)
+                t1 = time.perf_counter()
+                esc, proba, classes = model.predict(test)
+                t2 = time.perf_counter()
+            fit_s, pred_s, peak = fit_s + t1 - t0, pred_s + t2 - t1, max(peak, mem.mb)
+            p_esc[test_idx] = esc
+            # team ranking among specialist teams only, on the tickets that were escalated
+            specialist = [i for i, c in enumerate(classes) if config.teams.kind(c) != "first_line"]
+            on = test.escalate
+            truth_rows.append(test.resolver[on])
+            proba_rows.append(pd.DataFrame(proba[on][:, specialist], columns=[classes[i] for i in specialist]))
+        proba_all = pd.concat(proba_rows, ignore_index=True).fillna(0.0)
+        row = {"model": name, **score(escalate, p_esc, np.concatenate(truth_rows), proba_all.to_numpy(),
+                                      list(proba_all.columns))}
+        row.update(fit_seconds=fit_s / folds, predict_ms_per_ticket=1000 * pred_s / len(tickets), peak_memory_mb=peak)
+        log(f"{name}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items() if isinstance(v, float)))
+        rows.append(row)
+    meta = {"data": str(data), "config": str(config_path), "tickets": len(tickets), "escalated": int(escalate.sum()),
+            "teams": len(set(resolver)), "folds": folds, "seed": seed, "embedding_model": opts.embedding_model,
+            "max_seq_length": opts.max_seq_length, "variants": variants or {"product": {}},
+            "machine": machine()}
+    return BenchmarkResult(rows, meta)
+
+
+def write_results(result: BenchmarkResult, folder: str | Path, name: str) -> tuple[Path, Path]:
+    """bench/results/quality_NAME.md and .json: the table with the data, folds and machine it ran on."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    md, js = folder / f"quality_{name}.md", folder / f"quality_{name}.json"
+    m = result.meta
+    md.write_text(
+        f"# Quality benchmark: {name}\n\n"
+        f"{m['tickets']} tickets ({m['escalated']} escalated, {m['teams']} resolvers) from `{m['data']}`, "
+        f"{m['folds']}-fold stratified cross-validation (seed {m['seed']}); embeddings {m['embedding_model']} "
+        f"(max {m['max_seq_length']} tokens), excluded from fit time.\n"
+        "Escalation metrics over all tickets; team metrics over escalated tickets, ranked among specialist teams.\n\n"
+        f"{result.table()}\n\n"
+        f"Product variants: `{json.dumps(m['variants'])}`\n\n"
+        f"Machine: {m['machine']['cpu']}, {m['machine']['cores']} cores, {m['machine']['memory_gb']} GB, "
+        f"Python {m['machine']['python']}; {m['machine']['date']}, code {m['machine']['code_version']}.\n",
+        encoding="utf-8",
+    )
+    js.write_text(json.dumps({"rows": result.rows, **m}, indent=2), encoding="utf-8")
+    return md, js
+
+
+def log_to_mlflow(result: BenchmarkResult, name: str, tracking_uri: str, files: tuple[Path, Path]) -> str:
+    """One MLflow run in experiment 'escalation-benchmark' with every row's metrics and the table."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("escalation-benchmark")
+    with mlflow.start_run(run_name=f"quality-{name}") as run:
+        mlflow.log_params({k: v for k, v in result.meta.items() if isinstance(v, str | int)})
+        for row in result.rows:
+            slug = "".join(ch if ch.isalnum() else "_" for ch in row["model"]).strip("_")[:40]
+            mlflow.log_metrics({f"{slug}.{k}": v for k, v in row.items() if isinstance(v, float)})
+        for path in files:
+            mlflow.log_artifact(str(path))
+    return run.info.run_id
