@@ -161,8 +161,7 @@ def benchmark(
             raise typer.BadParameter(f"{spec!r}: expected NAME:key=value,...", param_hint="--variant")
         variants[label] = dict(pairs)  # type: ignore[arg-type]
     settings = _settings()
-    result = run_benchmark(data, config, folds, seed, variants, baselines=baselines, progress=progress,
-                           log=typer.echo)
+    result = run_benchmark(data, config, folds, seed, variants, baselines=baselines, progress=progress, log=typer.echo)
     files = write_results(result, output, name)
     run_id = log_to_mlflow(result, name, settings.tracking_uri, files)
     typer.echo(f"\n{result.table()}\n\nwrote {files[0]} and {files[1]}; MLflow run {run_id}")

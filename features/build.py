@@ -9,14 +9,31 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import OneHotEncoder
 
+CHAR_SOURCE = "chars"
+_SEP = "\x1f"
+
+
+def _field_value(field: str, value: object) -> str:
+    """One-hot column name that splits back into (field, value) even when either holds '_'."""
+    return f"{field}{_SEP}{value}"
+
 
 class LexicalFeatures(TransformerMixin, BaseEstimator):
-    """TF-IDF over the cleaned text plus one-hot metadata fields, with readable feature names."""
+    """TF-IDF words (and character n-grams) of the cleaned text plus one-hot metadata, with feature names."""
 
-    def __init__(self, metadata: tuple[str, ...] = (), max_terms: int = 20_000, use_text: bool = True):
+    def __init__(
+        self,
+        metadata: tuple[str, ...] = (),
+        max_terms: int = 20_000,
+        use_text: bool = True,
+        char_ngrams: bool = False,
+        max_char_terms: int = 100_000,
+    ):
         self.metadata = metadata
         self.max_terms = max_terms
         self.use_text = use_text
+        self.char_ngrams = char_ngrams
+        self.max_char_terms = max_char_terms
 
     def fit(self, X: pd.DataFrame, y: object = None) -> LexicalFeatures:
         self.text_ = (
@@ -31,13 +48,31 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
             if self.use_text
             else None
         )
-        self.meta_ = OneHotEncoder(handle_unknown="ignore").fit(self._meta(X)) if self.metadata else None
+        # Host names, job names and error codes are split oddly by word tokens; character n-grams keep them.
+        self.chars_ = (
+            TfidfVectorizer(
+                analyzer="char_wb", ngram_range=(2, 5), min_df=2, max_features=self.max_char_terms, sublinear_tf=True
+            ).fit(X["text"].to_numpy(dtype=str))
+            if self.char_ngrams
+            else None
+        )
+        self.meta_ = (
+            OneHotEncoder(handle_unknown="ignore", min_frequency=2, feature_name_combiner=_field_value).fit(
+                self._meta(X)
+            )
+            if self.metadata
+            else None
+        )
         names: list[tuple[str, str]] = []
         if self.text_ is not None:
             names += [("text", t) for t in self.text_.get_feature_names_out()]
+        if self.chars_ is not None:
+            names += [(CHAR_SOURCE, t) for t in self.chars_.get_feature_names_out()]
         if self.meta_ is not None:
-            for field, cats in zip(self.metadata, self.meta_.categories_, strict=True):
-                names += [(field, str(c)) for c in cats]
+            for name in self.meta_.get_feature_names_out(list(self.metadata)):
+                field, _, value = str(name).partition(_SEP)
+                value = "(rare value)" if value == "infrequent_sklearn" else value
+                names.append((field, value))
         self.names_ = names
         return self
 
@@ -49,6 +84,8 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
         blocks = []
         if self.text_ is not None:
             blocks.append(self.text_.transform(X["text"].to_numpy(dtype=str)))
+        if self.chars_ is not None:
+            blocks.append(self.chars_.transform(X["text"].to_numpy(dtype=str)))
         if self.meta_ is not None:
             blocks.append(self.meta_.transform(self._meta(X)))
         if not blocks:

@@ -67,12 +67,22 @@ class ModelOptions(_Strict):
     max_seq_length: int | None = Field(256, ge=16, le=8192)
     embed_batch_size: int = Field(32, ge=1, le=1024)
     lexical: bool = Field(True, description="Add TF-IDF word features beside the embedding.")
-    max_terms: int = Field(20_000, ge=100, description="Vocabulary size of the lexical features.")
+    char_ngrams: bool = Field(True, description="Add TF-IDF character 2-5-grams (host names, error codes).")
+    max_terms: int = Field(50_000, ge=100, description="Vocabulary size of the word features.")
+    max_char_terms: int = Field(100_000, ge=100, description="Vocabulary size of the character n-grams.")
     embedding_weight: float = Field(1.0, gt=0, description="Scale of the embedding block next to TF-IDF.")
-    C: float = Field(4.0, gt=0, description="Inverse regularisation strength of both heads.")
+    head: Literal["linear_svm", "logistic"] = Field(
+        "linear_svm", description="Linear heads: linear_svm trains in seconds on large vocabularies."
+    )
+    C: float = Field(0.5, gt=0, description="Inverse regularisation strength of both heads.")
     class_weight: Literal["balanced"] | None = Field(
         None, description="'balanced' up-weights small teams in the target head."
     )
+    knn_k: int = Field(10, ge=1, le=200, description="Neighbours in the similar-ticket vote.")
+    knn_weight: float = Field(
+        0.3, ge=0, lt=1, description="Share of the similar-ticket vote in P(target); 0 switches the vote off."
+    )
+    knn_temperature: float = Field(0.05, gt=0, description="Softness of the vote's similarity weights.")
     calibration_folds: int = Field(5, ge=2, le=20)
 
 

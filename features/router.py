@@ -13,9 +13,12 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.linear_model import LogisticRegression
 
-from features.build import LexicalFeatures, combine
+from features.build import CHAR_SOURCE, LexicalFeatures, combine
 from features.clean import snippet
 from features.embed import embed_texts
+from features.heads import aligned_scores, blend_targets, calibrator_inputs, exact_top_k, knn_vote
+
+LinearHead = Any  # a fitted scikit-learn linear classifier: decision_function, coef_, classes_
 
 ARTEFACT_FILE = "router.joblib"
 
@@ -41,25 +44,31 @@ class Thresholds:
 
 @dataclass
 class SimilarIndex:
-    """Unit embeddings of resolved training tickets and what is shown of them."""
+    """Unit embeddings of resolved training tickets, their labels and what is shown of them."""
 
     ids: np.ndarray
     vectors: np.ndarray  # float32, unit rows
     resolvers: np.ndarray
     snippets: np.ndarray
+    escalated: np.ndarray  # bool: the first line did not resolve it
+    target_idx: np.ndarray  # int: position in the router's targets, -1 for first-line tickets
     resolutions: np.ndarray | None = None
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine similarity for each query (exact search)."""
-        k = min(k, len(self.ids))
-        if k == 0:
-            empty = np.zeros((len(queries), 0))
-            return empty.astype(int), empty
-        sims = queries @ self.vectors.T
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        order = np.take_along_axis(sims, top, axis=1).argsort(axis=1)[:, ::-1]
-        top = np.take_along_axis(top, order, axis=1)
-        return top, np.take_along_axis(sims, top, axis=1)
+        return exact_top_k(queries, self.vectors, k)
+
+
+@dataclass
+class Scored:
+    """A batch scored by the router, with what the explanations reuse."""
+
+    escalation: np.ndarray  # calibrated P(escalation)
+    targets: np.ndarray  # P(target | escalation), columns as the router's targets
+    X: sp.csr_matrix
+    embeddings: np.ndarray
+    neighbours: np.ndarray
+    similarities: np.ndarray
 
 
 @dataclass
@@ -70,15 +79,19 @@ class EscalationRouter:
     max_seq_length: int | None
     embedding_weight: float
     lexical: LexicalFeatures
-    escalation_head: LogisticRegression
-    calibrator: LogisticRegression  # Platt scaling of the escalation head's scores
-    target_head: LogisticRegression
+    escalation_head: LinearHead
+    calibrator: LogisticRegression  # Platt scaling of the head's score (and the neighbours' vote)
+    target_head: LinearHead
     targets: list[str]
     kinds: dict[str, str]
     first_line: list[str]
     metadata: list[str]
     thresholds: Thresholds
     index: SimilarIndex
+    target_temperature: float = 1.0
+    knn_k: int = 10
+    knn_weight: float = 0.0
+    knn_temperature: float = 0.05
     pooled: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
@@ -104,24 +117,25 @@ class EscalationRouter:
     def features(self, tickets: pd.DataFrame, embeddings: np.ndarray) -> sp.csr_matrix:
         return combine(self.lexical.transform(tickets), embeddings, self.embedding_weight)
 
-    def escalation_proba(self, X: sp.csr_matrix) -> np.ndarray:
-        scores = self.escalation_head.decision_function(X).reshape(-1, 1)
-        return self.calibrator.predict_proba(scores)[:, 1]
-
-    def target_proba(self, X: sp.csr_matrix) -> np.ndarray:
-        """P(target | escalated), columns in the order of `targets`."""
-        proba = self.target_head.predict_proba(X)
-        order = [list(self.target_head.classes_).index(t) for t in self.targets]
-        return proba[:, order]
-
-    def score(
-        self, tickets: pd.DataFrame, embeddings: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix, np.ndarray]:
-        """Escalation probability, target probabilities, the feature matrix and the embeddings."""
+    def score(self, tickets: pd.DataFrame, embeddings: np.ndarray | None = None, n_similar: int = 0) -> Scored:
+        """Calibrated escalation and target probabilities, blended with the nearest resolved tickets' vote."""
         if embeddings is None:
             embeddings = self.embed(tickets["text"].to_numpy(dtype=str).tolist())
         X = self.features(tickets, embeddings)
-        return self.escalation_proba(X), self.target_proba(X), X, embeddings
+        idx, sims = self.index.search(embeddings, max(self.knn_k, n_similar))
+        knn = idx[:, : self.knn_k]
+        knn_esc, knn_tgt = knn_vote(
+            sims[:, : self.knn_k],
+            self.index.escalated[knn],
+            self.index.target_idx[knn],
+            len(self.targets),
+            self.knn_temperature,
+        )
+        esc_scores = self.escalation_head.decision_function(X)
+        p_esc = self.calibrator.predict_proba(calibrator_inputs(esc_scores, knn_esc, self.knn_weight > 0))[:, 1]
+        scores = aligned_scores(self.target_head, X, self.targets)
+        p_tgt = blend_targets(scores, self.target_temperature, knn_tgt, self.knn_weight)
+        return Scored(p_esc, p_tgt, X, embeddings, idx[:, :n_similar], sims[:, :n_similar])
 
     # -- explanations ------------------------------------------------------------------------------
     def key_terms(self, row: sp.csr_matrix, target: int, n: int = 6) -> list[dict[str, Any]]:
@@ -135,8 +149,12 @@ class EscalationRouter:
         coef = self.target_head.coef_
         if coef.shape[0] == 1:  # binary target head stores one row for the second class
             coef = np.vstack([-coef, coef])
-        cls = list(self.target_head.classes_).index(self.targets[target])
-        tgt = (coef[cls, cols] - coef[:, cols].mean(axis=0)) * vals
+        classes = list(self.target_head.classes_)
+        if self.targets[target] in classes:
+            cls = classes.index(self.targets[target])
+            tgt = (coef[cls, cols] - coef[:, cols].mean(axis=0)) * vals
+        else:  # 'other' or a target only the neighbour vote knows: no words to show for it
+            tgt = np.zeros_like(esc)
         found: list[dict[str, Any]] = []
         for towards, contrib in (("escalation", esc), (self.targets[target], tgt)):
             seen: set[str] = set()  # words already shown, so overlapping n-grams do not repeat them
@@ -145,6 +163,8 @@ class EscalationRouter:
                 if kept == n or abs(contrib[i]) < 1e-3:
                     break
                 source, term = self.lexical.names_[cols[i]]
+                if source == CHAR_SOURCE:
+                    continue  # character n-grams help the model but read as noise to an agent
                 words = set(term.split()) if source == "text" else {f"{source}={term}"}
                 content = words - ENGLISH_STOP_WORDS
                 # function words carry signal inside bigrams but explain nothing to an agent
@@ -165,8 +185,9 @@ class EscalationRouter:
         """One API-shaped result per ticket: escalation decision, ranked targets and explanation."""
         if len(tickets) == 0:
             return []
-        p_esc, p_tgt, X, emb = self.score(tickets, embeddings)
-        idx, sims = self.index.search(emb, n_similar)
+        scored = self.score(tickets, embeddings, n_similar)
+        p_esc, p_tgt, X = scored.escalation, scored.targets, scored.X
+        idx, sims = scored.neighbours, scored.similarities
         results = []
         for i, ticket_id in enumerate(tickets["id"].to_numpy(dtype=object)):
             decision, threshold = self.thresholds.decide(float(p_esc[i]))
@@ -180,7 +201,7 @@ class EscalationRouter:
                         "id": str(self.index.ids[j]),
                         "similarity": round(float(s), 4),
                         "target": resolver,
-                        "kind": self.kinds.get(resolver, "first_line" if resolver in self.first_line else "functional"),
+                        "kind": self.kinds.get(resolver, "functional"),
                         "snippet": str(self.index.snippets[j]),
                         "resolution": snippet(str(resolution), 300) if resolution else None,
                     }

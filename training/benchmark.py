@@ -109,7 +109,8 @@ class Product:
         return self
 
     def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        p_esc, p_tgt, _, _ = self.router_.score(fold.tickets, fold.embeddings)
+        scored = self.router_.score(fold.tickets, fold.embeddings)
+        p_esc, p_tgt = scored.escalation, scored.targets
         return p_esc, p_tgt, list(self.router_.targets)
 
 
@@ -119,7 +120,9 @@ def recall_at_precision(y: np.ndarray, p: np.ndarray, precision: float = 0.9) ->
     return float(ok.max()) if len(ok) else 0.0
 
 
-def score(y_esc: np.ndarray, p_esc: np.ndarray, truth: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, float]:
+def score(
+    y_esc: np.ndarray, p_esc: np.ndarray, truth: np.ndarray, proba: np.ndarray, classes: list[str]
+) -> dict[str, float]:
     """The issue's metrics: escalation ranking on all tickets, target ranking on escalated ones."""
     ranked = np.argsort(-proba, axis=1)
     names = np.asarray(classes, dtype=object)
@@ -164,11 +167,18 @@ class BenchmarkResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def table(self) -> str:
-        cols = [("model", "model", "{}"), ("escalation_average_precision", "esc. AP", "{:.3f}"),
-                ("escalation_roc_auc", "esc. ROC-AUC", "{:.3f}"), ("escalation_recall_at_p90", "recall @ P90", "{:.3f}"),
-                ("target_top1_accuracy", "team top-1", "{:.3f}"), ("target_top3_accuracy", "team top-3", "{:.3f}"),
-                ("target_macro_f1", "team macro-F1", "{:.3f}"), ("fit_seconds", "fit s/fold", "{:.1f}"),
-                ("predict_ms_per_ticket", "predict ms/ticket", "{:.2f}"), ("peak_memory_mb", "peak MB", "{:.0f}")]
+        cols = [
+            ("model", "model", "{}"),
+            ("escalation_average_precision", "esc. AP", "{:.3f}"),
+            ("escalation_roc_auc", "esc. ROC-AUC", "{:.3f}"),
+            ("escalation_recall_at_p90", "recall @ P90", "{:.3f}"),
+            ("target_top1_accuracy", "team top-1", "{:.3f}"),
+            ("target_top3_accuracy", "team top-3", "{:.3f}"),
+            ("target_macro_f1", "team macro-F1", "{:.3f}"),
+            ("fit_seconds", "fit s/fold", "{:.1f}"),
+            ("predict_ms_per_ticket", "predict ms/ticket", "{:.2f}"),
+            ("peak_memory_mb", "peak MB", "{:.0f}"),
+        ]
         lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
         for row in self.rows:
             lines.append("| " + " | ".join(fmt.format(row[key]) for key, _, fmt in cols) + " |")
@@ -176,13 +186,29 @@ class BenchmarkResult:
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "code_version": commit or "unknown"}
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "code_version": commit or "unknown",
+    }
 
 
 def with_overrides(config: RouterConfig, overrides: dict[str, str]) -> RouterConfig:
@@ -198,9 +224,15 @@ def with_overrides(config: RouterConfig, overrides: dict[str, str]) -> RouterCon
 
 
 def run_benchmark(
-    data: str | Path, config_path: str | Path, folds: int = 5, seed: int = 42,
-    variants: dict[str, dict[str, str]] | None = None, cache: str | Path = ".cache/embeddings.sqlite",
-    baselines: bool = True, progress: bool = True, log: Callable[[str], None] = print,
+    data: str | Path,
+    config_path: str | Path,
+    folds: int = 5,
+    seed: int = 42,
+    variants: dict[str, dict[str, str]] | None = None,
+    cache: str | Path = ".cache/embeddings.sqlite",
+    baselines: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
 ) -> BenchmarkResult:
     """Cross-validate every candidate on the same folds and return one row per candidate."""
     config = load_config(config_path)
@@ -214,15 +246,21 @@ def run_benchmark(
     escalate = np.array([config.teams.kind(r) != "first_line" for r in resolver])
     opts = config.model
     started = time.perf_counter()
-    embeddings, reused = EmbeddingCache(cache).embed(tickets["text"].tolist(), opts.embedding_model,
-                                                     opts.max_seq_length, opts.embed_batch_size, progress)
-    log(f"{len(tickets)} tickets; embeddings: {reused} reused from cache, {len(tickets) - reused} computed "
-        f"in {time.perf_counter() - started:.0f} s")
+    embeddings, reused = EmbeddingCache(cache).embed(
+        tickets["text"].tolist(), opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress
+    )
+    log(
+        f"{len(tickets)} tickets; embeddings: {reused} reused from cache, {len(tickets) - reused} computed "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
 
     candidates: list[Callable[[], Candidate]] = []
     if baselines:
-        candidates += [MostFrequent, lambda: LinearBaseline("TF-IDF (word 1-2 + char 2-5) + LR", "tfidf"),
-                       lambda: LinearBaseline("embeddings + LR", "embedding")]
+        candidates += [
+            MostFrequent,
+            lambda: LinearBaseline("TF-IDF (word 1-2 + char 2-5) + LR", "tfidf"),
+            lambda: LinearBaseline("embeddings + LR", "embedding"),
+        ]
     for name, overrides in (variants or {"product": {}}).items():
         candidates.append(lambda n=name, o=overrides: Product(n, with_overrides(config, o)))
 
@@ -231,7 +269,9 @@ def run_benchmark(
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(tickets, strata))
 
     def part(idx: np.ndarray) -> Fold:
-        return Fold(tickets.iloc[idx].reset_index(drop=True), raw_text[idx], embeddings[idx], escalate[idx], resolver[idx])
+        return Fold(
+            tickets.iloc[idx].reset_index(drop=True), raw_text[idx], embeddings[idx], escalate[idx], resolver[idx]
+        )
 
     rows = []
     for make in candidates:
@@ -256,15 +296,26 @@ def run_benchmark(
             truth_rows.append(test.resolver[on])
             proba_rows.append(pd.DataFrame(proba[on][:, specialist], columns=[classes[i] for i in specialist]))
         proba_all = pd.concat(proba_rows, ignore_index=True).fillna(0.0)
-        row = {"model": name, **score(escalate, p_esc, np.concatenate(truth_rows), proba_all.to_numpy(),
-                                      list(proba_all.columns))}
+        row = {
+            "model": name,
+            **score(escalate, p_esc, np.concatenate(truth_rows), proba_all.to_numpy(), list(proba_all.columns)),
+        }
         row.update(fit_seconds=fit_s / folds, predict_ms_per_ticket=1000 * pred_s / len(tickets), peak_memory_mb=peak)
         log(f"{name}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items() if isinstance(v, float)))
         rows.append(row)
-    meta = {"data": str(data), "config": str(config_path), "tickets": len(tickets), "escalated": int(escalate.sum()),
-            "teams": len(set(resolver)), "folds": folds, "seed": seed, "embedding_model": opts.embedding_model,
-            "max_seq_length": opts.max_seq_length, "variants": variants or {"product": {}},
-            "machine": machine()}
+    meta = {
+        "data": str(data),
+        "config": str(config_path),
+        "tickets": len(tickets),
+        "escalated": int(escalate.sum()),
+        "teams": len(set(resolver)),
+        "folds": folds,
+        "seed": seed,
+        "embedding_model": opts.embedding_model,
+        "max_seq_length": opts.max_seq_length,
+        "variants": variants or {"product": {}},
+        "machine": machine(),
+    }
     return BenchmarkResult(rows, meta)
 
 

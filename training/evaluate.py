@@ -84,7 +84,8 @@ def evaluate(
     router: EscalationRouter, tickets: pd.DataFrame, embeddings: np.ndarray | None, labels: Labels
 ) -> Evaluation:
     """Score the router on holdout tickets whose labels were derived the same way as for training."""
-    p_esc, p_tgt, _, _ = router.score(tickets, embeddings)
+    scored = router.score(tickets, embeddings)
+    p_esc, p_tgt = scored.escalation, scored.targets
     metrics = escalation_metrics(labels.escalate, p_esc, router.thresholds)
     escalated = np.flatnonzero(labels.escalate)
     truth = np.array(

@@ -6,16 +6,19 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 
 from features.build import LexicalFeatures, combine
 from features.clean import snippet
 from features.config import RouterConfig
+from features.heads import aligned_scores, calibrator_inputs, exact_top_k, knn_vote
 from features.labels import Labels
-from features.router import EscalationRouter, SimilarIndex, Thresholds
+from features.router import EscalationRouter, LinearHead, SimilarIndex, Thresholds
 
 
 def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -> tuple[np.ndarray, np.ndarray, str]:
@@ -62,13 +65,23 @@ def choose_thresholds(y: np.ndarray, p: np.ndarray, target_precision: float) -> 
     )
 
 
-def _logistic(config: RouterConfig, balanced: bool = False) -> LogisticRegression:
-    return LogisticRegression(
-        C=config.model.C,
-        max_iter=2000,
-        class_weight="balanced" if balanced else None,
-        random_state=config.training.seed,
-    )
+def _head(config: RouterConfig, balanced: bool = False) -> LinearHead:
+    weight = "balanced" if balanced else None
+    if config.model.head == "linear_svm":
+        return LinearSVC(C=config.model.C, class_weight=weight, random_state=config.training.seed)
+    return LogisticRegression(C=config.model.C, max_iter=2000, class_weight=weight, random_state=config.training.seed)
+
+
+def _fit_temperature(scores: np.ndarray, truth: np.ndarray) -> float:
+    """The softmax temperature that minimises out-of-fold log loss of the target head's scores."""
+    rows = np.arange(len(truth))
+
+    def nll(t: float) -> float:
+        z = scores / t
+        z = z - z.max(axis=1, keepdims=True)
+        return float(-(z[rows, truth] - np.log(np.exp(z).sum(axis=1))).mean())
+
+    return float(minimize_scalar(nll, bounds=(0.01, 50.0), method="bounded").x) if len(truth) else 1.0
 
 
 def fit_router(
@@ -78,31 +91,43 @@ def fit_router(
     config: RouterConfig,
     progress: bool = True,
 ) -> EscalationRouter:
-    """Train both heads, Platt-calibrate escalation on out-of-fold scores and pick thresholds there."""
+    """Train both heads; calibrate them and pick thresholds on out-of-fold scores blended with the neighbour vote."""
     opts = config.model
     steps = tqdm(total=opts.calibration_folds + 3, desc="fitting", disable=not progress, unit="step")
-    lexical = LexicalFeatures(tuple(config.columns.metadata), opts.max_terms, opts.lexical).fit(tickets)
+    lexical = LexicalFeatures(
+        tuple(config.columns.metadata), opts.max_terms, opts.lexical, opts.char_ngrams, opts.max_char_terms
+    ).fit(tickets)
     X = combine(lexical.transform(tickets), embeddings, opts.embedding_weight)
     y = labels.escalate.astype(int)
+    targets = list(labels.targets)
+    target_idx = np.array([targets.index(t) if e else -1 for t, e in zip(labels.target, labels.escalate, strict=True)])
+    balanced = opts.class_weight == "balanced"
     steps.update()
 
-    oof = np.zeros(len(y))
+    oof_esc, oof_knn_esc = np.zeros(len(y)), np.zeros(len(y))
+    oof_scores, oof_knn = np.zeros((len(y), len(targets))), np.zeros((len(y), len(targets)))
     folds = StratifiedKFold(opts.calibration_folds, shuffle=True, random_state=config.training.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for fit_idx, val_idx in folds.split(X, y):
-            oof[val_idx] = _logistic(config).fit(X[fit_idx], y[fit_idx]).decision_function(X[val_idx])
+            oof_esc[val_idx] = _head(config).fit(X[fit_idx], y[fit_idx]).decision_function(X[val_idx])
+            esc_fit = fit_idx[labels.escalate[fit_idx]]
+            head = _head(config, balanced).fit(X[esc_fit], labels.target[esc_fit].astype(str))
+            oof_scores[val_idx] = aligned_scores(head, X[val_idx], targets)
+            nb, sims = exact_top_k(embeddings[val_idx], embeddings[fit_idx], opts.knn_k)
+            oof_knn_esc[val_idx], oof_knn[val_idx] = knn_vote(
+                sims, labels.escalate[fit_idx][nb], target_idx[fit_idx][nb], len(targets), opts.knn_temperature
+            )
             steps.update()
-        calibrator = LogisticRegression(C=1e6).fit(oof.reshape(-1, 1), y)
-        thresholds = choose_thresholds(
-            y, calibrator.predict_proba(oof.reshape(-1, 1))[:, 1], config.training.target_precision
-        )
-        escalation_head = _logistic(config).fit(X, y)
-        steps.update()
+        use_knn = opts.knn_weight > 0
+        inputs = calibrator_inputs(oof_esc, oof_knn_esc, use_knn)
+        calibrator = LogisticRegression(C=1e6).fit(inputs, y)
+        thresholds = choose_thresholds(y, calibrator.predict_proba(inputs)[:, 1], config.training.target_precision)
         escalated = np.flatnonzero(labels.escalate)
-        target_head = _logistic(config, opts.class_weight == "balanced").fit(
-            X[escalated], labels.target[escalated].astype(str)
-        )
+        temperature = _fit_temperature(oof_scores[escalated], target_idx[escalated])
+        escalation_head = _head(config).fit(X, y)
+        steps.update()
+        target_head = _head(config, balanced).fit(X[escalated], labels.target[escalated].astype(str))
         steps.update()
     steps.close()
 
@@ -111,6 +136,8 @@ def fit_router(
         vectors=np.ascontiguousarray(embeddings, dtype=np.float32),
         resolvers=tickets["target"].to_numpy(dtype=str),
         snippets=np.array([snippet(t) for t in tickets["text"].to_numpy(dtype=str)], dtype=object),
+        escalated=labels.escalate.copy(),
+        target_idx=target_idx,
         resolutions=tickets["resolution"].to_numpy(dtype=object) if "resolution" in tickets.columns else None,
     )
     kinds = dict(labels.kinds)
@@ -123,11 +150,15 @@ def fit_router(
         escalation_head=escalation_head,
         calibrator=calibrator,
         target_head=target_head,
-        targets=list(labels.targets),
+        targets=targets,
         kinds=kinds,
         first_line=list(config.teams.first_line),
         metadata=list(config.columns.metadata),
         thresholds=thresholds,
         index=index,
+        target_temperature=temperature,
+        knn_k=opts.knn_k,
+        knn_weight=opts.knn_weight,
+        knn_temperature=opts.knn_temperature,
         pooled=dict(labels.pooled),
     )

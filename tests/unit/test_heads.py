@@ -1,0 +1,38 @@
+import numpy as np
+from sklearn.svm import LinearSVC
+
+from features.heads import MISSING_SCORE, aligned_scores, blend_targets, exact_top_k, knn_vote
+from training.benchmark import recall_at_precision, score
+
+
+def test_exact_top_k_orders_by_similarity() -> None:
+    vectors = np.eye(4, dtype=np.float32)
+    query = np.array([[0.1, 0.9, 0.3, 0.0]], dtype=np.float32)
+    idx, sims = exact_top_k(query, vectors, 3, chunk=1)
+    assert idx.tolist() == [[1, 2, 0]] and np.allclose(sims, [[0.9, 0.3, 0.1]])
+
+
+def test_knn_vote_weights_close_neighbours() -> None:
+    sims = np.array([[0.9, 0.5, 0.4]])
+    p_esc, p_tgt = knn_vote(sims, np.array([[True, False, True]]), np.array([[1, -1, 0]]), 2, temperature=0.05)
+    assert 0.99 < p_esc[0] <= 1.0  # the nearest neighbour dominates
+    assert p_tgt[0, 1] > 0.99 and np.isclose(p_tgt.sum(), 1.0)
+    _, none = knn_vote(sims, np.zeros((1, 3), bool), np.full((1, 3), -1), 2, 0.05)
+    assert np.allclose(none, 0.5)  # no escalated neighbour: no opinion on the target
+
+
+def test_aligned_scores_fill_unseen_targets() -> None:
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    head = LinearSVC().fit(X, ["a", "a", "b", "b"])
+    scores = aligned_scores(head, X, ["b", "c", "a"])
+    assert (scores[:, 1] == MISSING_SCORE).all() and (scores[:, 0] == -scores[:, 2]).all()
+    p = blend_targets(scores, 1.0, np.full((4, 3), 1 / 3), 0.3)
+    assert np.allclose(p.sum(axis=1), 1.0) and (p[:, 1] > 0.09).all()
+
+
+def test_benchmark_metrics() -> None:
+    y = np.array([1, 1, 0, 1, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
+    assert recall_at_precision(y, p, 0.9) == 2 / 3
+    m = score(y, p, np.array(["a", "b"]), np.array([[0.7, 0.3], [0.6, 0.4]]), ["a", "b"])
+    assert m["target_top1_accuracy"] == 0.5 and m["target_top3_accuracy"] == 1.0
