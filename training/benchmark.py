@@ -25,7 +25,7 @@ from sklearn.pipeline import make_union
 from tqdm.auto import tqdm
 
 from features.config import RouterConfig, load_config, parse_config
-from features.data import read_export, to_tickets
+from features.data import DataError, read_export, to_tickets
 from features.embed_cache import EmbeddingCache
 from features.labels import derive_labels
 from training.fit import fit_router
@@ -254,6 +254,13 @@ def run_benchmark(
         f"in {time.perf_counter() - started:.0f} s"
     )
 
+    configs = {name: with_overrides(config, overrides) for name, overrides in (variants or {"product": {}}).items()}
+    for variant in configs.values():  # a variant may add metadata fields the base config does not name
+        for column in variant.columns.metadata:
+            if column not in raw.columns:
+                raise DataError(f"{data}: variant metadata column {column!r} is not in the file")
+            if column not in tickets.columns:
+                tickets[column] = raw[column].astype(str).to_numpy(dtype=str)
     candidates: list[Callable[[], Candidate]] = []
     if baselines:
         candidates += [
@@ -261,8 +268,8 @@ def run_benchmark(
             lambda: LinearBaseline("TF-IDF (word 1-2 + char 2-5) + LR", "tfidf"),
             lambda: LinearBaseline("embeddings + LR", "embedding"),
         ]
-    for name, overrides in (variants or {"product": {}}).items():
-        candidates.append(lambda n=name, o=overrides: Product(n, with_overrides(config, o)))
+    for name, variant in configs.items():
+        candidates.append(lambda n=name, c=variant: Product(n, c))
 
     strata = pd.Series(resolver)
     strata = strata.where(strata.map(strata.value_counts()) >= folds, "rare").to_numpy()
