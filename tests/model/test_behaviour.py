@@ -75,3 +75,22 @@ def test_key_terms_do_not_repeat_words(router: EscalationRouter) -> None:
         words = [w for k in result["explanation"]["key_terms"] if k["towards"] == towards for w in k["term"].split()]
         content = [w for w in words if w not in {"i", "am", "the", "you", "is", "no"}]
         assert len(content) == len(set(content)), (towards, words)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "Hello team, I was charged twice for the Team plan, invoice INV-55555. Please refund one.",
+        "Dear support, I was charged twice for the Team plan, invoice INV-10101. Please refund one.",
+        "Hi, I was charged twice for the Team plan, invoice INV-98765. Please refund one.",
+    ],
+)
+def test_greeting_and_ticket_number_do_not_change_the_team(router: EscalationRouter, variant: str) -> None:
+    assert _one(router, variant)["suggestions"][0]["target"] == "billing"
+
+
+def test_repeated_contact_and_manager_request_raise_hierarchical(router: EscalationRouter) -> None:
+    text = "The dashboard shows error 500 when I open project P-123."
+    before = _one(router, text)
+    after = _one(router, text + " This is the third time I am contacting you. I want to speak to your manager.")
+    assert _prob(after, "support-manager") > _prob(before, "support-manager") + 0.2
