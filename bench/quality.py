@@ -22,7 +22,7 @@ if __name__ == "__main__":
         shared = ROOT.parent / "shared/data/it_tickets/tickets.csv"
         if shared.exists():
             runs.append(
-                ["--data", str(shared), "--config", str(ROOT / "bench/configs/it_tickets.yaml"), "--name", "it_tickets"]
+                ["--data", str(shared), "--config", str(ROOT / "bench/configs/shared_it.yaml"), "--name", "shared_it"]
             )
         for args in runs:
             try:
