@@ -19,7 +19,7 @@ import pandas as pd
 import psutil
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_union
 from tqdm.auto import tqdm
@@ -28,6 +28,7 @@ from features.config import RouterConfig, load_config, parse_config
 from features.data import DataError, read_export, to_tickets
 from features.embed_cache import EmbeddingCache
 from features.labels import derive_labels
+from training.evaluate import target_metrics
 from training.fit import fit_router
 from training.validate import check_columns
 
@@ -124,18 +125,13 @@ def score(
     y_esc: np.ndarray, p_esc: np.ndarray, truth: np.ndarray, proba: np.ndarray, classes: list[str]
 ) -> dict[str, float]:
     """The issue's metrics: escalation ranking on all tickets, target ranking on escalated ones."""
-    ranked = np.argsort(-proba, axis=1)
-    names = np.asarray(classes, dtype=object)
-    top1 = names[ranked[:, 0]]
-    top3 = names[ranked[:, :3]]
-    labels = sorted(set(truth))
+    # Macro-F1 over the teams that were really escalated to, so a model cannot skip the ones it never predicts.
+    targets, _ = target_metrics(truth, proba, classes, sorted(set(truth)))
     return {
         "escalation_roc_auc": float(roc_auc_score(y_esc, p_esc)),
         "escalation_average_precision": float(average_precision_score(y_esc, p_esc)),
         "escalation_recall_at_p90": recall_at_precision(y_esc, p_esc, 0.9),
-        "target_top1_accuracy": float((top1 == truth).mean()),
-        "target_top3_accuracy": float((top3 == truth[:, None]).any(axis=1).mean()),
-        "target_macro_f1": float(f1_score(truth, top1, labels=labels, average="macro", zero_division=0)),
+        **targets,
     }
 
 

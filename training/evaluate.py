@@ -51,8 +51,13 @@ def escalation_metrics(y: np.ndarray, p: np.ndarray, thresholds: Thresholds) -> 
     return out
 
 
-def target_metrics(y: np.ndarray, proba: np.ndarray, targets: list[str]) -> tuple[dict[str, float], np.ndarray]:
-    """Top-1/top-3 accuracy and macro-F1 over escalated tickets; returns the top-1 predictions too."""
+def target_metrics(
+    y: np.ndarray, proba: np.ndarray, targets: list[str], f1_labels: list[str] | None = None
+) -> tuple[dict[str, float], np.ndarray]:
+    """Top-1/top-3 accuracy and macro-F1 (over `f1_labels`, default the targets) of escalated tickets.
+
+    Returns the top-1 predictions too.
+    """
     index = {t: i for i, t in enumerate(targets)}
     truth = np.array([index.get(t, -1) for t in y])
     ranked = np.argsort(-proba, axis=1)
@@ -60,7 +65,7 @@ def target_metrics(y: np.ndarray, proba: np.ndarray, targets: list[str]) -> tupl
     metrics = {
         "target_top1_accuracy": float((ranked[:, 0] == truth).mean()),
         "target_top3_accuracy": float((ranked[:, :3] == truth[:, None]).any(axis=1).mean()),
-        "target_macro_f1": float(f1_score(y, top1, labels=targets, average="macro", zero_division=0)),
+        "target_macro_f1": float(f1_score(y, top1, labels=f1_labels or targets, average="macro", zero_division=0)),
     }
     return metrics, top1
 
