@@ -38,6 +38,7 @@ class RouterModel(mlflow.pyfunc.PythonModel):
                 "escalation_probability": [r["escalation"]["probability"] for r in results],
                 "decision": [r["escalation"]["decision"] for r in results],
                 "top_target": [r["suggestions"][0]["target"] if r["suggestions"] else "" for r in results],
+                "routing": [r["routing"]["decision"] for r in results],
                 "result_json": [json.dumps(r) for r in results],
             }
         )

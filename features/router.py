@@ -43,6 +43,28 @@ class Thresholds:
 
 
 @dataclass
+class TargetThresholds:
+    """Per-target operating points on P(target): below its threshold the top target is `uncertain`.
+
+    Targets with too few validation answers to measure their precision share the threshold chosen on all
+    targets together (`fallback`).
+    """
+
+    per_target: dict[str, float]
+    fallback: float
+    target_precision: float
+    unreached: list[str] = field(default_factory=list)  # targets that never reached the precision
+
+    def decide(self, target: str, probability: float) -> tuple[str, float, str]:
+        """(`route` or `uncertain`, the threshold that applied, whose threshold it was)."""
+        if target in self.per_target:
+            threshold, scope = self.per_target[target], "target"
+        else:
+            threshold, scope = self.fallback, "all targets"
+        return ("route" if probability >= threshold else "uncertain"), threshold, scope
+
+
+@dataclass
 class SimilarIndex:
     """Unit embeddings of resolved training tickets, their labels and what is shown of them."""
 
@@ -93,6 +115,7 @@ class EscalationRouter:
     knn_weight: float = 0.0
     knn_temperature: float = 0.05
     pooled: dict[str, int] = field(default_factory=dict)
+    target_thresholds: TargetThresholds | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -110,6 +133,12 @@ class EscalationRouter:
             raise TypeError(f"{folder} does not hold an EscalationRouter")
         return router
 
+    def train_counts(self) -> dict[str, int]:
+        """Training tickets per escalation target (from the similar-ticket index)."""
+        on = self.index.target_idx >= 0
+        counts = np.bincount(self.index.target_idx[on], minlength=len(self.targets))
+        return {t: int(n) for t, n in zip(self.targets, counts, strict=True)}
+
     # -- scoring -----------------------------------------------------------------------------------
     def embed(self, texts: list[str], progress: bool = False, batch_size: int = 32) -> np.ndarray:
         return embed_texts(texts, self.embedding_model, self.max_seq_length, batch_size, progress)
@@ -122,17 +151,21 @@ class EscalationRouter:
         if embeddings is None:
             embeddings = self.embed(tickets["text"].to_numpy(dtype=str).tolist())
         X = self.features(tickets, embeddings)
-        idx, sims = self.index.search(embeddings, max(self.knn_k, n_similar))
-        knn = idx[:, : self.knn_k]
-        knn_esc, knn_tgt = knn_vote(
-            sims[:, : self.knn_k],
-            self.index.escalated[knn],
-            self.index.target_idx[knn],
-            len(self.targets),
-            self.knn_temperature,
-        )
+        use_knn = self.knn_weight > 0
+        idx, sims = self.index.search(embeddings, max(self.knn_k if use_knn else 0, n_similar))
+        if use_knn:
+            knn = idx[:, : self.knn_k]
+            knn_esc, knn_tgt = knn_vote(
+                sims[:, : self.knn_k],
+                self.index.escalated[knn],
+                self.index.target_idx[knn],
+                len(self.targets),
+                self.knn_temperature,
+            )
+        else:  # the vote is switched off: search only for the similar tickets shown to the agent
+            knn_esc, knn_tgt = np.zeros(len(tickets)), np.zeros((len(tickets), len(self.targets)))
         esc_scores = self.escalation_head.decision_function(X)
-        p_esc = self.calibrator.predict_proba(calibrator_inputs(esc_scores, knn_esc, self.knn_weight > 0))[:, 1]
+        p_esc = self.calibrator.predict_proba(calibrator_inputs(esc_scores, knn_esc, use_knn))[:, 1]
         scores = aligned_scores(self.target_head, X, self.targets)
         p_tgt = blend_targets(scores, self.target_temperature, knn_tgt, self.knn_weight)
         return Scored(p_esc, p_tgt, X, embeddings, idx[:, :n_similar], sims[:, :n_similar])
@@ -192,6 +225,10 @@ class EscalationRouter:
         for i, ticket_id in enumerate(tickets["id"].to_numpy(dtype=object)):
             decision, threshold = self.thresholds.decide(float(p_esc[i]))
             ranked = np.argsort(-p_tgt[i])[:top_k]
+            top, p_top = self.targets[ranked[0]], float(p_tgt[i, ranked[0]])
+            route, route_threshold, scope = (
+                self.target_thresholds.decide(top, p_top) if self.target_thresholds else ("route", 0.0, "none")
+            )
             similar = []
             for j, s in zip(idx[i], sims[i], strict=True):
                 resolver = str(self.index.resolvers[j])
@@ -217,6 +254,13 @@ class EscalationRouter:
                             "escalate": round(self.thresholds.escalate, 4),
                             "resolve_first": round(self.thresholds.resolve_first, 4),
                         },
+                    },
+                    "routing": {
+                        "decision": route,
+                        "target": top,
+                        "probability": round(p_top, 4),
+                        "threshold": round(route_threshold, 4),
+                        "threshold_scope": scope,
                     },
                     "suggestions": [
                         {

@@ -63,6 +63,18 @@ class Escalation(BaseModel):
     thresholds: Thresholds
 
 
+class Routing(BaseModel):
+    """Whether the top target is sure enough to route to: `uncertain` sends the ticket to human triage."""
+
+    decision: Literal["route", "uncertain"]
+    target: str
+    probability: float = Field(ge=0, le=1)
+    threshold: float = Field(description="The threshold that applied; above 1 means this target is never sure.")
+    threshold_scope: Literal["target", "all targets", "none"] = Field(
+        description="'target': the target's own threshold; 'all targets': too few validation answers for its own."
+    )
+
+
 class Suggestion(BaseModel):
     """A target ranked by P(target | escalation)."""
 
@@ -105,6 +117,7 @@ class ModelRef(BaseModel):
 class SuggestionOut(BaseModel):
     id: str | None
     escalation: Escalation
+    routing: Routing
     suggestions: list[Suggestion]
     explanation: Explanation
     model: ModelRef
@@ -130,6 +143,8 @@ class ModelInfo(BaseModel):
     first_line: list[str]
     pooled_as_other: dict[str, int]
     thresholds: Thresholds
+    target_thresholds: dict[str, float] = Field(description="Per-target thresholds on P(target).")
+    target_threshold_fallback: float | None = Field(description="The threshold of targets without their own.")
     target_precision: float
     metrics: dict[str, float]
     training: dict[str, str | int | float]

@@ -25,4 +25,6 @@ def test_notebook_executes(trained: Trained, monkeypatch: pytest.MonkeyPatch) ->
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "900 tickets from" in text and "escalated holdout tickets got another top-1 target" in text
+    assert "of them were confident (routed)" in text
     assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert any("Model card: escalation-router" in o.get("data", {}).get("text/markdown", "") for o in outputs)

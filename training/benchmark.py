@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 from features.config import RouterConfig, load_config, parse_config
 from features.data import DataError, read_export, to_tickets
 from features.embed_cache import EmbeddingCache
-from features.labels import derive_labels
-from training.evaluate import target_metrics
+from features.labels import OTHER, derive_labels
+from features.router import EscalationRouter
+from training.evaluate import routing_decisions, target_metrics
 from training.fit import fit_router
 from training.validate import check_columns
 
@@ -112,7 +113,45 @@ class Product:
     def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
         scored = self.router_.score(fold.tickets, fold.embeddings)
         p_esc, p_tgt = scored.escalation, scored.targets
+        self.answers_ = operating_counts(self.router_, fold, p_esc, p_tgt)
         return p_esc, p_tgt, list(self.router_.targets)
+
+
+def operating_counts(router: EscalationRouter, fold: Fold, p_esc: np.ndarray, p_tgt: np.ndarray) -> np.ndarray:
+    """Answers and right answers at the router's thresholds on unseen tickets: whether they hold their precision.
+
+    Counts: escalate, escalate right, resolve_first, resolve_first right, escalated, routed, routed right.
+    """
+    t = router.thresholds
+    esc, res = p_esc >= t.escalate, p_esc < t.resolve_first
+    on = fold.escalate
+    top = p_tgt[on].argmax(axis=1)
+    top1 = np.array(router.targets, dtype=object)[top]
+    truth = np.array([r if r in router.targets else OTHER for r in fold.resolver[on]], dtype=object)
+    routed = routing_decisions(top1, p_tgt[on][np.arange(len(top)), top], router.target_thresholds)
+    return np.array(
+        [
+            esc.sum(),
+            (esc & fold.escalate).sum(),
+            res.sum(),
+            (res & ~fold.escalate).sum(),
+            on.sum(),
+            routed.sum(),
+            (routed & (top1 == truth)).sum(),
+        ],
+        dtype=float,
+    )
+
+
+def operating_metrics(counts: np.ndarray, n: int) -> dict[str, float]:
+    esc, esc_ok, res, res_ok, escalated, routed, routed_ok = counts
+    return {
+        "escalate_precision": esc_ok / esc if esc else float("nan"),
+        "resolve_first_precision": res_ok / res if res else float("nan"),
+        "uncertain_rate": 1 - (esc + res) / n,
+        "routing_coverage": routed / escalated if escalated else float("nan"),
+        "routing_precision": routed_ok / routed if routed else float("nan"),
+    }
 
 
 def recall_at_precision(y: np.ndarray, p: np.ndarray, precision: float = 0.9) -> float:
@@ -171,13 +210,24 @@ class BenchmarkResult:
             ("target_top1_accuracy", "team top-1", "{:.3f}"),
             ("target_top3_accuracy", "team top-3", "{:.3f}"),
             ("target_macro_f1", "team macro-F1", "{:.3f}"),
+            ("escalate_precision", "escalate prec.", "{:.3f}"),
+            ("resolve_first_precision", "resolve_first prec.", "{:.3f}"),
+            ("uncertain_rate", "uncertain", "{:.3f}"),
+            ("routing_coverage", "routed", "{:.3f}"),
+            ("routing_precision", "routed prec.", "{:.3f}"),
             ("fit_seconds", "fit s/fold", "{:.1f}"),
             ("predict_ms_per_ticket", "predict ms/ticket", "{:.2f}"),
             ("peak_memory_mb", "peak MB", "{:.0f}"),
         ]
         lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
         for row in self.rows:
-            lines.append("| " + " | ".join(fmt.format(row[key]) for key, _, fmt in cols) + " |")
+            cells = [
+                "–"
+                if row.get(key) is None or (isinstance(row[key], float) and np.isnan(row[key]))
+                else fmt.format(row[key])
+                for key, _, fmt in cols
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
 
@@ -283,6 +333,7 @@ def run_benchmark(
         truth_rows, proba_rows = [], []
         fit_s = pred_s = 0.0
         peak = 0.0
+        answers = np.zeros(7)
         for train_idx, test_idx in tqdm(splits, desc=name, disable=not progress, leave=False):
             train, test = part(train_idx), part(test_idx)
             with PeakMemory() as mem:
@@ -293,6 +344,8 @@ def run_benchmark(
                 t2 = time.perf_counter()
             fit_s, pred_s, peak = fit_s + t1 - t0, pred_s + t2 - t1, max(peak, mem.mb)
             p_esc[test_idx] = esc
+            if isinstance(model, Product):
+                answers += model.answers_
             # team ranking among specialist teams only, on the tickets that were escalated
             specialist = [i for i, c in enumerate(classes) if config.teams.kind(c) != "first_line"]
             on = test.escalate
@@ -303,6 +356,8 @@ def run_benchmark(
             "model": name,
             **score(escalate, p_esc, np.concatenate(truth_rows), proba_all.to_numpy(), list(proba_all.columns)),
         }
+        if answers.any():
+            row.update(operating_metrics(answers, len(tickets)))
         row.update(fit_seconds=fit_s / folds, predict_ms_per_ticket=1000 * pred_s / len(tickets), peak_memory_mb=peak)
         log(f"{name}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items() if isinstance(v, float)))
         rows.append(row)
@@ -316,6 +371,7 @@ def run_benchmark(
         "seed": seed,
         "embedding_model": opts.embedding_model,
         "max_seq_length": opts.max_seq_length,
+        "target_precision": config.training.target_precision,
         "variants": variants or {"product": {}},
         "machine": machine(),
     }
@@ -333,7 +389,11 @@ def write_results(result: BenchmarkResult, folder: str | Path, name: str) -> tup
         f"{m['tickets']} tickets ({m['escalated']} escalated, {m['teams']} resolvers) from `{m['data']}`, "
         f"{m['folds']}-fold stratified cross-validation (seed {m['seed']}); embeddings {m['embedding_model']} "
         f"(max {m['max_seq_length']} tokens), excluded from fit time.\n"
-        "Escalation metrics over all tickets; team metrics over escalated tickets, ranked among specialist teams.\n\n"
+        "Escalation metrics over all tickets; team metrics over escalated tickets, ranked among specialist teams.\n"
+        "For the product, the thresholds chosen inside each training fold are applied to its unseen fold: "
+        "`escalate prec.` and `resolve_first prec.` are the precision those answers reach (the target is "
+        f"{m.get('target_precision', 0.9)}), `uncertain` the share sent to human triage, `routed` the share of "
+        "escalated tickets whose top team clears its threshold and `routed prec.` how often that team is right.\n\n"
         f"{result.table()}\n\n"
         f"Product variants: `{json.dumps(m['variants'])}`\n\n"
         f"Machine: {m['machine']['cpu']}, {m['machine']['cores']} cores, {m['machine']['memory_gb']} GB, "
@@ -354,7 +414,7 @@ def log_to_mlflow(result: BenchmarkResult, name: str, tracking_uri: str, files: 
         mlflow.log_params({k: v for k, v in result.meta.items() if isinstance(v, str | int)})
         for row in result.rows:
             slug = "".join(ch if ch.isalnum() else "_" for ch in row["model"]).strip("_")[:40]
-            mlflow.log_metrics({f"{slug}.{k}": v for k, v in row.items() if isinstance(v, float)})
+            mlflow.log_metrics({f"{slug}.{k}": v for k, v in row.items() if isinstance(v, float) and not np.isnan(v)})
         for path in files:
             mlflow.log_artifact(str(path))
     return run.info.run_id

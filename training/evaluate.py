@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -20,7 +20,8 @@ from sklearn.metrics import (  # noqa: E402
 )
 
 from features.labels import OTHER, Labels  # noqa: E402
-from features.router import EscalationRouter, Thresholds  # noqa: E402
+from features.router import EscalationRouter, TargetThresholds, Thresholds  # noqa: E402
+from training.slices import RARE_TICKETS, rare, slice_masks  # noqa: E402
 
 
 @dataclass
@@ -29,9 +30,15 @@ class Evaluation:
 
     metrics: dict[str, float]
     per_target: pd.DataFrame
-    y_true: np.ndarray
-    y_pred: np.ndarray
+    y_true: np.ndarray  # true targets of the escalated holdout tickets
+    y_pred: np.ndarray  # top-1 targets of the same tickets
     labels: list[str]
+    escalate: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per holdout ticket
+    p_escalation: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    p_top: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per escalated ticket
+    routed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # top target sure enough
+    slices: pd.DataFrame = field(default_factory=pd.DataFrame)
+    mistakes: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def escalation_metrics(y: np.ndarray, p: np.ndarray, thresholds: Thresholds) -> dict[str, float]:
@@ -70,10 +77,47 @@ def target_metrics(
     return metrics, top1
 
 
-def per_target_report(y: np.ndarray, pred: np.ndarray, targets: list[str], kinds: dict[str, str]) -> pd.DataFrame:
-    """Precision, recall, F1 and support of each escalation target."""
+def routing_decisions(top1: np.ndarray, p_top: np.ndarray, thresholds: TargetThresholds | None) -> np.ndarray:
+    """True where the top target clears its threshold (routed), False where the answer is `uncertain`."""
+    if thresholds is None:
+        return np.ones(len(top1), dtype=bool)
+    return np.array([thresholds.decide(t, float(p))[0] == "route" for t, p in zip(top1, p_top, strict=True)])
+
+
+def routing_metrics(truth: np.ndarray, top1: np.ndarray, routed: np.ndarray) -> dict[str, float]:
+    """How many escalated tickets get a sure target, and how often that target is right."""
+    right = truth == top1
+    return {
+        "routing_coverage": float(routed.mean()) if len(routed) else 0.0,
+        "routing_precision": float(right[routed].mean()) if routed.any() else 0.0,
+    }
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean gap between predicted probability and observed frequency, weighted by bin size."""
+    if len(p) == 0:
+        return 0.0
+    edges = np.minimum((p * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        on = edges == b
+        if on.any():
+            gap += on.sum() * abs(p[on].mean() - y[on].mean())
+    return float(gap / len(p))
+
+
+def per_target_report(
+    y: np.ndarray,
+    pred: np.ndarray,
+    targets: list[str],
+    kinds: dict[str, str],
+    routed: np.ndarray | None = None,
+    thresholds: TargetThresholds | None = None,
+    train_counts: dict[str, int] | None = None,
+) -> pd.DataFrame:
+    """Precision, recall, F1 and support of each escalation target, with its threshold and routed share."""
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=targets, zero_division=0)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "target": targets,
             "kind": [kinds.get(t, "functional") for t in targets],
@@ -83,10 +127,60 @@ def per_target_report(y: np.ndarray, pred: np.ndarray, targets: list[str], kinds
             "support": s,
         }
     )
+    if train_counts is not None:
+        frame["train_tickets"] = [train_counts.get(t, 0) for t in targets]
+    if thresholds is not None:
+        frame["threshold"] = [thresholds.decide(t, 0.0)[1] for t in targets]
+        frame["threshold_scope"] = [thresholds.decide(t, 0.0)[2] for t in targets]
+    if routed is not None:
+        routed_right = [((pred == t) & routed & (y == t)).sum() for t in targets]
+        routed_any = [((pred == t) & routed).sum() for t in targets]
+        frame["routed"] = routed_any
+        frame["routed_precision"] = [a / b if b else np.nan for a, b in zip(routed_right, routed_any, strict=True)]
+    return frame
+
+
+def slice_report(
+    masks: dict[str, np.ndarray],
+    escalate: np.ndarray,
+    p_esc: np.ndarray,
+    thresholds: Thresholds,
+    truth: np.ndarray,
+    proba: np.ndarray,
+    targets: list[str],
+    routed: np.ndarray,
+) -> pd.DataFrame:
+    """Escalation and target metrics within each slice (holdout tickets; target metrics on escalated ones)."""
+    rows = []
+    escalated = np.flatnonzero(escalate)
+    top1 = np.array(targets, dtype=object)[proba.argmax(axis=1)] if len(proba) else np.array([], dtype=object)
+    for name, mask in masks.items():
+        row: dict[str, float | str] = {
+            "slice": name,
+            "tickets": int(mask.sum()),
+            "escalated": int(escalate[mask].sum()),
+        }
+        if mask.any():
+            y, p = escalate[mask], p_esc[mask]
+            if 0 < y.sum() < len(y):
+                row["escalation_average_precision"] = float(average_precision_score(y, p))
+            row["escalation_recall_at_threshold"] = float((y & (p >= thresholds.escalate)).sum() / max(y.sum(), 1))
+            on = mask[escalated]
+            if on.any():
+                tm, _ = target_metrics(truth[on], proba[on], targets)
+                row["target_top1_accuracy"] = tm["target_top1_accuracy"]
+                row["target_top3_accuracy"] = tm["target_top3_accuracy"]
+                row.update(routing_metrics(truth[on], top1[on], routed[on]))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def evaluate(
-    router: EscalationRouter, tickets: pd.DataFrame, embeddings: np.ndarray | None, labels: Labels
+    router: EscalationRouter,
+    tickets: pd.DataFrame,
+    embeddings: np.ndarray | None,
+    labels: Labels,
+    rare_below: int = RARE_TICKETS,
 ) -> Evaluation:
     """Score the router on holdout tickets whose labels were derived the same way as for training."""
     scored = router.score(tickets, embeddings)
@@ -99,11 +193,44 @@ def evaluate(
     )
     tmetrics, top1 = target_metrics(truth, p_tgt[escalated], router.targets)
     metrics.update(tmetrics)
+    p_top = p_tgt[escalated].max(axis=1) if len(escalated) else np.zeros(0)
+    routed = routing_decisions(top1, p_top, router.target_thresholds)
+    metrics.update(routing_metrics(truth, top1, routed))
+    metrics["escalation_ece"] = expected_calibration_error(labels.escalate.astype(float), p_esc)
+    metrics["target_ece"] = expected_calibration_error((truth == top1).astype(float), p_top)
     metrics["routing_score"] = (metrics.get("escalation_average_precision", 0.0) + metrics["target_top1_accuracy"]) / 2
     metrics["holdout_tickets"] = float(len(tickets))
     metrics["holdout_escalated"] = float(len(escalated))
-    report = per_target_report(truth, top1, router.targets, router.kinds)
-    return Evaluation(metrics, report, truth, top1, router.targets)
+
+    train_counts = router.train_counts()
+    report = per_target_report(
+        truth, top1, router.targets, router.kinds, routed, router.target_thresholds, train_counts
+    )
+    texts = tickets["text"].to_numpy(dtype=str).tolist()
+    all_truth = np.array([""] * len(tickets), dtype=object)
+    all_truth[escalated] = truth
+    masks = slice_masks(texts, all_truth, rare(train_counts, rare_below) - {OTHER})
+    slices = slice_report(
+        masks, labels.escalate, p_esc, router.thresholds, truth, p_tgt[escalated], router.targets, routed
+    )
+    for row in slices.to_dict("records"):
+        for key, value in row.items():
+            if key not in ("slice", "tickets", "escalated") and pd.notna(value):
+                metrics[f"slice_{row['slice']}_{key}"] = float(value)
+    wrong = np.flatnonzero(truth != top1)
+    mistakes = pd.DataFrame(
+        {
+            "id": tickets["id"].to_numpy(dtype=str)[escalated[wrong]],
+            "text": [texts[i][:300] for i in escalated[wrong]],
+            "resolved_by": truth[wrong],
+            "suggested": top1[wrong],
+            "probability": np.round(p_top[wrong], 4),
+            "routed": routed[wrong],
+        }
+    ).sort_values("probability", ascending=False)
+    return Evaluation(
+        metrics, report, truth, top1, router.targets, labels.escalate, p_esc, p_top, routed, slices, mistakes
+    )
 
 
 def confusion_png(evaluation: Evaluation, path: str | Path, largest: int = 15) -> Path:
@@ -133,6 +260,98 @@ def confusion_png(evaluation: Evaluation, path: str | Path, largest: int = 15) -
                     fontsize=8,
                 )
     fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def reliability_png(evaluation: Evaluation, path: str | Path, bins: int = 10) -> Path:
+    """Reliability curves: predicted probability against observed frequency, escalation and top target."""
+    panels = [
+        ("P(escalation)", evaluation.p_escalation, evaluation.escalate.astype(float)),
+        ("P(top target)", evaluation.p_top, (evaluation.y_true == evaluation.y_pred).astype(float)),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, (title, p, y) in zip(axes, panels, strict=True):
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
+        edges = np.minimum((p * bins).astype(int), bins - 1)
+        xs, ys, ns = [], [], []
+        for b in range(bins):
+            on = edges == b
+            if on.any():
+                xs.append(p[on].mean())
+                ys.append(y[on].mean())
+                ns.append(int(on.sum()))
+        ax.plot(xs, ys, marker="o", label="holdout")
+        for x, yy, n in zip(xs, ys, ns, strict=True):
+            ax.annotate(str(n), (x, yy), textcoords="offset points", xytext=(4, -10), fontsize=7, color="grey")
+        ece = expected_calibration_error(y, p, bins)
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted probability", ylabel="observed frequency")
+        ax.set_title(f"{title}: ECE {ece:.3f}")
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle("Reliability on the holdout (numbers: tickets per bin)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def coverage_precision_table(evaluation: Evaluation) -> pd.DataFrame:
+    """Coverage and precision of `escalate` and of routing to the top target at each threshold."""
+    rows = []
+    y_esc, p_esc = evaluation.escalate, evaluation.p_escalation
+    right, p_top = evaluation.y_true == evaluation.y_pred, evaluation.p_top
+    for t in np.round(np.arange(0.0, 1.0001, 0.05), 2):
+        esc, route = p_esc >= t, p_top >= t
+        rows.append(
+            {
+                "threshold": float(t),
+                "escalate_coverage": float(esc.mean()) if len(esc) else 0.0,
+                "escalate_precision": float(y_esc[esc].mean()) if esc.any() else np.nan,
+                "routing_coverage": float(route.mean()) if len(route) else 0.0,
+                "routing_precision": float(right[route].mean()) if route.any() else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def coverage_precision_png(evaluation: Evaluation, thresholds: Thresholds, path: str | Path) -> Path:
+    """Precision against coverage as the threshold moves, with the chosen operating points marked."""
+    table = coverage_precision_table(evaluation)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    chosen = [
+        (
+            "escalate",
+            (evaluation.p_escalation >= thresholds.escalate).mean() if len(evaluation.p_escalation) else 0,
+            evaluation.escalate[evaluation.p_escalation >= thresholds.escalate].mean()
+            if (evaluation.p_escalation >= thresholds.escalate).any()
+            else np.nan,
+        ),
+        (
+            "routing",
+            evaluation.routed.mean() if len(evaluation.routed) else 0,
+            (evaluation.y_true == evaluation.y_pred)[evaluation.routed].mean() if evaluation.routed.any() else np.nan,
+        ),
+    ]
+    for ax, (name, cov, prec) in zip(axes, chosen, strict=True):
+        ax.plot(table[f"{name}_coverage"], table[f"{name}_precision"], marker=".")
+        for _, row in table.iloc[::4].iterrows():
+            ax.annotate(
+                f"{row['threshold']:.2f}",
+                (row[f"{name}_coverage"], row[f"{name}_precision"]),
+                textcoords="offset points",
+                xytext=(3, 3),
+                fontsize=7,
+                color="grey",
+            )
+        ax.axhline(thresholds.target_precision, ls="--", color="grey", lw=1, label="target precision")
+        if not np.isnan(prec):
+            ax.scatter([cov], [prec], color="red", zorder=3, label="chosen operating point")
+        what = "tickets told to escalate" if name == "escalate" else "escalated tickets routed (top target sure)"
+        ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel=f"coverage: share of {what}", ylabel="precision")
+        ax.set_title(f"{name}: precision vs coverage (grey: threshold)")
+        ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

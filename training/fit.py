@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 from features.build import LexicalFeatures, combine
 from features.clean import snippet
 from features.config import RouterConfig
-from features.heads import aligned_scores, calibrator_inputs, exact_top_k, knn_vote
+from features.heads import aligned_scores, blend_targets, calibrator_inputs, exact_top_k, knn_vote
 from features.labels import Labels
-from features.router import EscalationRouter, LinearHead, SimilarIndex, Thresholds
+from features.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
 
 
 def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -> tuple[np.ndarray, np.ndarray, str]:
@@ -63,6 +63,42 @@ def choose_thresholds(y: np.ndarray, p: np.ndarray, target_precision: float) -> 
         escalate_precision_reached=esc_reached,
         resolve_precision_reached=res_reached,
     )
+
+
+def lowest_precise_threshold(correct: np.ndarray, p: np.ndarray, precision: float) -> float | None:
+    """Lowest probability t such that answers with p >= t are right at least `precision` of the time."""
+    if len(p) == 0:
+        return None
+    order = np.argsort(-p, kind="stable")
+    hits = np.cumsum(correct[order]) / np.arange(1, len(p) + 1)
+    last = np.r_[p[order][1:] != p[order][:-1], True]  # ties share one threshold
+    ok = np.flatnonzero((hits >= precision) & last)
+    return float(p[order][ok[-1]]) if len(ok) else None
+
+
+def choose_target_thresholds(
+    truth: np.ndarray, proba: np.ndarray, targets: list[str], precision: float, min_answers: int = 20
+) -> TargetThresholds:
+    """Per-target thresholds on the top target's probability, from out-of-fold answers of escalated tickets.
+
+    `truth` holds target positions. A target whose top-1 answers never reach the precision gets a threshold
+    above 1 (always `uncertain`); one with fewer than `min_answers` answers uses the threshold of all targets.
+    """
+    top = proba.argmax(axis=1)
+    p_top = proba[np.arange(len(top)), top]
+    correct = top == truth
+    never = float(np.nextafter(1.0, 2.0))
+    pooled = lowest_precise_threshold(correct, p_top, precision)
+    per_target, unreached = {}, []
+    for j, name in enumerate(targets):
+        mine = top == j
+        if mine.sum() < min_answers:
+            continue
+        found = lowest_precise_threshold(correct[mine], p_top[mine], precision)
+        per_target[name] = never if found is None else found
+        if found is None:
+            unreached.append(name)
+    return TargetThresholds(per_target, never if pooled is None else pooled, precision, unreached)
 
 
 def _head(config: RouterConfig, balanced: bool = False) -> LinearHead:
@@ -125,6 +161,10 @@ def fit_router(
         thresholds = choose_thresholds(y, calibrator.predict_proba(inputs)[:, 1], config.training.target_precision)
         escalated = np.flatnonzero(labels.escalate)
         temperature = _fit_temperature(oof_scores[escalated], target_idx[escalated])
+        oof_targets = blend_targets(oof_scores[escalated], temperature, oof_knn[escalated], opts.knn_weight)
+        target_thresholds = choose_target_thresholds(
+            target_idx[escalated], oof_targets, targets, config.training.target_precision
+        )
         escalation_head = _head(config).fit(X, y)
         steps.update()
         target_head = _head(config, balanced).fit(X[escalated], labels.target[escalated].astype(str))
@@ -161,4 +201,5 @@ def fit_router(
         knn_weight=opts.knn_weight,
         knn_temperature=opts.knn_temperature,
         pooled=dict(labels.pooled),
+        target_thresholds=target_thresholds,
     )

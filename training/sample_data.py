@@ -141,6 +141,15 @@ TOPICS: dict[str, list[tuple[list[str], list[str], list[str]]]] = {
             ],
             ["Incident on the EU cluster resolved; performance back to normal."],
         ),
+        (  # machine-generated alerts from the customer's monitoring
+            ["Monitoring alert: {service} down", "[ALERT] {service} error rate", "Job {job} failed"],
+            [
+                "Event: critical: {service} error rate above threshold for 5 minutes on host {host}. "
+                "This message was automatically generated, do not reply.",
+                "Job {job} failed in scheduler at {time}. Exit code {code}. Automated notification, do not reply.",
+            ],
+            ["Restarted the failed service; monitoring back to green.", "Re-ran the job after fixing the scheduler."],
+        ),
     ],
     "security": [
         (
@@ -232,6 +241,12 @@ VIP_ANGER = [
     "I expect a call from someone senior today.",
     "We are seriously reconsidering the partnership.",
 ]
+MANAGER_REQUEST = [
+    "I want to speak to your manager.",
+    "Please put me through to a supervisor.",
+    "I demand to talk to someone in charge.",
+    "Ich möchte mit Ihrem Vorgesetzten sprechen.",
+]
 MANAGER_RESOLUTIONS = [
     "Team lead called the customer, apologised and agreed a goodwill credit.",
     "Manager reviewed the case, approved the refund exception and followed up personally.",
@@ -246,6 +261,8 @@ VAGUE_BODIES = [
     "I have a problem with your product, please advise.",
     "Something is wrong, I need help as soon as possible.",
     "Please look into my account, there is an issue.",
+    "Still broken.",
+    "Please call me.",
 ]
 
 NAMES = [
@@ -287,6 +304,9 @@ def _fill(template: str, rng: random.Random) -> str:
         "country": rng.choice(["Brazil", "Vietnam", "Russia", "Nigeria", "Romania"]),
         "seats": str(rng.choice([50, 120, 200, 500])),
         "old": f"T-{rng.randint(100000, 199999)}",
+        "service": rng.choice(["api-gateway", "sync-worker", "billing-export", "webhook-relay"]),
+        "job": f"nightly_export_{rng.randint(10, 99)}",
+        "host": f"app-{rng.randint(1, 40):02d}.customer.example",
     }
     return template.format(**slots)
 
@@ -335,7 +355,7 @@ def generate(rows: int = 3000, seed: int = 7) -> pd.DataFrame:
         if rng.random() < 0.08:
             subject, body = rng.choice(VAGUE_SUBJECTS), rng.choice(VAGUE_BODIES)
         resolver, resolution = team, _fill(rng.choice(resolutions), rng)
-        # Hierarchical escalations, each from a cue a real lead would recognise (~9% of tickets).
+        # Hierarchical escalations, each from a cue a real lead would recognise (~11% of tickets).
         cue = rng.random()
         if cue < 0.025:
             body += " " + rng.choice(LEGAL)
@@ -343,7 +363,10 @@ def generate(rows: int = 3000, seed: int = 7) -> pd.DataFrame:
         elif cue < 0.05:
             body += " " + _fill(rng.choice(REPEATED), rng)
             resolver = MANAGER
-        elif cue < 0.07 and team == "billing":
+        elif cue < 0.07:
+            body += " " + rng.choice(MANAGER_REQUEST)
+            resolver = MANAGER
+        elif cue < 0.09 and team == "billing":
             amount = rng.randint(REFUND_LIMIT + 100, 9000)
             body += f" We dispute the charge of ${amount:,}.00 and demand a full refund."
             resolver = MANAGER

@@ -16,10 +16,19 @@ from features.config import load_config
 from features.data import DataError, fingerprint, read_export, to_tickets
 from features.embed import embed_texts
 from features.labels import derive_labels
+from features.router import EscalationRouter
 from features.settings import Settings
 from training import register
-from training.evaluate import confusion_png, evaluate
+from training.evaluate import (
+    Evaluation,
+    confusion_png,
+    coverage_precision_png,
+    coverage_precision_table,
+    evaluate,
+    reliability_png,
+)
 from training.fit import fit_router, split_holdout
+from training.model_card import model_card
 from training.validate import check_columns, validate_export
 
 log = logging.getLogger(__name__)
@@ -119,11 +128,9 @@ def train(data: str | Path, config_path: str | Path, settings: Settings, progres
                 "threshold_resolve_first": router.thresholds.resolve_first,
             }
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            png = confusion_png(evaluation, Path(tmp) / "confusion_matrix.png")
-            mlflow.log_artifact(str(png), "evaluation")
-        mlflow.log_table(evaluation.per_target, "evaluation/per_target.json")
-        register.log_json(evaluation.metrics, "evaluation/metrics.json")
+        if router.target_thresholds:
+            mlflow.log_metric("target_threshold_fallback", router.target_thresholds.fallback)
+        _log_evaluation(evaluation, router)
         register.log_json({"pooled_as_other": train_labels.pooled, "kinds": router.kinds}, "evaluation/labels.json")
 
         example = hold_t[["id", "text", *config.columns.metadata]].head(3).reset_index(drop=True)
@@ -131,28 +138,58 @@ def train(data: str | Path, config_path: str | Path, settings: Settings, progres
         promoted, reason = _decide(router, champion, hold_t, embeddings[hold_idx], hold_labels, config, settings)
         mlflow.set_tag("promotion", reason)
         client.set_model_version_tag(settings.model_name, version.version, "promotion", reason)
+        card = model_card(router, evaluation, router.info, settings.model_name, str(version.version))
+        mlflow.log_text(card, "model_card.md")
         client.update_model_version(
-            settings.model_name,
-            version.version,
-            description=(
-                f"Trained on {len(train_t)} tickets ({router.info['data_fingerprint'][:12]}), run {run.info.run_id}. "
-                f"Holdout ({how}, {len(hold_t)} tickets): "
-                + ", ".join(
-                    f"{k}={evaluation.metrics[k]:.3f}"
-                    for k in (
-                        "escalation_average_precision",
-                        "target_top1_accuracy",
-                        "target_top3_accuracy",
-                        "target_macro_f1",
-                    )
-                    if k in evaluation.metrics
-                )
-                + f". Artefacts: runs:/{run.info.run_id}/evaluation. {reason}"
-            ),
+            settings.model_name, version.version, description=_description(run, evaluation, router, how, reason)
         )
         if promoted:
             client.set_registered_model_alias(settings.model_name, settings.model_alias, version.version)
     return TrainResult(run.info.run_id, str(version.version), promoted, reason, evaluation.metrics, train_labels.pooled)
+
+
+def _log_evaluation(evaluation: Evaluation, router: EscalationRouter) -> None:
+    """The pictures and tables a lead reviews, under the run's `evaluation/` folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for png in (
+            confusion_png(evaluation, Path(tmp) / "confusion_matrix.png"),
+            reliability_png(evaluation, Path(tmp) / "reliability.png"),
+            coverage_precision_png(evaluation, router.thresholds, Path(tmp) / "coverage_precision.png"),
+        ):
+            mlflow.log_artifact(str(png), "evaluation")
+    mlflow.log_table(evaluation.per_target, "evaluation/per_target.json")
+    mlflow.log_table(evaluation.slices, "evaluation/slices.json")
+    mlflow.log_table(coverage_precision_table(evaluation), "evaluation/coverage_precision.json")
+    mlflow.log_table(evaluation.mistakes, "evaluation/mistakes.json")
+    register.log_json(evaluation.metrics, "evaluation/metrics.json")
+
+
+def _description(run, evaluation: Evaluation, router: EscalationRouter, how: str, reason: str) -> str:  # type: ignore[no-untyped-def]
+    """The registered version's description: headline numbers and links to the run's review material."""
+    m = evaluation.metrics
+    numbers = ", ".join(
+        f"{k}={m[k]:.3f}"
+        for k in (
+            "escalation_average_precision",
+            "target_top1_accuracy",
+            "target_top3_accuracy",
+            "target_macro_f1",
+            "routing_coverage",
+            "routing_precision",
+        )
+        if k in m
+    )
+    run_page = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    return (
+        f"Trained on {router.info['trained_rows']} tickets ({router.info['data_fingerprint'][:12]}), "
+        f"run {run.info.run_id}. Holdout ({how}, {int(m['holdout_tickets'])} tickets): {numbers}.\n\n"
+        f"Review: [run]({run_page}) · [model card]({run_page}/artifacts/model_card.md) · "
+        f"[reliability]({run_page}/artifacts/evaluation/reliability.png) · "
+        f"[coverage/precision]({run_page}/artifacts/evaluation/coverage_precision.png) · "
+        f"[confusion]({run_page}/artifacts/evaluation/confusion_matrix.png) · "
+        f"[slices]({run_page}/artifacts/evaluation/slices.json). "
+        f"Artefacts: runs:/{run.info.run_id}/evaluation, runs:/{run.info.run_id}/model_card.md.\n\n{reason}"
+    )
 
 
 def _decide(router, champion, hold_t, hold_emb, hold_labels, config, settings) -> tuple[bool, str]:  # type: ignore[no-untyped-def]

@@ -32,6 +32,10 @@ def test_suggestion_contract(client: TestClient) -> None:
     assert len(similar) == 3 and all(s["snippet"] and -1 <= s["similarity"] <= 1 for s in similar)
     assert "billing" in {s["target"] for s in similar}
     assert body["explanation"]["key_terms"]
+    routing = body["routing"]
+    assert routing["target"] == "billing" and routing["threshold_scope"] == "target"
+    assert routing["probability"] == body["suggestions"][0]["probability"]
+    assert routing["decision"] == ("route" if routing["probability"] >= routing["threshold"] else "uncertain")
     assert body["model"] == {"name": "escalation-router", "version": "1", "alias": "champion"}
 
 
@@ -78,6 +82,8 @@ def test_model_info(client: TestClient, trained: Trained) -> None:
     assert info["metrics"]["target_top1_accuracy"] == pytest.approx(trained.result.metrics["target_top1_accuracy"])
     assert info["training"]["run_id"] == trained.result.run_id
     assert info["first_line"] == ["service-desk"]
+    assert set(info["target_thresholds"]) <= {t["target"] for t in info["targets"]} and info["target_thresholds"]
+    assert info["target_precision"] == 0.9
 
 
 def test_health_and_ready(client: TestClient) -> None:

@@ -16,7 +16,7 @@ def test_sample_has_a_desk_specialists_and_manager_cues() -> None:
     assert 4 <= len(specialists) <= 6
     assert 0.35 < counts[FIRST_LINE] / len(frame) < 0.6
     manager = frame.loc[frame["resolved_by"] == MANAGER, "body"].str.lower()
-    for cue in ("legal action", "third time", "dispute the charge", "unacceptable"):
+    for cue in ("legal action", "third time", "dispute the charge", "unacceptable", "speak to your manager"):
         assert manager.str.contains(cue).any(), cue
     assert frame["body"].str.contains("_x000D_").any()
     assert frame["ticket_id"].is_unique and frame["created_at"].is_monotonic_increasing

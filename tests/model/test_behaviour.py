@@ -94,3 +94,18 @@ def test_repeated_contact_and_manager_request_raise_hierarchical(router: Escalat
     before = _one(router, text)
     after = _one(router, text + " This is the third time I am contacting you. I want to speak to your manager.")
     assert _prob(after, "support-manager") > _prob(before, "support-manager") + 0.2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The dashboard shows error 500 when I open project P-123.",
+        "Our Salesforce integration fails with INVALID_SESSION_ID since Monday.",
+    ],
+)
+def test_asking_for_the_manager_alone_raises_hierarchical(router: EscalationRouter, text: str) -> None:
+    before = _one(router, text)
+    after = _one(router, text + " I want to speak to your manager.")
+    # direction, with a margin: ~2% of the 900 training tickets carry a request for a manager
+    assert _prob(after, "support-manager") > _prob(before, "support-manager") + 0.1
+    assert after["escalation"]["probability"] >= before["escalation"]["probability"] - 0.01

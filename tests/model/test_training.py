@@ -32,7 +32,16 @@ def test_run_logs_params_metrics_and_artefacts(trained: Trained) -> None:
     ):
         assert 0.0 <= metrics[name] <= 1.0, name
     artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert {"evaluation/confusion_matrix.png", "evaluation/metrics.json", "evaluation/per_target.json"} <= artefacts
+    assert {
+        "evaluation/confusion_matrix.png",
+        "evaluation/reliability.png",
+        "evaluation/coverage_precision.png",
+        "evaluation/coverage_precision.json",
+        "evaluation/metrics.json",
+        "evaluation/per_target.json",
+        "evaluation/slices.json",
+        "evaluation/mistakes.json",
+    } <= artefacts
     logged = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/evaluation/metrics.json"))
     assert logged["target_top1_accuracy"] == metrics["target_top1_accuracy"]
 
@@ -81,3 +90,35 @@ def test_same_data_does_not_replace_champion(trained: Trained) -> None:
     assert str(client.get_model_version_by_alias("escalation-router", "champion").version) == "1"
     tag = client.get_model_version("escalation-router", "2").tags["promotion"]
     assert tag.startswith("kept champion v1: routing_score")
+
+
+def test_run_has_slices_calibration_and_a_model_card(trained: Trained) -> None:
+    client = MlflowClient(trained.settings.tracking_uri, trained.settings.tracking_uri)
+    run = client.get_run(trained.result.run_id)
+    metrics = run.data.metrics
+    for name in ("non_english", "alerts", "rare_targets"):
+        assert f"slice_{name}_target_top1_accuracy" in metrics, name
+    assert 0 <= metrics["escalation_ece"] < 0.15 and 0 <= metrics["target_ece"] < 0.2
+    assert metrics["routing_precision"] >= 0.85 and 0.5 < metrics["routing_coverage"] <= 1.0
+    card = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/model_card.md")
+    assert card.startswith("# Model card: escalation-router v1")
+    for part in ("## Data", "## Per slice", "## Per target", "## Known limits", "support-manager", "window 2025-"):
+        assert part in card, part
+    slices = json.loads(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/evaluation/slices.json"))
+    assert set(slices["columns"]) >= {"slice", "tickets", "target_top1_accuracy"}
+    tickets = {row[0]: row[1] for row in slices["data"]}
+    assert set(tickets) == {"short", "non_english", "alerts", "rare_targets"} and all(tickets.values()), tickets
+    description = client.get_model_version("escalation-router", "1").description
+    assert "artifacts/model_card.md" in description and "evaluation/reliability.png" in description
+
+
+def test_per_target_thresholds_travel_with_the_model(trained: Trained) -> None:
+    router = load_router(trained.settings, trained.result.version)
+    tt = router.target_thresholds
+    assert tt is not None and tt.target_precision == 0.9
+    assert set(tt.per_target) <= set(router.targets) and len(tt.per_target) >= 3
+    result = router.predict(pd.DataFrame({"id": ["x"], "text": ["I was charged twice, please refund one"]}))[0]
+    routing = result["routing"]
+    assert routing["target"] == result["suggestions"][0]["target"] == "billing"
+    assert routing["threshold"] == round(tt.decide("billing", 0.0)[1], 4)
+    assert routing["decision"] == ("route" if routing["probability"] >= routing["threshold"] else "uncertain")

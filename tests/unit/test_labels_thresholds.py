@@ -4,7 +4,7 @@ import pytest
 from features.config import Teams
 from features.labels import OTHER, derive_labels
 from features.router import Thresholds
-from training.fit import choose_thresholds
+from training.fit import choose_target_thresholds, choose_thresholds, lowest_precise_threshold
 
 TEAMS = Teams(first_line=["desk"], hierarchical=["manager"])
 
@@ -51,3 +51,42 @@ def test_thresholds_unreachable_precision_is_reported() -> None:
 )
 def test_decision_says_which_threshold_applied(p: float, decision: str, threshold: float) -> None:
     assert Thresholds(escalate=0.8, resolve_first=0.2, target_precision=0.9).decide(p) == (decision, threshold)
+
+
+def test_lowest_precise_threshold_keeps_ties_together() -> None:
+    correct = np.array([True, True, True, False, True, False])
+    p = np.array([0.9, 0.8, 0.7, 0.7, 0.6, 0.2])
+    # p >= 0.7 gives 3 of 4 right, p >= 0.6 gives 4 of 5; only p >= 0.8 reaches 0.9
+    assert lowest_precise_threshold(correct, p, 0.9) == 0.8
+    assert lowest_precise_threshold(correct, p, 0.75) == 0.6
+    assert lowest_precise_threshold(np.array([False]), np.array([0.9]), 0.9) is None
+
+
+def test_target_thresholds_reach_precision_per_target() -> None:
+    rng = np.random.default_rng(1)
+    n, targets = 3000, ["a", "b", "c", "d"]
+    truth = rng.integers(0, 3, n)  # 'd' is never right and rarely predicted
+    sure = rng.random(n)
+    proba = np.full((n, 4), 0.0)
+    guess = np.where(rng.random(n) < 0.4 + 0.6 * sure, truth, (truth + 1) % 3)  # surer tickets are right more often
+    guess[:10] = 3
+    proba[np.arange(n), guess] = 0.3 + 0.7 * sure
+    proba += (1 - proba.sum(axis=1, keepdims=True)) / 4
+    tt = choose_target_thresholds(truth, proba, targets, 0.9)
+    assert set(tt.per_target) == {"a", "b", "c"}  # 'd' has too few answers for its own threshold
+    for j, name in enumerate(targets[:3]):
+        mine = (proba.argmax(axis=1) == j) & (proba.max(axis=1) >= tt.per_target[name])
+        assert (truth[mine] == j).mean() >= 0.9
+        assert 0.3 < tt.per_target[name] < 1.0
+    assert tt.decide("d", 0.99)[2] == "all targets" and tt.decide("a", 0.99) == ("route", tt.per_target["a"], "target")
+    assert tt.decide("a", 0.31)[0] == "uncertain"
+    strict = choose_target_thresholds(truth, proba, targets, 0.97)
+    assert all(strict.per_target[t] >= tt.per_target[t] for t in "abc")
+
+
+def test_target_that_never_reaches_precision_is_always_uncertain() -> None:
+    truth = np.zeros(40, dtype=int)
+    proba = np.tile([0.2, 0.8], (40, 1))  # always says target 1, always wrong
+    tt = choose_target_thresholds(truth, proba, ["x", "y"], 0.9)
+    assert tt.unreached == ["y"] and tt.per_target["y"] > 1.0
+    assert tt.decide("y", 1.0)[0] == "uncertain"
