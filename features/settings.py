@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_FEEDBACK_URL = "sqlite:///feedback.db"
 
 
 class Settings(BaseSettings):
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(20_000, ge=100, description="Longest subject+body+messages accepted.")
     top_k: int = Field(3, ge=1, le=20, description="Targets returned per suggestion.")
     n_similar: int = Field(3, ge=0, le=20, description="Similar past tickets returned per suggestion.")
+    feedback_url: str = Field(
+        DEFAULT_FEEDBACK_URL,
+        description="SQLAlchemy URL of the suggestions and feedback store (PostgreSQL for a team).",
+    )
 
     @field_validator("tracking_uri")
     @classmethod

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any
 
 import pandas as pd
@@ -14,13 +16,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from features.clean import join_parts
+from features.feedback import Feedback, FeedbackStore, StoreUnavailable
 from features.settings import Settings, get_settings
 from serving.model_store import LoadedModel, ModelUnavailable, load_champion
 from serving.schemas import (
     BatchIn,
     BatchOut,
     ErrorOut,
+    FeedbackIn,
+    FeedbackOut,
     Health,
+    MetricsSummary,
     ModelInfo,
     ModelRef,
     Readiness,
@@ -30,6 +36,8 @@ from serving.schemas import (
 
 log = logging.getLogger(__name__)
 NO_MODEL = "no model loaded"
+NO_STORE = "feedback store unavailable; retry later"
+RETRY_AFTER_SECONDS = 5
 ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorOut}, 503: {"model": ErrorOut}}
 
 
@@ -45,7 +53,27 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_store(request: Request) -> FeedbackStore:
+    """The suggestions and feedback store, opened on first use, so a database that comes back is picked up.
+
+    After a failed open, requests wait `RETRY_AFTER_SECONDS` before the next attempt instead of each paying
+    a connection timeout.
+    """
+    state = request.app.state
+    if state.store is None:
+        if time.monotonic() < state.store_retry_at:
+            raise HTTPException(503, NO_STORE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        try:
+            state.store = FeedbackStore(state.settings.feedback_url)
+        except StoreUnavailable as err:
+            state.store_retry_at = time.monotonic() + RETRY_AFTER_SECONDS
+            log.error("%s", err)
+            raise HTTPException(503, NO_STORE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+    return state.store
+
+
 Model = Annotated[LoadedModel, Depends(get_model)]
+Store = Annotated[FeedbackStore, Depends(get_store)]
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
@@ -69,12 +97,40 @@ def to_frame(tickets: list[TicketIn], model: LoadedModel, settings: Settings, pr
 
 
 def suggest(
-    tickets: list[TicketIn], model: LoadedModel, settings: Settings, prefix: list[str | int]
+    tickets: list[TicketIn], model: LoadedModel, settings: Settings, prefix: list[str | int], request: Request
 ) -> list[SuggestionOut]:
     frame = to_frame(tickets, model, settings, prefix)
     ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
     results = model.router.predict(frame, top_k=settings.top_k, n_similar=settings.n_similar)
+    record(request, model, results)
     return [SuggestionOut(**r, model=ref) for r in results]
+
+
+def record(request: Request, model: LoadedModel, results: list[dict[str, Any]]) -> None:
+    """Remember what was suggested for tickets with ids, so feedback can be joined to it.
+
+    A store that is down costs the join, not the agent's answer: the failure is logged and the answer sent.
+    """
+    rows = [
+        {
+            "ticket_id": r["id"],
+            "model_name": model.name,
+            "model_version": model.version,
+            "decision": r["escalation"]["decision"],
+            "escalation_probability": r["escalation"]["probability"],
+            "targets": [s["target"] for s in r["suggestions"]],
+            "top_probability": r["routing"]["probability"],
+            "routing": r["routing"]["decision"],
+        }
+        for r in results
+        if r["id"]
+    ]
+    if not rows:
+        return
+    try:
+        get_store(request).record_suggestions(rows)
+    except (StoreUnavailable, HTTPException) as err:
+        log.warning("suggestions for %d tickets not recorded: %s", len(rows), getattr(err, "detail", err))
 
 
 def create_app(settings: Settings | None = None, loader: Callable[[Settings], LoadedModel] = load_champion) -> FastAPI:
@@ -83,7 +139,8 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings or get_settings()
-        app.state.model, app.state.load_error = None, None
+        app.state.model, app.state.load_error, app.state.store = None, None, None
+        app.state.store_retry_at = 0.0
         try:
             app.state.model = loader(app.state.settings)
         except ModelUnavailable as err:
@@ -112,16 +169,41 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         return JSONResponse(status_code=500, content={"detail": "internal error; see the service log"})
 
     @app.post("/v1/suggestions", response_model=SuggestionOut, responses=ERRORS, tags=["suggestions"])
-    def suggestions(ticket: TicketIn, model: Model, settings: AppSettings) -> SuggestionOut:
+    def suggestions(ticket: TicketIn, model: Model, settings: AppSettings, request: Request) -> SuggestionOut:
         """Suggest whether and where to escalate one ticket, with explanations."""
-        return suggest([ticket], model, settings, [])[0]
+        return suggest([ticket], model, settings, [], request)[0]
 
     @app.post("/v1/suggestions/batch", response_model=BatchOut, responses=ERRORS, tags=["suggestions"])
-    def suggestions_batch(batch: BatchIn, model: Model, settings: AppSettings) -> BatchOut:
+    def suggestions_batch(batch: BatchIn, model: Model, settings: AppSettings, request: Request) -> BatchOut:
         """Suggestions for several tickets, answered in the same order."""
         if len(batch.tickets) > settings.max_batch_size:
             raise _invalid(["tickets"], f"{len(batch.tickets)} tickets; at most {settings.max_batch_size} per batch")
-        return BatchOut(results=suggest(batch.tickets, model, settings, ["tickets"]))
+        return BatchOut(results=suggest(batch.tickets, model, settings, ["tickets"], request))
+
+    @app.post("/v1/feedback", response_model=FeedbackOut, responses=ERRORS, tags=["feedback"])
+    def feedback(body: FeedbackIn, store: Store, request: Request) -> FeedbackOut:
+        """Record what the agent finally did; a repeat for the same ticket updates it. Unknown targets are flagged."""
+        model: LoadedModel | None = request.app.state.model
+        known = None
+        if model is not None:
+            known = set(model.router.targets) | set(model.router.first_line) | set(model.router.pooled)
+        try:
+            stored = store.record_feedback(
+                Feedback(body.ticket_id, body.escalated, body.target, body.accepted_suggestion, body.note), known
+            )
+        except StoreUnavailable as err:
+            log.error("feedback for %s not stored: %s", body.ticket_id, err)
+            raise HTTPException(503, NO_STORE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        return FeedbackOut(**stored.__dict__)
+
+    @app.get("/v1/metrics/summary", response_model=MetricsSummary, responses=ERRORS, tags=["feedback"])
+    def metrics_summary(store: Store, since: datetime | None = None, until: datetime | None = None) -> MetricsSummary:
+        """Acceptance rates per model version and escalations per target over a window (default: 30 days)."""
+        try:
+            return MetricsSummary(**store.summary(since, until))
+        except StoreUnavailable as err:
+            log.error("%s", err)
+            raise HTTPException(503, NO_STORE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
 
     @app.get("/v1/model", response_model=ModelInfo, responses=ERRORS, tags=["model"])
     def model_info(model: Model) -> ModelInfo:

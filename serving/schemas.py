@@ -162,3 +162,50 @@ class Readiness(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str | list[dict[str, object]]
+
+
+class FeedbackIn(BaseModel):
+    """What the agent finally did with a ticket that got suggestions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_id: str = Field(min_length=1, max_length=200, examples=["T-1042"])
+    escalated: bool = Field(description="True when the ticket was escalated; false when the first line resolved it.")
+    target: str | None = Field(None, min_length=1, max_length=200, examples=["billing"])
+    accepted_suggestion: bool = Field(description="Whether the agent used a suggestion.")
+    note: str | None = Field(None, max_length=5000, examples=["customer asked for a manager"])
+
+    @model_validator(mode="after")
+    def _target_matches(self) -> FeedbackIn:
+        if self.escalated and not self.target:
+            raise ValueError("target is required when escalated is true: name the team or person it went to")
+        if not self.escalated and self.target:
+            raise ValueError("target must be null when escalated is false")
+        return self
+
+
+class FeedbackOut(BaseModel):
+    ticket_id: str
+    status: Literal["created", "updated"]
+    model_version: str | None = Field(description="The version whose suggestion this answers, when one was recorded.")
+    flags: list[Literal["unknown_target", "no_suggestion_recorded"]]
+
+
+class VersionSummary(BaseModel):
+    suggestions: int
+    feedback: int
+    decisions: dict[str, int]
+    escalation_rate: float | None
+    agent_accepted_rate: float | None
+    accepted_top1_rate: float | None = Field(description="Escalated tickets that went to the top suggestion.")
+    accepted_top3_rate: float | None = Field(description="Escalated tickets that went to one of the top 3.")
+    escalations_avoided: int = Field(description="`resolve_first` answers after which the ticket stayed.")
+    resolve_first_kept_rate: float | None
+
+
+class MetricsSummary(BaseModel):
+    since: datetime
+    until: datetime
+    versions: dict[str, VersionSummary]
+    escalations_per_target: dict[str, int]
+    unknown_targets: int

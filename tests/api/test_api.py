@@ -133,7 +133,10 @@ def test_batch_limits(client: TestClient) -> None:
 
 @pytest.fixture
 def empty_store_client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}"))) as c:
+    settings = Settings(
+        tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}", feedback_url=f"sqlite:///{tmp_path / 'f.db'}"
+    )
+    with TestClient(create_app(settings)) as c:
         yield c
 
 

@@ -1,0 +1,288 @@
+"""What the service suggested and what agents finally did, stored durably through SQLAlchemy.
+
+A sqlite file by default, any SQLAlchemy URL (PostgreSQL for a team) by setting. Serving writes both tables;
+retraining reads the feedback as the freshest labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, event, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from features.settings import DEFAULT_FEEDBACK_URL
+
+
+class StoreUnavailable(RuntimeError):
+    """The feedback database cannot be reached or refused the write; nothing was half-written."""
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SuggestionRecord(Base):
+    """One answer the service gave for a ticket."""
+
+    __tablename__ = "suggestions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(String(200), index=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str] = mapped_column(String(50))
+    decision: Mapped[str] = mapped_column(String(20))
+    escalation_probability: Mapped[float] = mapped_column(Float)
+    targets: Mapped[list[str]] = mapped_column(JSON)  # ranked, as shown
+    top_probability: Mapped[float] = mapped_column(Float)
+    routing: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class FeedbackRecord(Base):
+    """What the agent finally did with a ticket; one row per ticket, a repeat updates it."""
+
+    __tablename__ = "feedback"
+
+    ticket_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    escalated: Mapped[bool] = mapped_column(Boolean)
+    target: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    accepted_suggestion: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    target_known: Mapped[bool] = mapped_column(Boolean, default=True)
+    model_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    suggestion_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    revisions: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    ticket_id: str
+    escalated: bool
+    target: str | None
+    accepted_suggestion: bool
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The outcome of a feedback write."""
+
+    ticket_id: str
+    status: str  # 'created' | 'updated'
+    model_version: str | None
+    flags: list[str]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # sqlite drops the zone
+
+
+class FeedbackStore:
+    """The suggestions and feedback tables behind one SQLAlchemy engine."""
+
+    def __init__(self, url: str = DEFAULT_FEEDBACK_URL):
+        self.url = url
+        sqlite = url.startswith("sqlite")
+        self.engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {"connect_timeout": 5},
+        )
+        if sqlite:
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(conn: Any, _record: Any) -> None:  # durable and concurrent enough for one service
+                cur = conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.close()
+
+        try:
+            Base.metadata.create_all(self.engine)
+        except SQLAlchemyError as err:
+            raise StoreUnavailable(f"feedback store {self.safe_url} is unavailable: {err.__class__.__name__}") from err
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def record_suggestions(self, rows: list[dict[str, Any]]) -> None:
+        """Store answers given (dicts with SuggestionRecord's fields but id and created_at)."""
+        if not rows:
+            return
+        now = _now()
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add_all([SuggestionRecord(created_at=now, **row) for row in rows])
+        except SQLAlchemyError as err:
+            raise StoreUnavailable(f"could not record suggestions: {err.__class__.__name__}") from err
+
+    def record_feedback(self, feedback: Feedback, known_targets: set[str] | None = None) -> Stored:
+        """Insert or update the ticket's feedback, joined to the latest suggestion made for it."""
+        flags = []
+        known = known_targets is None or feedback.target is None or feedback.target in known_targets
+        if not known:
+            flags.append("unknown_target")
+        for attempt in range(2):  # a concurrent first write of the same ticket turns ours into an update
+            try:
+                with Session(self.engine) as session, session.begin():
+                    latest = session.scalars(
+                        select(SuggestionRecord)
+                        .where(SuggestionRecord.ticket_id == feedback.ticket_id)
+                        .order_by(SuggestionRecord.id.desc())
+                        .limit(1)
+                    ).first()
+                    if latest is None:
+                        flags.append("no_suggestion_recorded")
+                    row = session.get(FeedbackRecord, feedback.ticket_id, with_for_update=True)
+                    now = _now()
+                    values = {
+                        "escalated": feedback.escalated,
+                        "target": feedback.target,
+                        "accepted_suggestion": feedback.accepted_suggestion,
+                        "note": feedback.note,
+                        "target_known": known,
+                        "model_name": latest.model_name if latest else None,
+                        "model_version": latest.model_version if latest else None,
+                        "suggestion_id": latest.id if latest else None,
+                        "updated_at": now,
+                    }
+                    if row is None:
+                        session.add(FeedbackRecord(ticket_id=feedback.ticket_id, created_at=now, revisions=1, **values))
+                        status = "created"
+                    else:
+                        for key, value in values.items():
+                            setattr(row, key, value)
+                        row.revisions += 1
+                        status = "updated"
+                return Stored(feedback.ticket_id, status, values["model_version"], flags)
+            except IntegrityError:
+                if attempt:
+                    raise StoreUnavailable("could not store feedback: conflicting writes") from None
+                flags = [f for f in flags if f == "unknown_target"]
+            except SQLAlchemyError as err:
+                raise StoreUnavailable(f"could not store feedback: {err.__class__.__name__}") from err
+        raise AssertionError("unreachable")
+
+    def feedback_frame(self) -> pd.DataFrame:
+        """Every feedback row joined to the suggestion it answers (for retraining and reports)."""
+        try:
+            with Session(self.engine) as session:
+                rows = session.execute(
+                    select(FeedbackRecord, SuggestionRecord).outerjoin(
+                        SuggestionRecord, SuggestionRecord.id == FeedbackRecord.suggestion_id
+                    )
+                ).all()
+        except SQLAlchemyError as err:
+            raise StoreUnavailable(f"could not read feedback: {err.__class__.__name__}") from err
+        records = []
+        for fb, sug in rows:
+            records.append(
+                {
+                    "ticket_id": fb.ticket_id,
+                    "escalated": fb.escalated,
+                    "target": fb.target,
+                    "accepted_suggestion": fb.accepted_suggestion,
+                    "note": fb.note,
+                    "target_known": fb.target_known,
+                    "model_version": fb.model_version,
+                    "updated_at": _aware(fb.updated_at),
+                    "decision": sug.decision if sug else None,
+                    "suggested": list(sug.targets) if sug else [],
+                }
+            )
+        columns = [
+            "ticket_id",
+            "escalated",
+            "target",
+            "accepted_suggestion",
+            "note",
+            "target_known",
+            "model_version",
+            "updated_at",
+            "decision",
+            "suggested",
+        ]
+        return pd.DataFrame.from_records(records, columns=columns)
+
+    def summary(self, since: datetime | None = None, until: datetime | None = None) -> dict[str, Any]:
+        """Acceptance and escalation rates per model version, and volume per target, over a time window."""
+        until = _aware(until) if until else _now()
+        since = _aware(since) if since else until - timedelta(days=30)
+        try:
+            with Session(self.engine) as session:
+                suggestions = session.execute(
+                    select(SuggestionRecord.model_version, SuggestionRecord.decision).where(
+                        SuggestionRecord.created_at >= since, SuggestionRecord.created_at < until
+                    )
+                ).all()
+        except SQLAlchemyError as err:
+            raise StoreUnavailable(f"could not read suggestions: {err.__class__.__name__}") from err
+        frame = self.feedback_frame()
+        if len(frame):
+            frame = frame[(frame["updated_at"] >= since) & (frame["updated_at"] < until)]
+        versions: dict[str, dict[str, Any]] = {}
+        for version, decision in suggestions:
+            v = versions.setdefault(str(version), _empty_version())
+            v["suggestions"] += 1
+            v["decisions"][decision] = v["decisions"].get(decision, 0) + 1
+        for row in frame.itertuples(index=False):
+            v = versions.setdefault(str(row.model_version), _empty_version())
+            v["feedback"] += 1
+            v["_escalated"] += int(row.escalated)
+            v["_accepted"] += int(row.accepted_suggestion)
+            if row.escalated and row.suggested:
+                v["_escalated_with_suggestion"] += 1
+                v["_top1"] += int(row.target == row.suggested[0])
+                v["_top3"] += int(row.target in row.suggested[:3])
+            if row.decision == "resolve_first":
+                v["_resolve_first"] += 1
+                v["_avoided"] += int(not row.escalated)
+        for v in versions.values():
+            n, esc = v["feedback"], v.pop("_escalated_with_suggestion")
+            v["escalation_rate"] = v.pop("_escalated") / n if n else None
+            v["agent_accepted_rate"] = v.pop("_accepted") / n if n else None
+            v["accepted_top1_rate"] = v.pop("_top1") / esc if esc else None
+            v["accepted_top3_rate"] = v.pop("_top3") / esc if esc else None
+            told, avoided = v.pop("_resolve_first"), v.pop("_avoided")
+            v["escalations_avoided"] = avoided
+            v["resolve_first_kept_rate"] = avoided / told if told else None
+        per_target = (
+            frame[frame["escalated"]].groupby("target").size().sort_values(ascending=False).to_dict()
+            if len(frame)
+            else {}
+        )
+        return {
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "versions": versions,
+            "escalations_per_target": {str(k): int(v) for k, v in per_target.items()},
+            "unknown_targets": int((~frame["target_known"]).sum()) if len(frame) else 0,
+        }
+
+
+def _empty_version() -> dict[str, Any]:
+    return {
+        "suggestions": 0,
+        "feedback": 0,
+        "decisions": {},
+        "_escalated": 0,
+        "_accepted": 0,
+        "_escalated_with_suggestion": 0,
+        "_top1": 0,
+        "_top3": 0,
+        "_resolve_first": 0,
+        "_avoided": 0,
+    }

@@ -1,0 +1,84 @@
+"""Feedback through the API: joined to the suggestion's model version, idempotent, summarised, and safe when the
+store is down."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+from tests.conftest import Trained, ticket
+
+
+def test_feedback_joins_the_suggestion_and_updates_on_repeat(client: TestClient) -> None:
+    suggested = client.post("/v1/suggestions", json=ticket(id="FB-1")).json()
+    assert suggested["suggestions"][0]["target"] == "billing"
+    first = client.post(
+        "/v1/feedback", json={"ticket_id": "FB-1", "escalated": True, "target": "billing", "accepted_suggestion": True}
+    )
+    assert first.status_code == 200
+    assert first.json() == {"ticket_id": "FB-1", "status": "created", "model_version": "1", "flags": []}
+    again = client.post(
+        "/v1/feedback",
+        json={"ticket_id": "FB-1", "escalated": True, "target": "legal", "accepted_suggestion": False, "note": "x"},
+    )
+    assert again.json()["status"] == "updated" and again.json()["flags"] == ["unknown_target"]
+
+
+def test_summary_counts_acceptance_per_version(client: TestClient) -> None:
+    for i, (subject, body) in enumerate(
+        [
+            ("Charged twice", "I was charged twice for the Team plan. Please refund one."),
+            ("Error 500", "The dashboard shows error 500 when I open project P-123."),
+            ("Password reset", "I forgot my password and the reset email never arrived."),
+        ]
+    ):
+        client.post("/v1/suggestions", json=ticket(id=f"SUM-{i}", subject=subject, body=body))
+    client.post(
+        "/v1/feedback", json={"ticket_id": "SUM-0", "escalated": True, "target": "billing", "accepted_suggestion": True}
+    )
+    client.post(
+        "/v1/feedback",
+        json={"ticket_id": "SUM-1", "escalated": True, "target": "security", "accepted_suggestion": False},
+    )
+    client.post("/v1/feedback", json={"ticket_id": "SUM-2", "escalated": False, "accepted_suggestion": True})
+    summary = client.get("/v1/metrics/summary").json()
+    v1 = summary["versions"]["1"]
+    assert v1["suggestions"] >= 3 and v1["feedback"] >= 3
+    assert 0 < v1["accepted_top1_rate"] < 1 and v1["escalations_avoided"] >= 1
+    assert summary["escalations_per_target"]["security"] >= 1
+    window = client.get("/v1/metrics/summary", params={"since": "2000-01-01T00:00:00", "until": "2000-01-02T00:00:00"})
+    assert window.status_code == 200 and window.json()["versions"] == {}
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"ticket_id": "x", "escalated": True, "accepted_suggestion": True}, "target is required"),
+        ({"ticket_id": "x", "escalated": False, "target": "billing", "accepted_suggestion": True}, "must be null"),
+        ({"ticket_id": "", "escalated": False, "accepted_suggestion": True}, "at least 1 character"),
+        ({"ticket_id": "x", "escalated": "maybe", "accepted_suggestion": True}, "valid boolean"),
+    ],
+)
+def test_bad_feedback_is_422(client: TestClient, payload: dict, message: str) -> None:
+    response = client.post("/v1/feedback", json=payload)
+    assert response.status_code == 422 and message in response.text
+
+
+@pytest.fixture
+def store_down_client(trained: Trained) -> Iterator[TestClient]:
+    settings = trained.settings.model_copy(update={"feedback_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_store_down_is_503_with_retry_after_and_suggestions_still_answer(store_down_client: TestClient) -> None:
+    response = store_down_client.post(
+        "/v1/feedback", json={"ticket_id": "D-1", "escalated": False, "accepted_suggestion": True}
+    )
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json() == {"detail": "feedback store unavailable; retry later"}
+    assert store_down_client.post("/v1/suggestions", json=ticket(id="D-1")).status_code == 200
+    assert store_down_client.get("/v1/metrics/summary").status_code == 503

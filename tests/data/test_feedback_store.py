@@ -1,0 +1,119 @@
+"""Feedback storage on sqlite and, where one is reachable, PostgreSQL: idempotent, joined, summarised."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from features.feedback import Feedback, FeedbackStore, StoreUnavailable
+
+POSTGRES = os.environ.get("ESCALATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_schema() -> Iterator[str]:
+    """A throwaway schema in the test PostgreSQL database; skips with the reason when none is reachable."""
+    try:
+        engine = create_engine(POSTGRES, connect_args={"connect_timeout": 3})
+        with engine.begin() as conn:
+            schema = f"esc_test_{uuid.uuid4().hex[:10]}"
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as err:  # any failure to connect means there is no server to test against
+        pytest.skip(f"no PostgreSQL at {POSTGRES} ({err.__class__.__name__}); set ESCALATION_TEST_POSTGRES_URL")
+    try:
+        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FeedbackStore]:
+    if request.param == "sqlite":
+        yield FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
+    else:
+        for url in _postgres_schema():
+            s = FeedbackStore(url)
+            yield s
+            s.engine.dispose()
+
+
+def suggestion(ticket_id: str, version: str = "1", decision: str = "escalate", targets: list[str] | None = None):  # type: ignore[no-untyped-def]
+    return {
+        "ticket_id": ticket_id,
+        "model_name": "escalation-router",
+        "model_version": version,
+        "decision": decision,
+        "escalation_probability": 0.9,
+        "targets": targets or ["billing", "engineering", "support-manager"],
+        "top_probability": 0.8,
+        "routing": "route",
+    }
+
+
+def test_feedback_is_joined_to_the_latest_suggestion(store: FeedbackStore) -> None:
+    store.record_suggestions([suggestion("T-1", version="1")])
+    store.record_suggestions([suggestion("T-1", version="2", targets=["engineering", "billing"])])
+    stored = store.record_feedback(Feedback("T-1", True, "engineering", True, "fixed by eng"), {"engineering"})
+    assert stored.status == "created" and stored.model_version == "2" and stored.flags == []
+    frame = store.feedback_frame()
+    assert frame.loc[0, "suggested"] == ["engineering", "billing"] and frame.loc[0, "note"] == "fixed by eng"
+
+
+def test_repeat_updates_never_duplicates(store: FeedbackStore) -> None:
+    store.record_suggestions([suggestion("T-2")])
+    store.record_feedback(Feedback("T-2", True, "billing", True))
+    again = store.record_feedback(Feedback("T-2", False, None, False, "solved it myself"))
+    assert again.status == "updated"
+    frame = store.feedback_frame()
+    assert len(frame) == 1 and not frame.loc[0, "escalated"] and frame.loc[0, "target"] is None
+
+
+def test_unknown_target_and_missing_suggestion_are_flagged(store: FeedbackStore) -> None:
+    stored = store.record_feedback(Feedback("T-3", True, "legal", False), {"billing", "engineering"})
+    assert set(stored.flags) == {"unknown_target", "no_suggestion_recorded"} and stored.model_version is None
+    assert not store.feedback_frame().loc[0, "target_known"]
+
+
+def test_concurrent_first_writes_of_one_ticket_leave_one_row(store: FeedbackStore) -> None:
+    store.record_suggestions([suggestion("T-4")])
+    with ThreadPoolExecutor(8) as pool:
+        results = list(
+            pool.map(lambda i: store.record_feedback(Feedback("T-4", True, "billing", i % 2 == 0)), range(16))
+        )
+    assert sorted(r.status for r in results).count("created") == 1
+    assert len(store.feedback_frame()) == 1
+
+
+def test_summary_rates_per_version(store: FeedbackStore) -> None:
+    store.record_suggestions(
+        [
+            suggestion("a", "1", targets=["billing", "engineering", "security"]),
+            suggestion("b", "1", targets=["billing", "engineering", "security"]),
+            suggestion("c", "1", targets=["billing", "engineering", "security"]),
+            suggestion("d", "1", decision="resolve_first"),
+            suggestion("e", "2"),
+        ]
+    )
+    store.record_feedback(Feedback("a", True, "billing", True))  # top-1
+    store.record_feedback(Feedback("b", True, "security", True))  # top-3
+    store.record_feedback(Feedback("c", True, "legal", False))  # missed
+    store.record_feedback(Feedback("d", False, None, True))  # escalation avoided
+    summary = store.summary()
+    v1 = summary["versions"]["1"]
+    assert v1["suggestions"] == 4 and v1["feedback"] == 4 and v1["decisions"] == {"escalate": 3, "resolve_first": 1}
+    assert v1["accepted_top1_rate"] == pytest.approx(1 / 3) and v1["accepted_top3_rate"] == pytest.approx(2 / 3)
+    assert v1["escalations_avoided"] == 1 and v1["escalation_rate"] == pytest.approx(0.75)
+    assert summary["versions"]["2"]["suggestions"] == 1 and summary["versions"]["2"]["feedback"] == 0
+    assert summary["escalations_per_target"] == {"billing": 1, "legal": 1, "security": 1}
+
+
+def test_unreachable_database_is_a_clear_error() -> None:
+    with pytest.raises(StoreUnavailable, match="unavailable"):
+        FeedbackStore("postgresql+psycopg://nobody@127.0.0.1:1/none")
