@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from features.clean import join_parts
 from features.feedback import Feedback, FeedbackStore, StoreUnavailable
 from features.settings import Settings, get_settings
+from serving.handoff import Message as HandoffMessage
+from serving.handoff import build_handoff
 from serving.model_store import LoadedModel, ModelUnavailable, load_champion
 from serving.schemas import (
     BatchIn,
@@ -25,6 +27,7 @@ from serving.schemas import (
     ErrorOut,
     FeedbackIn,
     FeedbackOut,
+    HandoffOut,
     Health,
     MetricsSummary,
     ModelInfo,
@@ -103,7 +106,15 @@ def suggest(
     ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
     results = model.router.predict(frame, top_k=settings.top_k, n_similar=settings.n_similar)
     record(request, model, results)
-    return [SuggestionOut(**r, model=ref) for r in results]
+    return [SuggestionOut(**r, handoff=handoff_for(t), model=ref) for t, r in zip(tickets, results, strict=True)]
+
+
+def handoff_for(ticket: TicketIn) -> HandoffOut | None:
+    """A handoff note when the request carries the conversation."""
+    if not ticket.messages:
+        return None
+    messages = [HandoffMessage(m.author, m.text, m.time) for m in ticket.messages]
+    return HandoffOut(**build_handoff(ticket.subject, ticket.body, messages).__dict__)
 
 
 def record(request: Request, model: LoadedModel, results: list[dict[str, Any]]) -> None:

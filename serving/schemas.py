@@ -108,6 +108,20 @@ class Explanation(BaseModel):
     key_terms: list[KeyTerm]
 
 
+class HandoffOut(BaseModel):
+    """What the next person needs so the customer never repeats themselves (given when `messages` were sent)."""
+
+    summary: list[str] = Field(description="The sentences that carry the problem, in the order written.")
+    identifiers: dict[str, list[str]] = Field(
+        description="reference (order, invoice, ticket numbers), error_code, amount, date, product."
+    )
+    tried: list[str] = Field(description="What was already tried, with who said it.")
+    customer_messages: int
+    waiting_since: datetime | None = Field(description="Time of the customer's first message, when given.")
+    waited_hours: float | None
+    note: str = Field(description="All of it as plain text, ready to paste into the escalation.")
+
+
 class ModelRef(BaseModel):
     name: str
     version: str
@@ -120,6 +134,7 @@ class SuggestionOut(BaseModel):
     routing: Routing
     suggestions: list[Suggestion]
     explanation: Explanation
+    handoff: HandoffOut | None = None
     model: ModelRef
 
 

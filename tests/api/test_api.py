@@ -153,3 +153,28 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/suggestions", "/v1/suggestions/batch", "/v1/model", "/healthz", "/readyz"} <= set(paths)
     assert "422" in paths["/v1/suggestions"]["post"]["responses"]
+
+
+def test_handoff_note_when_the_conversation_is_sent(client: TestClient) -> None:
+    plain = client.post("/v1/suggestions", json=ticket()).json()
+    assert plain["handoff"] is None
+    body = client.post(
+        "/v1/suggestions",
+        json=ticket(
+            messages=[
+                {
+                    "author": "customer",
+                    "text": "I already tried the refund form, it says error E4012. This is the third time I write.",
+                    "time": "2026-11-20T09:00:00Z",
+                },
+                {"author": "agent", "text": "Could you clear your browser cache and try again?"},
+                {"author": "customer", "text": "Did that, still broken.", "time": "2026-11-21T09:00:00+00:00"},
+            ]
+        ),
+    ).json()
+    handoff = body["handoff"]
+    assert handoff["identifiers"]["amount"] == ["$49.00"] and handoff["customer_messages"] == 2
+    assert handoff["waiting_since"].startswith("2026-11-20T09:00") and handoff["waited_hours"] > 24
+    assert any("third time" in s for s in handoff["summary"])
+    assert any(t.startswith("agent: Could you clear") for t in handoff["tried"])
+    assert handoff["note"].startswith("Problem: ")
