@@ -169,6 +169,25 @@ def benchmark(
 
 @app.command()
 @friendly
+def promote(
+    version: Annotated[int, typer.Option("--version", min=1, help="Registered version to serve.")],
+    reason: Annotated[str, typer.Option(help="Why; kept as the version's promotion tag.")] = "manual promotion",
+) -> None:
+    """Move the serving alias to a version (rolling back is promoting an older one); servers follow it."""
+    from training.register import promote as move
+
+    settings = _settings()
+    previous = move(settings, version, reason)
+    typer.echo(
+        f"{settings.model_alias}: v{previous} -> v{version} of {settings.model_name}"
+        if previous
+        else f"{settings.model_alias}: v{version} of {settings.model_name}"
+    )
+    typer.echo(f"running servers switch within {settings.poll_seconds:g} s, or at once on POST /v1/admin/reload")
+
+
+@app.command()
+@friendly
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,

@@ -13,6 +13,10 @@ from features.router import EscalationRouter
 ARTEFACT_KEY = "router"
 
 
+class ModelUnavailable(RuntimeError):
+    """No servable model: no alias yet, registry unreachable, or the version failed to load or score."""
+
+
 class RouterModel(mlflow.pyfunc.PythonModel):
     """Loads the router artefact; `predict` takes canonical tickets (id, text, metadata columns)."""
 

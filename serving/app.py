@@ -33,9 +33,12 @@ from serving.schemas import (
     ModelInfo,
     ModelRef,
     Readiness,
+    RegistryStatus,
+    ReloadOut,
     SuggestionOut,
     TicketIn,
 )
+from serving.watcher import ModelWatcher
 
 log = logging.getLogger(__name__)
 NO_MODEL = "no model loaded"
@@ -157,7 +160,10 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         except ModelUnavailable as err:
             app.state.load_error = str(err)
             log.error("starting without a model: %s", err)
+        app.state.watcher = ModelWatcher(app.state, app.state.settings)
+        app.state.watcher.start()
         yield
+        app.state.watcher.stop()
 
     app = FastAPI(
         title="Escalation router",
@@ -236,6 +242,11 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             training={k: v for k, v in router.info.items() if isinstance(v, str | int | float)},
         )
 
+    @app.post("/v1/admin/reload", response_model=ReloadOut, tags=["admin"])
+    def reload(request: Request) -> ReloadOut:
+        """Check the registry alias now; swap to its version if it moved and the version loads and scores."""
+        return ReloadOut(**request.app.state.watcher.check().__dict__)
+
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:
         """The process is up."""
@@ -245,9 +256,14 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
     def readyz(request: Request) -> Any:
         """Ready once a model is loaded; 503 with the reason before."""
         model: LoadedModel | None = request.app.state.model
+        watcher: ModelWatcher = request.app.state.watcher
+        registry = RegistryStatus(
+            last_check=watcher.last_check, last_error=watcher.last_error, poll_seconds=watcher.settings.poll_seconds
+        )
         if model is None:
-            body = Readiness(status="not_ready", detail=request.app.state.load_error or NO_MODEL)
-            return JSONResponse(status_code=503, content=body.model_dump())
-        return Readiness(status="ready", model=ModelRef(name=model.name, version=model.version, alias=model.alias))
+            body = Readiness(status="not_ready", detail=request.app.state.load_error or NO_MODEL, registry=registry)
+            return JSONResponse(status_code=503, content=jsonable_encoder(body))
+        ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
+        return Readiness(status="ready", model=ref, detail=watcher.last_error, registry=registry)
 
     return app

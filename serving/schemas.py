@@ -169,9 +169,27 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class RegistryStatus(BaseModel):
+    """How the server follows the registry alias."""
+
+    last_check: datetime | None
+    last_error: str | None = Field(description="Why the last check kept the current version, if it failed.")
+    poll_seconds: float
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     model: ModelRef | None = None
+    detail: str | None = None
+    registry: RegistryStatus | None = None
+
+
+class ReloadOut(BaseModel):
+    """What an immediate registry check did."""
+
+    status: Literal["changed", "unchanged", "failed"]
+    version: str | None = Field(description="The version served after the check.")
+    previous_version: str | None
     detail: str | None = None
 
 

@@ -16,7 +16,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, DataType, Schema
 
 from features import pyfunc_entry
-from features.mlflow_model import ARTEFACT_KEY, RouterModel
+from features.mlflow_model import ARTEFACT_KEY, ModelUnavailable, RouterModel
 from features.router import EscalationRouter
 from features.settings import Settings
 
@@ -50,6 +50,8 @@ def champion_version(client: MlflowClient, settings: Settings) -> ModelVersion |
 
 def load_router(settings: Settings, version: str | int) -> EscalationRouter:
     """Load a registered version's router artefact (used to score the champion on a new holdout)."""
+    mlflow.set_tracking_uri(settings.tracking_uri)  # the artefact lives in this store, whatever was set before
+    mlflow.set_registry_uri(settings.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
     wrapper = model.unwrap_python_model()
     assert isinstance(wrapper, RouterModel)
@@ -81,3 +83,23 @@ def log_model(router: EscalationRouter, example: pd.DataFrame, settings: Setting
 
 def log_json(data: Any, name: str) -> None:
     mlflow.log_text(json.dumps(data, indent=2, default=str), name)
+
+
+def promote(settings: Settings, version: str | int, reason: str = "manual promotion") -> str | None:
+    """Move the serving alias to `version` after it loads and scores a smoke ticket; returns the previous one.
+
+    Rolling back is promoting an older version. A version that cannot serve never gets the alias.
+    """
+    client = connect(settings)
+    try:
+        client.get_model_version(settings.model_name, str(version))
+    except MlflowException:
+        raise ModelUnavailable(f"{settings.model_name} has no version {version}") from None
+    try:
+        load_router(settings, version).smoke_test()
+    except Exception as err:  # a version that cannot score must not be served
+        raise ModelUnavailable(f"version {version} cannot serve, alias not moved: {err}") from err
+    current = champion_version(client, settings)
+    client.set_registered_model_alias(settings.model_name, settings.model_alias, str(version))
+    client.set_model_version_tag(settings.model_name, str(version), "promotion", f"promoted: {reason}")
+    return str(current.version) if current else None

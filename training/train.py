@@ -83,6 +83,11 @@ def train(data: str | Path, config_path: str | Path, settings: Settings, progres
 
     train_t, hold_t = tickets.iloc[train_idx].reset_index(drop=True), tickets.iloc[hold_idx].reset_index(drop=True)
     train_labels = derive_labels(train_t["target"].to_numpy(dtype=str), config.teams, config.min_examples)
+    if len(train_labels.targets) < 2:
+        raise DataError(
+            f"{data}: the training split ({len(train_t)} tickets, holdout {how}) has only {train_labels.targets} "
+            f"after pooling targets with fewer than {config.min_examples} tickets; lower min_examples or add data"
+        )
     # The holdout is labelled with the training split's targets, so pooled names agree.
     hold_labels = derive_labels(hold_t["target"].to_numpy(dtype=str), config.teams, 1)
     started = time.perf_counter()

@@ -143,3 +143,10 @@ def test_unreadable_files(tmp_path: Path, name: str, content: bytes, message: st
     path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         read_export(path)
+
+
+def test_training_split_with_one_target_left_is_a_clear_error(tmp_path: Path) -> None:
+    data, config = write_sample(tmp_path, rows=300, seed=5)
+    with pytest.raises(DataError, match=r"the training split \(240 tickets, holdout newest\) has only \['other'\]"):
+        train(data, config, store_settings(tmp_path), progress=False)
+    assert not (tmp_path / "mlflow.db").exists()  # refused before anything reached MLflow
