@@ -112,6 +112,40 @@ def train(
 
 @app.command()
 @friendly
+def retrain(
+    data: DataOpt,
+    config: ConfigOpt,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Train and compare, but log, register and move nothing.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+) -> None:
+    """Retrain on newly resolved tickets plus agents' feedback; the challenger replaces the champion only if better."""
+    from features.feedback import FeedbackStore, StoreUnavailable
+    from training.train import train as run_training
+
+    settings = _settings()
+    try:
+        feedback = FeedbackStore(settings.feedback_url).feedback_frame()
+    except StoreUnavailable as err:
+        raise typer.BadParameter(f"{err}; check ESCALATION_FEEDBACK_URL", param_hint="feedback store") from None
+    result = run_training(data, config, settings, progress=progress, feedback=feedback, dry_run=dry_run)
+    typer.echo(result.merge.summary())
+    for change in result.merge.changes[:5]:
+        typer.echo(f"  {change['ticket_id']}: export says {change['export']}, feedback says {change['feedback']}")
+    typer.echo(f"embeddings: {result.embeddings_reused} reused from the cache")
+    if not result.comparison.empty and result.comparison["champion"].notna().any():
+        typer.echo("\nchampion vs challenger on the same holdout:")
+        for row in result.comparison.itertuples():
+            if row.champion is not None and row.champion == row.champion:
+                typer.echo(f"  {row.metric:<36} {row.champion:.4f}  {row.challenger:.4f}  {row.delta:+.4f}")
+    if result.run_id:
+        typer.echo(f"\nrun {result.run_id}\nversion {result.version} of {settings.model_name}")
+    typer.echo(result.reason)
+
+
+@app.command()
+@friendly
 def predict(
     data: DataOpt,
     config: ConfigOpt,

@@ -103,6 +103,9 @@ class TrainingOptions(_Strict):
         "target_top3_accuracy",
         "target_macro_f1",
     ] = "routing_score"
+    promotion_margin: float = Field(
+        0.0, ge=0, le=1, description="How much better than the champion a challenger must be to replace it."
+    )
 
 
 class RouterConfig(_Strict):

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(20_000, ge=100, description="Longest subject+body+messages accepted.")
     top_k: int = Field(3, ge=1, le=20, description="Targets returned per suggestion.")
     n_similar: int = Field(3, ge=0, le=20, description="Similar past tickets returned per suggestion.")
+    embedding_cache: str = Field(
+        ".cache/embeddings.sqlite",
+        description="Embeddings cached by content hash and model, so retraining embeds only new tickets; '' disables.",
+    )
     poll_seconds: float = Field(
         30.0, ge=0, description="How often the server checks whether the alias moved; 0 checks only on reload."
     )

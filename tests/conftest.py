@@ -33,7 +33,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def store_settings(folder: Path) -> Settings:
     return Settings(
-        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", feedback_url=f"sqlite:///{folder / 'feedback.db'}"
+        tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
+        feedback_url=f"sqlite:///{folder / 'feedback.db'}",
+        embedding_cache=str(folder / "embeddings.sqlite"),
     )
 
 

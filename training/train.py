@@ -9,12 +9,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
-import numpy as np
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from features.config import load_config
 from features.data import DataError, fingerprint, read_export, to_tickets
 from features.embed import embed_texts
+from features.embed_cache import EmbeddingCache
 from features.labels import derive_labels
 from features.router import EscalationRouter
 from features.settings import Settings
@@ -28,10 +34,12 @@ from training.evaluate import (
     reliability_png,
 )
 from training.fit import fit_router, split_holdout
-from training.model_card import model_card
+from training.model_card import HEADLINE, model_card
+from training.retrain import MergeReport, merge_feedback
 from training.validate import check_columns, validate_export
 
 log = logging.getLogger(__name__)
+CHALLENGER = "challenger"
 
 
 @dataclass
@@ -44,6 +52,9 @@ class TrainResult:
     reason: str
     metrics: dict[str, float] = field(default_factory=dict)
     pooled: dict[str, int] = field(default_factory=dict)
+    merge: MergeReport = field(default_factory=MergeReport)
+    embeddings_reused: int = 0
+    comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _code_version() -> str:
@@ -60,13 +71,28 @@ def _code_version() -> str:
         return "unknown"
 
 
-def train(data: str | Path, config_path: str | Path, settings: Settings, progress: bool = True) -> TrainResult:
-    """Run the whole training job; raises ConfigError/DataError before anything touches MLflow."""
+def train(
+    data: str | Path,
+    config_path: str | Path,
+    settings: Settings,
+    progress: bool = True,
+    feedback: pd.DataFrame | None = None,
+    dry_run: bool = False,
+) -> TrainResult:
+    """Run the whole training job; raises ConfigError/DataError before anything touches MLflow.
+
+    `feedback` (rows of the feedback store) relabels export tickets with the same id first. With `dry_run` the
+    challenger is trained and compared with the champion, but nothing is logged, registered or moved.
+    """
     config = load_config(config_path)
     raw = read_export(data)
     check_columns(raw, config, data)
     tickets = to_tickets(raw, config)
     validate_export(raw, tickets, config, data)
+    merge = MergeReport()
+    if feedback is not None:
+        tickets, merge = merge_feedback(tickets, feedback, config)
+        log.info("%s", merge.summary())
     labels = derive_labels(tickets["target"].to_numpy(dtype=str), config.teams, config.min_examples)
     if len(labels.targets) < 2:
         raise DataError(
@@ -76,10 +102,18 @@ def train(data: str | Path, config_path: str | Path, settings: Settings, progres
     train_idx, hold_idx, how = split_holdout(tickets, labels, config)
     started = time.perf_counter()
     opts = config.model
-    embeddings = embed_texts(
-        tickets["text"].tolist(), opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress
-    )
+    texts = tickets["text"].tolist()
+    if settings.embedding_cache:
+        embeddings, reused = EmbeddingCache(settings.embedding_cache).embed(
+            texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress
+        )
+    else:
+        embeddings, reused = (
+            embed_texts(texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress),
+            0,
+        )
     embed_seconds = time.perf_counter() - started
+    log.info("embeddings: %d reused from cache, %d computed in %.0f s", reused, len(texts) - reused, embed_seconds)
 
     train_t, hold_t = tickets.iloc[train_idx].reset_index(drop=True), tickets.iloc[hold_idx].reset_index(drop=True)
     train_labels = derive_labels(train_t["target"].to_numpy(dtype=str), config.teams, config.min_examples)
@@ -98,6 +132,22 @@ def train(data: str | Path, config_path: str | Path, settings: Settings, progres
 
     client = register.connect(settings)
     champion = register.champion_version(client, settings)
+    old = _champion_metrics(champion, router, hold_t, embeddings[hold_idx], hold_labels, settings)
+    promoted, reason = _decide(router.metrics, old, champion, config, settings)
+    comparison = _comparison(router.metrics, old)
+    if dry_run:
+        return TrainResult(
+            "",
+            "",
+            promoted,
+            f"dry run, nothing logged: would have {reason}",
+            evaluation.metrics,
+            train_labels.pooled,
+            merge,
+            reused,
+            comparison,
+        )
+
     with mlflow.start_run() as run:
         data_window = {}
         if "created_at" in tickets.columns and tickets["created_at"].notna().any():
@@ -121,6 +171,7 @@ def train(data: str | Path, config_path: str | Path, settings: Settings, progres
                 "targets": len(router.targets),
                 "pooled_targets": ",".join(sorted(train_labels.pooled)) or "none",
                 "code_version": _code_version(),
+                "feedback_rows": merge.feedback_rows,
                 **data_window,
             }
         )
@@ -128,19 +179,24 @@ def train(data: str | Path, config_path: str | Path, settings: Settings, progres
         mlflow.log_metrics(
             {
                 "embed_seconds": embed_seconds,
+                "embeddings_reused": reused,
                 "fit_seconds": fit_seconds,
                 "threshold_escalate": router.thresholds.escalate,
                 "threshold_resolve_first": router.thresholds.resolve_first,
+                "feedback_relabelled": merge.changed,
             }
         )
         if router.target_thresholds:
             mlflow.log_metric("target_threshold_fallback", router.target_thresholds.fallback)
         _log_evaluation(evaluation, router)
         register.log_json({"pooled_as_other": train_labels.pooled, "kinds": router.kinds}, "evaluation/labels.json")
+        if feedback is not None:
+            register.log_json(merge.as_dict(), "feedback_merge.json")
+        if old is not None:
+            _log_comparison(comparison, champion.version if champion else "?")
 
         example = hold_t[["id", "text", *config.columns.metadata]].head(3).reset_index(drop=True)
         version = register.log_model(router, example, settings)
-        promoted, reason = _decide(router, champion, hold_t, embeddings[hold_idx], hold_labels, config, settings)
         mlflow.set_tag("promotion", reason)
         client.set_model_version_tag(settings.model_name, version.version, "promotion", reason)
         card = model_card(router, evaluation, router.info, settings.model_name, str(version.version))
@@ -150,7 +206,75 @@ def train(data: str | Path, config_path: str | Path, settings: Settings, progres
         )
         if promoted:
             client.set_registered_model_alias(settings.model_name, settings.model_alias, version.version)
-    return TrainResult(run.info.run_id, str(version.version), promoted, reason, evaluation.metrics, train_labels.pooled)
+        else:
+            client.set_registered_model_alias(settings.model_name, CHALLENGER, version.version)
+    return TrainResult(
+        run.info.run_id,
+        str(version.version),
+        promoted,
+        reason,
+        evaluation.metrics,
+        train_labels.pooled,
+        merge,
+        reused,
+        comparison,
+    )
+
+
+def _champion_metrics(champion, router, hold_t, hold_emb, hold_labels, settings) -> dict[str, float] | None:  # type: ignore[no-untyped-def]
+    """The champion's metrics on the challenger's holdout; None when there is none or it cannot score."""
+    if champion is None:
+        return None
+    try:
+        old_router = register.load_router(settings, champion.version)
+        same_encoder = (old_router.embedding_model, old_router.max_seq_length) == (
+            router.embedding_model,
+            router.max_seq_length,
+        )
+        return evaluate(old_router, hold_t, hold_emb if same_encoder else None, hold_labels).metrics
+    except Exception as err:  # a champion that cannot score is no reason to keep it
+        log.warning("champion version %s could not be evaluated: %s", champion.version, err)
+        return {"error": float("nan"), "_message": str(err)}  # type: ignore[dict-item]
+
+
+def _comparison(new: dict[str, float], old: dict[str, float] | None) -> pd.DataFrame:
+    rows = []
+    for key, _label in HEADLINE:
+        if key in new:
+            before = old.get(key) if old else None
+            rows.append(
+                {
+                    "metric": key,
+                    "champion": before,
+                    "challenger": new[key],
+                    "delta": None if before is None else new[key] - before,
+                }
+            )
+    return pd.DataFrame(rows, columns=["metric", "champion", "challenger", "delta"])
+
+
+def _log_comparison(comparison: pd.DataFrame, champion_version: str) -> None:
+    """Champion and challenger side by side on the same holdout: a table, metrics and a picture."""
+    mlflow.log_table(comparison, "comparison/champion_vs_challenger.json")
+    mlflow.log_metrics(
+        {f"champion_{r.metric}": float(r.champion) for r in comparison.itertuples() if r.champion is not None}
+    )
+    shown = comparison.dropna(subset=["champion"])
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(shown) + 1.5))
+    y = np.arange(len(shown))
+    ax.barh(y - 0.2, shown["champion"], height=0.4, label=f"champion v{champion_version}", color="#999999")
+    ax.barh(y + 0.2, shown["challenger"], height=0.4, label="challenger (this run)", color="#1f77b4")
+    ax.set_yticks(y, shown["metric"])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.05)
+    ax.set_title("Champion vs challenger on the same holdout")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "champion_vs_challenger.png"
+        fig.savefig(path, dpi=110)
+        mlflow.log_artifact(str(path), "comparison")
+    plt.close(fig)
 
 
 def _log_evaluation(evaluation: Evaluation, router: EscalationRouter) -> None:
@@ -197,26 +321,19 @@ def _description(run, evaluation: Evaluation, router: EscalationRouter, how: str
     )
 
 
-def _decide(router, champion, hold_t, hold_emb, hold_labels, config, settings) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
-    """Promote when there is no champion or the new version beats it on the same holdout."""
-    metric = config.training.promotion_metric
-    new = router.metrics.get(metric, float("nan"))
+def _decide(new: dict[str, float], old: dict[str, float] | None, champion, config, settings) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
+    """Promote when there is no champion, it cannot score, or the challenger beats it by the margin."""
+    metric, margin = config.training.promotion_metric, config.training.promotion_margin
+    alias = settings.model_alias
     if champion is None:
-        return True, f"promoted: no {settings.model_alias} existed"
-    try:
-        old_router = register.load_router(settings, champion.version)
-        same_encoder = (old_router.embedding_model, old_router.max_seq_length) == (
-            router.embedding_model,
-            router.max_seq_length,
-        )
-        old = evaluate(old_router, hold_t, hold_emb if same_encoder else None, hold_labels).metrics.get(metric)
-    except Exception as err:  # a champion that cannot score is no reason to keep it
-        log.warning("champion version %s could not be evaluated: %s", champion.version, err)
-        return True, f"promoted: {settings.model_alias} v{champion.version} could not be evaluated ({err})"
-    mlflow.log_metric(f"champion_{metric}", float(old) if old is not None else float("nan"))
-    if old is None or np.isnan(old) or new > old:
-        return True, f"promoted: {metric} {new:.4f} > {settings.model_alias} v{champion.version} {old:.4f}"
+        return True, f"promoted: no {alias} existed"
+    if old is None or "_message" in old:
+        return True, f"promoted: {alias} v{champion.version} could not be evaluated ({(old or {}).get('_message')})"
+    value, before = new.get(metric, float("nan")), old.get(metric, float("nan"))
+    if np.isnan(before) or value > before + margin:
+        return True, f"promoted: {metric} {value:.4f} > {alias} v{champion.version} {before:.4f} + margin {margin:g}"
     return (
         False,
-        f"kept {settings.model_alias} v{champion.version}: {metric} {new:.4f} <= {old:.4f} on the same holdout",
+        f"kept {alias} v{champion.version}: {metric} {value:.4f} <= {before:.4f} + margin {margin:g} "
+        "on the same holdout",
     )

@@ -6,12 +6,20 @@ import json
 
 import mlflow
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 
 from features.router import EscalationRouter
 from tests.conftest import Trained
 from training.register import load_router
 from training.train import train
+
+
+@pytest.fixture(autouse=True)
+def _this_store(trained: Trained) -> None:
+    """`runs:/` URIs resolve against the global tracking URI, which other modules' stores may have moved."""
+    mlflow.set_tracking_uri(trained.settings.tracking_uri)
+    mlflow.set_registry_uri(trained.settings.tracking_uri)
 
 
 def test_run_logs_params_metrics_and_artefacts(trained: Trained) -> None:
