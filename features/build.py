@@ -76,6 +76,11 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
         self.names_ = names
         return self
 
+    @property
+    def n_words(self) -> int:
+        """Word columns come first in `transform`'s output; 0 without word features."""
+        return len(self.text_.vocabulary_) if self.text_ is not None else 0
+
     def _meta(self, X: pd.DataFrame) -> np.ndarray:
         cols = [X[c].to_numpy(dtype=str) if c in X.columns else np.full(len(X), "", dtype=str) for c in self.metadata]
         return np.column_stack(cols).astype(object)

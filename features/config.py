@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -57,6 +58,67 @@ class Teams(_Strict):
         return "hierarchical" if target in self.hierarchical else "functional"
 
 
+class Condition(_Strict):
+    """When a rule fires: any text pattern matches (regex, case-insensitive) and every metadata field has one of
+    the listed values. Give at least one of the two."""
+
+    text: list[str] = Field(default_factory=list)
+    metadata: dict[str, list[str]] = Field(default_factory=dict)
+
+    _text_list = field_validator("text", mode="before")(_as_list)
+
+    @field_validator("text")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"pattern {pattern!r} is not a valid regular expression ({err})") from None
+        return patterns
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _values_list(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Condition:
+        if not self.text and not self.metadata:
+            raise ValueError("give text patterns, metadata values or both")
+        return self
+
+
+class Rule(_Strict):
+    """An admin's escalation policy, applied beside the model: its target is ranked first or added."""
+
+    name: str = Field(min_length=1, max_length=100)
+    when: Condition
+    target: str = Field(min_length=1)
+    kind: Literal["functional", "hierarchical"] | None = Field(
+        None, description="Defaults to the team directory's kind of the target."
+    )
+    action: Literal["first", "add"] = Field(
+        "first", description="'first': rank the target first and escalate; 'add': add it to the suggestions."
+    )
+
+    def match(self, text: str, metadata: dict[str, str]) -> str | None:
+        """Why the rule fires for this ticket, or None."""
+        reasons = []
+        if self.when.text:
+            hit = next((m for p in self.when.text if (m := re.search(p, text, re.IGNORECASE))), None)
+            if hit is None:
+                return None
+            reasons.append(f"text matched {hit.group(0)!r}")
+        for name, values in self.when.metadata.items():
+            if str(metadata.get(name, "")) not in values:
+                return None
+            reasons.append(f"{name}={metadata.get(name)}")
+        return ", ".join(reasons)
+
+
 class ModelOptions(_Strict):
     """Embedding and classifier choices; each is logged as an MLflow param."""
 
@@ -83,6 +145,13 @@ class ModelOptions(_Strict):
         0.3, ge=0, lt=1, description="Share of the similar-ticket vote in P(target); 0 switches the vote off."
     )
     knn_temperature: float = Field(0.05, gt=0, description="Softness of the vote's similarity weights.")
+    knn_words_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of word TF-IDF cosine when re-ranking the nearest tickets; 0 ranks by embedding only.",
+    )
+    knn_candidates: int = Field(30, ge=1, le=1000, description="Nearest tickets by embedding that are re-ranked.")
     calibration_folds: int = Field(5, ge=2, le=20)
 
 
@@ -116,6 +185,17 @@ class RouterConfig(_Strict):
     min_examples: int = Field(30, ge=1, description="Targets with fewer tickets are pooled as 'other'.")
     model: ModelOptions = Field(default_factory=ModelOptions)
     training: TrainingOptions = Field(default_factory=TrainingOptions)
+    rules: list[Rule] = Field(default_factory=list, description="Escalation policies applied beside the model.")
+
+    @model_validator(mode="after")
+    def _unique_rules(self) -> RouterConfig:
+        names = [r.name for r in self.rules]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"rule names must be unique: {twice}")
+        if any(r.target in self.teams.first_line for r in self.rules):
+            raise ValueError("a rule's target cannot be a first-line team")
+        return self
 
     def flat_params(self) -> dict[str, str]:
         """The whole config as flat MLflow params (`model.C` -> '4.0')."""
@@ -128,7 +208,8 @@ class RouterConfig(_Strict):
             else:
                 out[prefix] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
-        walk("", self.model_dump())
+        walk("", self.model_dump(exclude={"rules"}))
+        out["rules"] = ",".join(r.name for r in self.rules) or "none"  # the rules themselves go in rules.json
         return out
 
 

@@ -31,6 +31,27 @@ def exact_top_k(queries: np.ndarray, vectors: np.ndarray, k: int, chunk: int = 2
     return np.vstack(tops), np.vstack(sims)
 
 
+def rerank(
+    candidates: np.ndarray,
+    sims: np.ndarray,
+    query_words: Any,
+    ref_words: Any,
+    weight: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank embedding candidates by (1 - weight) * embedding cosine + weight * word TF-IDF cosine, best first.
+
+    Near-duplicate tickets (alerts naming the same host or job) share words that a sentence embedding blurs.
+    """
+    n, k = candidates.shape
+    if weight <= 0 or k == 0 or ref_words is None:
+        return candidates, sims
+    rows = np.repeat(np.arange(n), k)
+    word_sims = np.asarray(query_words[rows].multiply(ref_words[candidates.ravel()]).sum(axis=1)).reshape(n, k)
+    mixed = (1 - weight) * sims + weight * word_sims
+    order = np.argsort(-mixed, axis=1, kind="stable")
+    return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(mixed, order, axis=1)
+
+
 def aligned_scores(head: Any, X: Any, targets: list[str]) -> np.ndarray:
     """Decision scores of a fitted linear head, one column per target in `targets` order."""
     raw = head.decision_function(X)

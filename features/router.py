@@ -15,8 +15,9 @@ from sklearn.linear_model import LogisticRegression
 
 from features.build import CHAR_SOURCE, LexicalFeatures, combine
 from features.clean import snippet
+from features.config import Rule
 from features.embed import embed_texts
-from features.heads import aligned_scores, blend_targets, calibrator_inputs, exact_top_k, knn_vote
+from features.heads import aligned_scores, blend_targets, calibrator_inputs, exact_top_k, knn_vote, rerank
 
 LinearHead = Any  # a fitted scikit-learn linear classifier: decision_function, coef_, classes_
 
@@ -75,6 +76,7 @@ class SimilarIndex:
     escalated: np.ndarray  # bool: the first line did not resolve it
     target_idx: np.ndarray  # int: position in the router's targets, -1 for first-line tickets
     resolutions: np.ndarray | None = None
+    words: sp.csr_matrix | None = None  # word TF-IDF rows, for re-ranking by shared words
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows by cosine similarity for each query (exact search)."""
@@ -114,8 +116,11 @@ class EscalationRouter:
     knn_k: int = 10
     knn_weight: float = 0.0
     knn_temperature: float = 0.05
+    knn_words_weight: float = 0.0
+    knn_candidates: int = 30
     pooled: dict[str, int] = field(default_factory=dict)
     target_thresholds: TargetThresholds | None = None
+    rules: list[Rule] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -152,7 +157,12 @@ class EscalationRouter:
             embeddings = self.embed(tickets["text"].to_numpy(dtype=str).tolist())
         X = self.features(tickets, embeddings)
         use_knn = self.knn_weight > 0
-        idx, sims = self.index.search(embeddings, max(self.knn_k if use_knn else 0, n_similar))
+        rerank_words = self.knn_words_weight > 0 and self.index.words is not None
+        wanted = max(self.knn_k if use_knn else 0, n_similar)
+        idx, sims = self.index.search(embeddings, max(wanted, self.knn_candidates) if rerank_words else wanted)
+        if rerank_words:
+            words = X[:, : self.index.words.shape[1]]
+            idx, sims = rerank(idx, sims, words, self.index.words, self.knn_words_weight)
         if use_knn:
             knn = idx[:, : self.knn_k]
             knn_esc, knn_tgt = knn_vote(
@@ -222,6 +232,8 @@ class EscalationRouter:
         p_esc, p_tgt, X = scored.escalation, scored.targets, scored.X
         idx, sims = scored.neighbours, scored.similarities
         results = []
+        texts = tickets["text"].to_numpy(dtype=str)
+        meta = {name: tickets[name].to_numpy(dtype=str) for name in self.metadata if name in tickets.columns}
         for i, ticket_id in enumerate(tickets["id"].to_numpy(dtype=object)):
             decision, threshold = self.thresholds.decide(float(p_esc[i]))
             ranked = np.argsort(-p_tgt[i])[:top_k]
@@ -273,10 +285,38 @@ class EscalationRouter:
                     "explanation": {
                         "similar_tickets": similar,
                         "key_terms": self.key_terms(X[i], int(ranked[0])),
+                        "rules": [],
                     },
                 }
             )
+            if self.rules:
+                self.apply_rules(results[-1], texts[i], {k: v[i] for k, v in meta.items()}, p_tgt[i], top_k)
         return results
+
+    def apply_rules(
+        self, result: dict[str, Any], text: str, metadata: dict[str, str], p_tgt: np.ndarray, top_k: int
+    ) -> None:
+        """Admins' rules beside the model: a `first` rule ranks its target first and escalates; `add` adds it."""
+        for rule in self.rules:
+            why = rule.match(text, metadata)
+            if why is None:
+                continue
+            kind = rule.kind or self.kinds.get(rule.target, "functional")
+            p = float(p_tgt[self.targets.index(rule.target)]) if rule.target in self.targets else 0.0
+            entry = {"target": rule.target, "kind": kind, "probability": round(p, 4), "rule": rule.name}
+            others = [s for s in result["suggestions"] if s["target"] != rule.target]
+            if rule.action == "first":
+                result["suggestions"] = [entry, *others][:top_k]
+                result["escalation"]["decision"] = "escalate"
+                result["escalation"]["rule"] = rule.name
+                result["routing"].update(
+                    decision="route", target=rule.target, probability=round(p, 4), threshold=0.0, threshold_scope="rule"
+                )
+            elif all(s["target"] != rule.target for s in result["suggestions"]):
+                result["suggestions"] = [*result["suggestions"][: max(top_k - 1, 0)], entry]
+            result["explanation"]["rules"].append(
+                {"name": rule.name, "target": rule.target, "kind": kind, "action": rule.action, "reason": why}
+            )
 
     def smoke_test(self) -> None:
         """Raise if the artefact cannot score a ticket end to end (used before serving a version)."""

@@ -61,6 +61,7 @@ class Escalation(BaseModel):
     decision: Literal["escalate", "resolve_first", "uncertain"]
     threshold: float
     thresholds: Thresholds
+    rule: str | None = Field(None, description="The rule that decided escalation, when one fired.")
 
 
 class Routing(BaseModel):
@@ -70,8 +71,9 @@ class Routing(BaseModel):
     target: str
     probability: float = Field(ge=0, le=1)
     threshold: float = Field(description="The threshold that applied; above 1 means this target is never sure.")
-    threshold_scope: Literal["target", "all targets", "none"] = Field(
-        description="'target': the target's own threshold; 'all targets': too few validation answers for its own."
+    threshold_scope: Literal["target", "all targets", "rule", "none"] = Field(
+        description="'target': the target's own threshold; 'all targets': too few validation answers for its own; "
+        "'rule': an admin's rule chose the target."
     )
 
 
@@ -81,6 +83,7 @@ class Suggestion(BaseModel):
     target: str
     kind: Literal["functional", "hierarchical"]
     probability: float = Field(ge=0, le=1)
+    rule: str | None = Field(None, description="The rule that put this target here, if any.")
 
 
 class SimilarTicket(BaseModel):
@@ -103,9 +106,20 @@ class KeyTerm(BaseModel):
     towards: str
 
 
+class RuleFired(BaseModel):
+    """An admin's rule that fired for this ticket, and why."""
+
+    name: str
+    target: str
+    kind: Literal["functional", "hierarchical"]
+    action: Literal["first", "add"]
+    reason: str = Field(examples=["text matched 'lawyer'"])
+
+
 class Explanation(BaseModel):
     similar_tickets: list[SimilarTicket]
     key_terms: list[KeyTerm]
+    rules: list[RuleFired] = Field(default_factory=list)
 
 
 class HandoffOut(BaseModel):

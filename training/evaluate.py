@@ -356,3 +356,24 @@ def coverage_precision_png(evaluation: Evaluation, thresholds: Thresholds, path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def rule_report(router: EscalationRouter, tickets: pd.DataFrame, resolvers: np.ndarray) -> pd.DataFrame:
+    """How often each rule fired on the holdout and how often its target was the final resolver."""
+    rows = []
+    texts = tickets["text"].to_numpy(dtype=str)
+    meta = {m: tickets[m].to_numpy(dtype=str) for m in router.metadata if m in tickets.columns}
+    for rule in router.rules:
+        fired = np.array([rule.match(t, {k: v[i] for k, v in meta.items()}) is not None for i, t in enumerate(texts)])
+        agreed = int((fired & (resolvers == rule.target)).sum())
+        rows.append(
+            {
+                "rule": rule.name,
+                "target": rule.target,
+                "fired": int(fired.sum()),
+                "fired_rate": float(fired.mean()) if len(fired) else 0.0,
+                "agreed": agreed,
+                "agreement": agreed / fired.sum() if fired.any() else np.nan,
+            }
+        )
+    return pd.DataFrame(rows, columns=["rule", "target", "fired", "fired_rate", "agreed", "agreement"])

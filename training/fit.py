@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from features.build import LexicalFeatures, combine
 from features.clean import snippet
 from features.config import RouterConfig
-from features.heads import aligned_scores, blend_targets, calibrator_inputs, exact_top_k, knn_vote
+from features.heads import aligned_scores, blend_targets, calibrator_inputs, exact_top_k, knn_vote, rerank
 from features.labels import Labels
 from features.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
 
@@ -65,19 +65,31 @@ def choose_thresholds(y: np.ndarray, p: np.ndarray, target_precision: float) -> 
     )
 
 
-def lowest_precise_threshold(correct: np.ndarray, p: np.ndarray, precision: float) -> float | None:
-    """Lowest probability t such that answers with p >= t are right at least `precision` of the time."""
+def wilson_lower(hits: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
+    """Lower end of the Wilson interval of a precision: strict on few answers, close to hits/n on many."""
+    p = hits / n
+    return (p + z * z / (2 * n) - z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+
+
+def lowest_precise_threshold(correct: np.ndarray, p: np.ndarray, precision: float, z: float = 0.0) -> float | None:
+    """Lowest probability t such that answers with p >= t are right at least `precision` of the time.
+
+    With z > 0 the precision must hold for the lower end of its Wilson interval, so a threshold picked on a
+    handful of validation answers does not promise more than it can keep on new tickets.
+    """
     if len(p) == 0:
         return None
     order = np.argsort(-p, kind="stable")
-    hits = np.cumsum(correct[order]) / np.arange(1, len(p) + 1)
+    n = np.arange(1, len(p) + 1)
+    hits = np.cumsum(correct[order])
+    estimate = wilson_lower(hits, n, z) if z > 0 else hits / n
     last = np.r_[p[order][1:] != p[order][:-1], True]  # ties share one threshold
-    ok = np.flatnonzero((hits >= precision) & last)
+    ok = np.flatnonzero((estimate >= precision) & last)
     return float(p[order][ok[-1]]) if len(ok) else None
 
 
 def choose_target_thresholds(
-    truth: np.ndarray, proba: np.ndarray, targets: list[str], precision: float, min_answers: int = 20
+    truth: np.ndarray, proba: np.ndarray, targets: list[str], precision: float, min_answers: int = 20, z: float = 1.0
 ) -> TargetThresholds:
     """Per-target thresholds on the top target's probability, from out-of-fold answers of escalated tickets.
 
@@ -88,13 +100,13 @@ def choose_target_thresholds(
     p_top = proba[np.arange(len(top)), top]
     correct = top == truth
     never = float(np.nextafter(1.0, 2.0))
-    pooled = lowest_precise_threshold(correct, p_top, precision)
+    pooled = lowest_precise_threshold(correct, p_top, precision, z)
     per_target, unreached = {}, []
     for j, name in enumerate(targets):
         mine = top == j
         if mine.sum() < min_answers:
             continue
-        found = lowest_precise_threshold(correct[mine], p_top[mine], precision)
+        found = lowest_precise_threshold(correct[mine], p_top[mine], precision, z)
         per_target[name] = never if found is None else found
         if found is None:
             unreached.append(name)
@@ -138,6 +150,8 @@ def fit_router(
     targets = list(labels.targets)
     target_idx = np.array([targets.index(t) if e else -1 for t, e in zip(labels.target, labels.escalate, strict=True)])
     balanced = opts.class_weight == "balanced"
+    words = X[:, : lexical.n_words].tocsr() if opts.knn_words_weight > 0 and lexical.n_words else None
+    candidates = opts.knn_candidates if words is not None else opts.knn_k
     steps.update()
 
     oof_esc, oof_knn_esc = np.zeros(len(y)), np.zeros(len(y))
@@ -150,7 +164,10 @@ def fit_router(
             esc_fit = fit_idx[labels.escalate[fit_idx]]
             head = _head(config, balanced).fit(X[esc_fit], labels.target[esc_fit].astype(str))
             oof_scores[val_idx] = aligned_scores(head, X[val_idx], targets)
-            nb, sims = exact_top_k(embeddings[val_idx], embeddings[fit_idx], opts.knn_k)
+            nb, sims = exact_top_k(embeddings[val_idx], embeddings[fit_idx], max(opts.knn_k, candidates))
+            if words is not None:
+                nb, sims = rerank(nb, sims, words[val_idx], words[fit_idx], opts.knn_words_weight)
+            nb, sims = nb[:, : opts.knn_k], sims[:, : opts.knn_k]
             oof_knn_esc[val_idx], oof_knn[val_idx] = knn_vote(
                 sims, labels.escalate[fit_idx][nb], target_idx[fit_idx][nb], len(targets), opts.knn_temperature
             )
@@ -179,9 +196,11 @@ def fit_router(
         escalated=labels.escalate.copy(),
         target_idx=target_idx,
         resolutions=tickets["resolution"].to_numpy(dtype=object) if "resolution" in tickets.columns else None,
+        words=words,
     )
     kinds = dict(labels.kinds)
     kinds.update({t: config.teams.kind(t) for t in set(tickets["target"].to_numpy(dtype=str)) if t not in kinds})
+    kinds.update({r.target: r.kind or config.teams.kind(r.target) for r in config.rules if r.target not in kinds})
     return EscalationRouter(
         embedding_model=opts.embedding_model,
         max_seq_length=opts.max_seq_length,
@@ -200,6 +219,9 @@ def fit_router(
         knn_k=opts.knn_k,
         knn_weight=opts.knn_weight,
         knn_temperature=opts.knn_temperature,
+        knn_words_weight=opts.knn_words_weight if words is not None else 0.0,
+        knn_candidates=opts.knn_candidates,
         pooled=dict(labels.pooled),
         target_thresholds=target_thresholds,
+        rules=list(config.rules),
     )

@@ -405,6 +405,19 @@ SAMPLE_CONFIG = {
     },
     "teams": {"first_line": [FIRST_LINE], "hierarchical": [MANAGER]},
     "min_examples": 30,
+    "rules": [
+        {
+            "name": "legal-threat",
+            "when": {"text": [r"\blawyers?\b", r"\blegal (action|steps)\b", r"\bsmall claims\b", r"rechtliche"]},
+            "target": MANAGER,
+        },
+        {
+            "name": "outage",
+            "when": {"text": [r"\boutage\b", r"\bnobody .{0,20}can (load|log ?in)\b"]},
+            "target": "engineering",
+            "action": "add",
+        },
+    ],
 }
 
 

@@ -32,6 +32,7 @@ from training.evaluate import (
     coverage_precision_table,
     evaluate,
     reliability_png,
+    rule_report,
 )
 from training.fit import fit_router, split_holdout
 from training.model_card import HEADLINE, model_card
@@ -190,6 +191,14 @@ def train(
             mlflow.log_metric("target_threshold_fallback", router.target_thresholds.fallback)
         _log_evaluation(evaluation, router)
         register.log_json({"pooled_as_other": train_labels.pooled, "kinds": router.kinds}, "evaluation/labels.json")
+        if config.rules:
+            rules = rule_report(router, hold_t, hold_t["target"].to_numpy(dtype=str))
+            mlflow.log_table(rules, "evaluation/rules.json")
+            register.log_json([r.model_dump() for r in config.rules], "rules.json")
+            for r in rules.itertuples():
+                mlflow.log_metric(f"rule_{r.rule}_fired", r.fired)
+                if r.fired:
+                    mlflow.log_metric(f"rule_{r.rule}_agreement", r.agreement)
         if feedback is not None:
             register.log_json(merge.as_dict(), "feedback_merge.json")
         if old is not None:

@@ -25,7 +25,9 @@ def test_suggestion_contract(client: TestClient) -> None:
         "target": "billing",
         "kind": "functional",
         "probability": body["suggestions"][0]["probability"],
+        "rule": None,
     }
+    assert esc["rule"] is None and body["explanation"]["rules"] == []
     probs = [s["probability"] for s in body["suggestions"]]
     assert probs == sorted(probs, reverse=True)
     similar = body["explanation"]["similar_tickets"]

@@ -109,3 +109,28 @@ def test_asking_for_the_manager_alone_raises_hierarchical(router: EscalationRout
     # direction, with a margin: ~2% of the 900 training tickets carry a request for a manager
     assert _prob(after, "support-manager") > _prob(before, "support-manager") + 0.1
     assert after["escalation"]["probability"] >= before["escalation"]["probability"] - 0.01
+
+
+def test_legal_threat_rule_ranks_the_manager_first_and_says_why(router: EscalationRouter) -> None:
+    result = _one(router, "Please update the company name on our profile. Otherwise my lawyer will be in touch.")
+    assert result["suggestions"][0]["target"] == "support-manager"
+    assert result["suggestions"][0]["rule"] == "legal-threat"
+    assert result["escalation"]["decision"] == "escalate" and result["escalation"]["rule"] == "legal-threat"
+    assert result["routing"]["threshold_scope"] == "rule" and result["routing"]["target"] == "support-manager"
+    assert result["explanation"]["rules"] == [
+        {
+            "name": "legal-threat",
+            "target": "support-manager",
+            "kind": "hierarchical",
+            "action": "first",
+            "reason": "text matched 'lawyer'",
+        }
+    ]
+
+
+def test_outage_rule_adds_engineering(router: EscalationRouter) -> None:
+    result = _one(router, "I was charged twice for the Team plan. Also, is there an outage? Please refund one.")
+    assert "engineering" in [s["target"] for s in result["suggestions"]]
+    assert [r["name"] for r in result["explanation"]["rules"]] == ["outage"]
+    plain = _one(router, "I was charged twice for the Team plan. Please refund one.")
+    assert plain["explanation"]["rules"] == []

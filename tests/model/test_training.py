@@ -120,6 +120,16 @@ def test_run_has_slices_calibration_and_a_model_card(trained: Trained) -> None:
     assert "artifacts/model_card.md" in description and "evaluation/reliability.png" in description
 
 
+def test_rules_are_reported_on_the_holdout(trained: Trained) -> None:
+    client = MlflowClient(trained.settings.tracking_uri, trained.settings.tracking_uri)
+    run = client.get_run(trained.result.run_id)
+    assert run.data.params["rules"] == "legal-threat,outage"
+    assert run.data.metrics["rule_legal-threat_fired"] >= 1
+    assert run.data.metrics["rule_legal-threat_agreement"] >= 0.8  # legal threats in the sample go to the manager
+    table = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/evaluation/rules.json")
+    assert [row[0] for row in table["data"]] == ["legal-threat", "outage"]
+
+
 def test_per_target_thresholds_travel_with_the_model(trained: Trained) -> None:
     router = load_router(trained.settings, trained.result.version)
     tt = router.target_thresholds

@@ -60,3 +60,41 @@ def test_tracking_uri_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().tracking_uri == "sqlite:///other.db"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert Settings().tracking_uri == "sqlite:///mlflow.db"
+
+
+RULE = {"name": "legal", "when": {"text": [r"\blawyer\b"]}, "target": "lead"}
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        (
+            [{**RULE, "when": {"text": ["(unclosed"]}}],
+            "rules.0.when.text: Value error, pattern '(unclosed' is not a valid",
+        ),
+        ([{**RULE, "when": {}}], "give text patterns, metadata values or both"),
+        ([RULE, RULE], "rule names must be unique: ['legal']"),
+        ([{**RULE, "target": "desk"}], "cannot be a first-line team"),
+        ([{**RULE, "action": "replace"}], "rules.0.action"),
+    ],
+)
+def test_bad_rules_are_named(rules: list, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({**GOOD, "rules": rules}, "cfg.yaml")
+    assert message in str(err.value)
+
+
+def test_rule_matches_text_and_metadata() -> None:
+    rule = parse_config(
+        {
+            **GOOD,
+            "rules": [
+                {**RULE, "when": {"text": [r"\blawyer\b", "legal action"], "metadata": {"tier": ["vip", "gold"]}}}
+            ],
+        }
+    ).rules[0]
+    assert rule.match("My LAWYER will call", {"tier": "vip"}) == "text matched 'LAWYER', tier=vip"
+    assert rule.match("My lawyer will call", {"tier": "free"}) is None
+    assert rule.match("all good", {"tier": "vip"}) is None
+    config = parse_config({**GOOD, "rules": [RULE]})
+    assert config.flat_params()["rules"] == "legal"

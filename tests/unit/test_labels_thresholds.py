@@ -90,3 +90,11 @@ def test_target_that_never_reaches_precision_is_always_uncertain() -> None:
     tt = choose_target_thresholds(truth, proba, ["x", "y"], 0.9)
     assert tt.unreached == ["y"] and tt.per_target["y"] > 1.0
     assert tt.decide("y", 1.0)[0] == "uncertain"
+
+
+def test_few_answers_do_not_promise_the_precision() -> None:
+    correct, p = np.ones(5, dtype=bool), np.linspace(0.9, 0.5, 5)
+    assert lowest_precise_threshold(correct, p, 0.9) == 0.5  # 5 of 5 right looks perfect
+    assert lowest_precise_threshold(correct, p, 0.9, z=1.0) is None  # but 5 answers cannot show 0.9
+    many = np.ones(200, dtype=bool)
+    assert lowest_precise_threshold(many, np.linspace(0.99, 0.5, 200), 0.9, z=1.0) == 0.5
