@@ -146,7 +146,7 @@ class ModelOptions(_Strict):
     )
     knn_temperature: float = Field(0.05, gt=0, description="Softness of the vote's similarity weights.")
     knn_words_weight: float = Field(
-        0.5,
+        0.0,
         ge=0,
         le=1,
         description="Share of word TF-IDF cosine when re-ranking the nearest tickets; 0 ranks by embedding only.",
