@@ -151,6 +151,11 @@ class ModelOptions(_Strict):
         le=1,
         description="Share of word TF-IDF cosine when re-ranking the nearest tickets; 0 ranks by embedding only.",
     )
+    target_blend: Literal["mix", "stacked"] = Field(
+        "stacked",
+        description="'mix': a fixed share knn_weight of the vote; 'stacked': head and vote weighted by the nearest "
+        "ticket's similarity, fitted on out-of-fold answers.",
+    )
     knn_candidates: int = Field(30, ge=1, le=1000, description="Nearest tickets by embedding that are re-ranked.")
     calibration_folds: int = Field(5, ge=2, le=20)
 

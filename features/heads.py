@@ -93,6 +93,20 @@ def blend_targets(scores: np.ndarray, temperature: float, knn: np.ndarray, weigh
     return p if weight <= 0 else (1 - weight) * p + weight * knn
 
 
+KNN_FLOOR = 0.01  # smoothing of the vote inside the stacked blend's logarithm
+
+
+def stacked_targets(scores: np.ndarray, knn: np.ndarray, top_sim: np.ndarray, params: tuple[float, ...]) -> np.ndarray:
+    """P(target | escalation) from the head's scores and the vote, weighted by how close the nearest ticket is.
+
+    logit = a * score + (b + c * top_similarity) * log(vote + floor): a near-duplicate's vote can outweigh the
+    head, a distant neighbour's cannot. (a, b, c) are fitted on out-of-fold answers.
+    """
+    a, b, c = params
+    logits = a * scores + (b + c * top_sim[:, None]) * np.log(knn + KNN_FLOOR)
+    return softmax(logits)
+
+
 def calibrator_inputs(esc_scores: np.ndarray, knn_esc: np.ndarray, use_knn: bool) -> np.ndarray:
     """What the escalation calibrator sees: the head's score, and the neighbours' escalation share."""
     return np.column_stack([esc_scores, knn_esc]) if use_knn else esc_scores.reshape(-1, 1)

@@ -17,7 +17,15 @@ from features.build import CHAR_SOURCE, LexicalFeatures, combine
 from features.clean import snippet
 from features.config import Rule
 from features.embed import embed_texts
-from features.heads import aligned_scores, blend_targets, calibrator_inputs, exact_top_k, knn_vote, rerank
+from features.heads import (
+    aligned_scores,
+    blend_targets,
+    calibrator_inputs,
+    exact_top_k,
+    knn_vote,
+    rerank,
+    stacked_targets,
+)
 
 LinearHead = Any  # a fitted scikit-learn linear classifier: decision_function, coef_, classes_
 
@@ -113,6 +121,7 @@ class EscalationRouter:
     thresholds: Thresholds
     index: SimilarIndex
     target_temperature: float = 1.0
+    target_stack: tuple[float, float, float] | None = None  # (a, b, c) of the stacked blend, when fitted
     knn_k: int = 10
     knn_weight: float = 0.0
     knn_temperature: float = 0.05
@@ -177,7 +186,11 @@ class EscalationRouter:
         esc_scores = self.escalation_head.decision_function(X)
         p_esc = self.calibrator.predict_proba(calibrator_inputs(esc_scores, knn_esc, use_knn))[:, 1]
         scores = aligned_scores(self.target_head, X, self.targets)
-        p_tgt = blend_targets(scores, self.target_temperature, knn_tgt, self.knn_weight)
+        if self.target_stack is not None and use_knn:
+            top_sim = sims[:, 0] if sims.shape[1] else np.zeros(len(tickets))
+            p_tgt = stacked_targets(scores, knn_tgt, top_sim, self.target_stack)
+        else:
+            p_tgt = blend_targets(scores, self.target_temperature, knn_tgt, self.knn_weight)
         return Scored(p_esc, p_tgt, X, embeddings, idx[:, :n_similar], sims[:, :n_similar])
 
     # -- explanations ------------------------------------------------------------------------------

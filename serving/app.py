@@ -203,7 +203,8 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         model: LoadedModel | None = request.app.state.model
         known = None
         if model is not None:
-            known = set(model.router.targets) | set(model.router.first_line) | set(model.router.pooled)
+            router = model.router
+            known = set(router.targets) | set(router.first_line) | set(router.pooled) | {r.target for r in router.rules}
         try:
             stored = store.record_feedback(
                 Feedback(body.ticket_id, body.escalated, body.target, body.accepted_suggestion, body.note), known

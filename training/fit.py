@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, train_test_split
@@ -16,7 +16,15 @@ from tqdm.auto import tqdm
 from features.build import LexicalFeatures, combine
 from features.clean import snippet
 from features.config import RouterConfig
-from features.heads import aligned_scores, blend_targets, calibrator_inputs, exact_top_k, knn_vote, rerank
+from features.heads import (
+    aligned_scores,
+    blend_targets,
+    calibrator_inputs,
+    exact_top_k,
+    knn_vote,
+    rerank,
+    stacked_targets,
+)
 from features.labels import Labels
 from features.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
 
@@ -132,6 +140,21 @@ def _fit_temperature(scores: np.ndarray, truth: np.ndarray) -> float:
     return float(minimize_scalar(nll, bounds=(0.01, 50.0), method="bounded").x) if len(truth) else 1.0
 
 
+def _fit_stack(
+    scores: np.ndarray, knn: np.ndarray, top_sim: np.ndarray, truth: np.ndarray, temperature: float
+) -> tuple[float, float, float]:
+    """(a, b, c) of `stacked_targets` minimising out-of-fold log loss, starting from the temperature alone."""
+    rows = np.arange(len(truth))
+
+    def nll(params: np.ndarray) -> float:
+        p = stacked_targets(scores, knn, top_sim, tuple(params))
+        return float(-np.log(p[rows, truth] + 1e-12).mean())
+
+    start = np.array([1.0 / temperature, 0.0, 0.0])
+    found = minimize(nll, start, method="Nelder-Mead", options={"maxiter": 400, "xatol": 1e-3, "fatol": 1e-5})
+    return tuple(float(v) for v in found.x)  # type: ignore[return-value]
+
+
 def fit_router(
     tickets: pd.DataFrame,
     embeddings: np.ndarray,
@@ -156,6 +179,7 @@ def fit_router(
 
     oof_esc, oof_knn_esc = np.zeros(len(y)), np.zeros(len(y))
     oof_scores, oof_knn = np.zeros((len(y), len(targets))), np.zeros((len(y), len(targets)))
+    oof_top_sim = np.zeros(len(y))
     folds = StratifiedKFold(opts.calibration_folds, shuffle=True, random_state=config.training.seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -168,6 +192,7 @@ def fit_router(
             if words is not None:
                 nb, sims = rerank(nb, sims, words[val_idx], words[fit_idx], opts.knn_words_weight)
             nb, sims = nb[:, : opts.knn_k], sims[:, : opts.knn_k]
+            oof_top_sim[val_idx] = sims[:, 0] if sims.shape[1] else 0.0
             oof_knn_esc[val_idx], oof_knn[val_idx] = knn_vote(
                 sims, labels.escalate[fit_idx][nb], target_idx[fit_idx][nb], len(targets), opts.knn_temperature
             )
@@ -178,7 +203,14 @@ def fit_router(
         thresholds = choose_thresholds(y, calibrator.predict_proba(inputs)[:, 1], config.training.target_precision)
         escalated = np.flatnonzero(labels.escalate)
         temperature = _fit_temperature(oof_scores[escalated], target_idx[escalated])
-        oof_targets = blend_targets(oof_scores[escalated], temperature, oof_knn[escalated], opts.knn_weight)
+        stack = None
+        if opts.target_blend == "stacked" and use_knn:
+            stack = _fit_stack(
+                oof_scores[escalated], oof_knn[escalated], oof_top_sim[escalated], target_idx[escalated], temperature
+            )
+            oof_targets = stacked_targets(oof_scores[escalated], oof_knn[escalated], oof_top_sim[escalated], stack)
+        else:
+            oof_targets = blend_targets(oof_scores[escalated], temperature, oof_knn[escalated], opts.knn_weight)
         target_thresholds = choose_target_thresholds(
             target_idx[escalated], oof_targets, targets, config.training.target_precision
         )
@@ -216,6 +248,7 @@ def fit_router(
         thresholds=thresholds,
         index=index,
         target_temperature=temperature,
+        target_stack=stack,
         knn_k=opts.knn_k,
         knn_weight=opts.knn_weight,
         knn_temperature=opts.knn_temperature,

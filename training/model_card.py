@@ -123,7 +123,8 @@ def model_card(
         tt = router.target_thresholds
         lines.append(
             f"- Routing: {len(tt.per_target)} targets have their own threshold on P(target); the others use "
-            f"{tt.fallback:.3f} (chosen on all targets). See `evaluation/coverage_precision.png` to pick another "
+            f"{tt.fallback:.3f} (chosen on all targets); a threshold is the lowest at which the lower end of the "
+            "precision's Wilson interval reaches the target. See `evaluation/coverage_precision.png` to pick another "
             "operating point."
         )
     lines += [

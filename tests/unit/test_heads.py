@@ -36,3 +36,16 @@ def test_benchmark_metrics() -> None:
     assert recall_at_precision(y, p, 0.9) == 2 / 3
     m = score(y, p, np.array(["a", "b"]), np.array([[0.7, 0.3], [0.6, 0.4]]), ["a", "b"])
     assert m["target_top1_accuracy"] == 0.5 and m["target_top3_accuracy"] == 1.0
+
+
+def test_stacked_blend_reduces_to_temperature_and_trusts_near_duplicates() -> None:
+    from features.heads import softmax, stacked_targets
+
+    scores = np.array([[2.0, 0.0, -1.0], [2.0, 0.0, -1.0]])
+    vote = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    plain = stacked_targets(scores, vote, np.array([0.99, 0.2]), (0.5, 0.0, 0.0))
+    assert np.allclose(plain, softmax(scores * 0.5))
+    trusting = stacked_targets(scores, vote, np.array([0.99, 0.2]), (1.0, 0.0, 2.0))
+    assert trusting[0].argmax() == 1  # the near-duplicate's vote wins
+    assert trusting[1].argmax() == 0  # a distant neighbour's does not
+    assert np.allclose(trusting.sum(axis=1), 1.0)
