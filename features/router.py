@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.linear_model import LogisticRegression
 
+from features.ann import DEFAULT_THRESHOLD, ApproximateIndex, available
 from features.build import CHAR_SOURCE, LexicalFeatures, combine
 from features.clean import snippet
 from features.config import Rule
@@ -85,10 +86,23 @@ class SimilarIndex:
     target_idx: np.ndarray  # int: position in the router's targets, -1 for first-line tickets
     resolutions: np.ndarray | None = None
     words: sp.csr_matrix | None = None  # word TF-IDF rows, for re-ranking by shared words
+    approximate: ApproximateIndex | None = field(default=None, repr=False, compare=False)  # built at load, not saved
+
+    def prepare(self, threshold: int = DEFAULT_THRESHOLD) -> None:
+        """Build the approximate index when the index is large enough for it to pay (and usearch is installed)."""
+        if self.approximate is None and len(self.vectors) >= threshold and available():
+            self.approximate = ApproximateIndex(self.vectors)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows by cosine similarity for each query (exact search)."""
+        """Top-k rows by cosine similarity for each query: approximate when prepared for it, else exact."""
+        if self.approximate is not None:
+            return self.approximate.search(queries, k)
         return exact_top_k(queries, self.vectors, k)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["approximate"] = None  # a native graph is rebuilt where it is needed, never pickled
+        return state
 
 
 @dataclass

@@ -51,6 +51,7 @@ def load_version(settings: Settings, version: str) -> LoadedModel:
         wrapper = mlflow.pyfunc.load_model(uri).unwrap_python_model()
         if not isinstance(wrapper, RouterModel):
             raise TypeError(f"{uri} is not an escalation router model")
+        wrapper.router.index.prepare(settings.ann_threshold)
         wrapper.router.smoke_test()
     except Exception as err:  # any failure here means this version must not be served
         raise ModelUnavailable(f"{uri} could not be loaded: {err}") from err

@@ -219,16 +219,21 @@ class BenchmarkResult:
             ("predict_ms_per_ticket", "predict ms/ticket", "{:.2f}"),
             ("peak_memory_mb", "peak MB", "{:.0f}"),
         ]
-        lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
-        for row in self.rows:
-            cells = [
-                "–"
-                if row.get(key) is None or (isinstance(row[key], float) and np.isnan(row[key]))
-                else fmt.format(row[key])
-                for key, _, fmt in cols
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+        return markdown_table(self.rows, cols)
+
+
+def markdown_table(rows: list[dict[str, Any]], cols: list[tuple[str, str, str]]) -> str:
+    """Rows as a markdown table; `cols` are (key, header, format); missing or NaN cells show as a dash."""
+    lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        cells = [
+            "–"
+            if row.get(key) is None or (isinstance(row[key], float) and np.isnan(row[key]))
+            else fmt.format(row[key])
+            for key, _, fmt in cols
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def machine() -> dict[str, Any]:

@@ -1,0 +1,45 @@
+"""Approximate nearest-neighbour search (usearch HNSW) for large similar-ticket indexes; exact search below."""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 50_000  # indexed tickets from which the approximate index pays for itself
+
+
+class ApproximateIndex:
+    """An HNSW graph over unit vectors with inner-product distance; `search` mirrors `exact_top_k`."""
+
+    def __init__(
+        self, vectors: np.ndarray, connectivity: int = 16, expansion_add: int = 128, expansion_search: int = 256
+    ):
+        from usearch.index import Index
+
+        self.index = Index(
+            ndim=vectors.shape[1],
+            metric="ip",
+            dtype="f32",
+            connectivity=connectivity,
+            expansion_add=expansion_add,
+            expansion_search=expansion_search,
+        )
+        self.index.add(np.arange(len(vectors), dtype=np.uint64), np.ascontiguousarray(vectors, dtype=np.float32))
+        self.size = len(vectors)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and cosine similarities of (approximately) the k nearest rows, best first."""
+        k = min(k, self.size)
+        if k == 0 or len(queries) == 0:
+            return np.zeros((len(queries), 0), dtype=int), np.zeros((len(queries), 0))
+        found = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        keys = np.asarray(found.keys, dtype=np.int64).reshape(len(queries), -1)
+        sims = 1.0 - np.asarray(found.distances, dtype=np.float64).reshape(len(queries), -1)
+        return keys, sims
+
+
+def available() -> bool:
+    try:
+        import usearch.index  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,40 @@
+import pickle
+
+import numpy as np
+
+from features.heads import exact_top_k
+from features.router import SimilarIndex
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _index(n: int) -> SimilarIndex:
+    rng = np.random.default_rng(0)
+    vectors = _unit(rng.standard_normal((n, 64)))
+    empty = np.zeros(n, dtype=object)
+    return SimilarIndex(np.arange(n).astype(str), vectors, empty, empty, np.zeros(n, bool), np.full(n, -1))
+
+
+def test_large_index_goes_approximate_and_finds_the_same_neighbours() -> None:
+    index = _index(3000)
+    index.prepare(threshold=10_000)
+    assert index.approximate is None  # below the threshold: exact
+    index.prepare(threshold=1000)
+    assert index.approximate is not None
+    rng = np.random.default_rng(1)
+    queries = _unit(index.vectors[:100] + 0.03 * rng.standard_normal((100, 64)).astype(np.float32))
+    approx, sims = index.search(queries, 10)
+    exact, exact_sims = exact_top_k(queries, index.vectors, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall > 0.9 and approx[:, 0].tolist() == list(range(100))
+    assert np.allclose(sims[:, 0], exact_sims[:, 0], atol=1e-4)
+    assert np.all(np.diff(sims, axis=1) <= 1e-6)  # best first
+
+
+def test_the_graph_is_not_pickled() -> None:
+    index = _index(1500)
+    index.prepare(threshold=1000)
+    again = pickle.loads(pickle.dumps(index))
+    assert again.approximate is None and again.search(index.vectors[:2], 1)[0][:, 0].tolist() == [0, 1]
