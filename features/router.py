@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,16 @@ class EscalationRouter:
     rules: list[Rule] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Artefacts saved before a field existed load with that field's default."""
+        for f in fields(self):
+            if f.name not in state:
+                if f.default is not MISSING:
+                    state[f.name] = f.default
+                elif f.default_factory is not MISSING:
+                    state[f.name] = f.default_factory()
+        self.__dict__.update(state)
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
