@@ -25,7 +25,7 @@ ESCALATION_CUE = re.compile(
 )
 TRIED = re.compile(
     r"\b(tried|try(?:ing)?|already|restart\w*|reboot\w*|reinstall\w*|clear\w* (?:the |my )?(?:cache|cookies)|"
-    r"reset\w*|logged out|updated|upgraded|followed|re-?ran|workaround|did that|still)\b",
+    r"reset\w*|logged out|updated|upgraded|followed|re-?ran|workaround|did that)\b",
     re.IGNORECASE,
 )
 SMALL_TALK = re.compile(
