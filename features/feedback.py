@@ -176,15 +176,18 @@ class FeedbackStore:
                 raise StoreUnavailable(f"could not store feedback: {err.__class__.__name__}") from err
         raise AssertionError("unreachable")
 
-    def feedback_frame(self) -> pd.DataFrame:
-        """Every feedback row joined to the suggestion it answers (for retraining and reports)."""
+    def feedback_frame(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
+        """Feedback rows (all, or last updated in [since, until)) joined to the suggestion each answers."""
+        query = select(FeedbackRecord, SuggestionRecord).outerjoin(
+            SuggestionRecord, SuggestionRecord.id == FeedbackRecord.suggestion_id
+        )
+        if since is not None:
+            query = query.where(FeedbackRecord.updated_at >= since)
+        if until is not None:
+            query = query.where(FeedbackRecord.updated_at < until)
         try:
             with Session(self.engine) as session:
-                rows = session.execute(
-                    select(FeedbackRecord, SuggestionRecord).outerjoin(
-                        SuggestionRecord, SuggestionRecord.id == FeedbackRecord.suggestion_id
-                    )
-                ).all()
+                rows = session.execute(query).all()
         except SQLAlchemyError as err:
             raise StoreUnavailable(f"could not read feedback: {err.__class__.__name__}") from err
         records = []
@@ -230,9 +233,7 @@ class FeedbackStore:
                 ).all()
         except SQLAlchemyError as err:
             raise StoreUnavailable(f"could not read suggestions: {err.__class__.__name__}") from err
-        frame = self.feedback_frame()
-        if len(frame):
-            frame = frame[(frame["updated_at"] >= since) & (frame["updated_at"] < until)]
+        frame = self.feedback_frame(since, until)
         versions: dict[str, dict[str, Any]] = {}
         for version, decision in suggestions:
             v = versions.setdefault(str(version), _empty_version())

@@ -269,8 +269,7 @@ class EscalationRouter:
         p_esc, p_tgt, X = scored.escalation, scored.targets, scored.X
         idx, sims = scored.neighbours, scored.similarities
         results = []
-        texts = tickets["text"].to_numpy(dtype=str)
-        meta = {name: tickets[name].to_numpy(dtype=str) for name in self.metadata if name in tickets.columns}
+        fired = self.match_rules(tickets)
         for i, ticket_id in enumerate(tickets["id"].to_numpy(dtype=object)):
             decision, threshold = self.thresholds.decide(float(p_esc[i]))
             ranked = np.argsort(-p_tgt[i])[:top_k]
@@ -326,18 +325,24 @@ class EscalationRouter:
                     },
                 }
             )
-            if self.rules:
-                self.apply_rules(results[-1], texts[i], {k: v[i] for k, v in meta.items()}, p_tgt[i], top_k)
+            self.apply_rules(results[-1], fired[i], p_tgt[i], top_k)
         return results
 
-    def apply_rules(
-        self, result: dict[str, Any], text: str, metadata: dict[str, str], p_tgt: np.ndarray, top_k: int
-    ) -> None:
+    def match_rules(self, tickets: pd.DataFrame) -> list[list[tuple[Rule, str]]]:
+        """Per ticket, the rules that fire and why (text and the metadata fields the model knows)."""
+        texts = tickets["text"].to_numpy(dtype=str)
+        if not self.rules:
+            return [[] for _ in texts]
+        meta = {name: tickets[name].to_numpy(dtype=str) for name in self.metadata if name in tickets.columns}
+        fired = []
+        for i, text in enumerate(texts):
+            values = {k: v[i] for k, v in meta.items()}
+            fired.append([(rule, why) for rule in self.rules if (why := rule.match(text, values)) is not None])
+        return fired
+
+    def apply_rules(self, result: dict[str, Any], fired: list[tuple[Rule, str]], p_tgt: np.ndarray, top_k: int) -> None:
         """Admins' rules beside the model: a `first` rule ranks its target first and escalates; `add` adds it."""
-        for rule in self.rules:
-            why = rule.match(text, metadata)
-            if why is None:
-                continue
+        for rule, why in fired:
             kind = rule.kind or self.kinds.get(rule.target, "functional")
             p = float(p_tgt[self.targets.index(rule.target)]) if rule.target in self.targets else 0.0
             entry = {"target": rule.target, "kind": kind, "probability": round(p, 4), "rule": rule.name}

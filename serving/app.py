@@ -59,6 +59,11 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def store_down() -> HTTPException:
+    """503 with Retry-After: the feedback store cannot take or give data now."""
+    return HTTPException(503, NO_STORE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def get_store(request: Request) -> FeedbackStore:
     """The suggestions and feedback store, opened on first use, so a database that comes back is picked up.
 
@@ -68,13 +73,13 @@ def get_store(request: Request) -> FeedbackStore:
     state = request.app.state
     if state.store is None:
         if time.monotonic() < state.store_retry_at:
-            raise HTTPException(503, NO_STORE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            raise store_down()
         try:
             state.store = FeedbackStore(state.settings.feedback_url)
         except StoreUnavailable as err:
             state.store_retry_at = time.monotonic() + RETRY_AFTER_SECONDS
             log.error("%s", err)
-            raise HTTPException(503, NO_STORE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+            raise store_down() from None
     return state.store
 
 
@@ -211,7 +216,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             )
         except StoreUnavailable as err:
             log.error("feedback for %s not stored: %s", body.ticket_id, err)
-            raise HTTPException(503, NO_STORE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+            raise store_down() from None
         return FeedbackOut(**stored.__dict__)
 
     @app.get("/v1/metrics/summary", response_model=MetricsSummary, responses=ERRORS, tags=["feedback"])
@@ -221,7 +226,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             return MetricsSummary(**store.summary(since, until))
         except StoreUnavailable as err:
             log.error("%s", err)
-            raise HTTPException(503, NO_STORE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+            raise store_down() from None
 
     @app.get("/v1/model", response_model=ModelInfo, responses=ERRORS, tags=["model"])
     def model_info(model: Model) -> ModelInfo:

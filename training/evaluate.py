@@ -93,17 +93,17 @@ def routing_metrics(truth: np.ndarray, top1: np.ndarray, routed: np.ndarray) -> 
     }
 
 
+def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[tuple[float, float, int]]:
+    """(mean predicted probability, observed frequency, tickets) of each non-empty equal-width bin."""
+    edges = np.minimum((p * bins).astype(int), bins - 1)
+    return [(float(p[on].mean()), float(y[on].mean()), int(on.sum())) for b in range(bins) if (on := edges == b).any()]
+
+
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     """Mean gap between predicted probability and observed frequency, weighted by bin size."""
     if len(p) == 0:
         return 0.0
-    edges = np.minimum((p * bins).astype(int), bins - 1)
-    gap = 0.0
-    for b in range(bins):
-        on = edges == b
-        if on.any():
-            gap += on.sum() * abs(p[on].mean() - y[on].mean())
-    return float(gap / len(p))
+    return sum(n * abs(mp - my) for mp, my, n in calibration_bins(y, p, bins)) / len(p)
 
 
 def per_target_report(
@@ -275,14 +275,8 @@ def reliability_png(evaluation: Evaluation, path: str | Path, bins: int = 10) ->
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for ax, (title, p, y) in zip(axes, panels, strict=True):
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
-        edges = np.minimum((p * bins).astype(int), bins - 1)
-        xs, ys, ns = [], [], []
-        for b in range(bins):
-            on = edges == b
-            if on.any():
-                xs.append(p[on].mean())
-                ys.append(y[on].mean())
-                ns.append(int(on.sum()))
+        points = calibration_bins(y, p, bins)
+        xs, ys, ns = [x for x, _, _ in points], [yy for _, yy, _ in points], [n for _, _, n in points]
         ax.plot(xs, ys, marker="o", label="holdout")
         for x, yy, n in zip(xs, ys, ns, strict=True):
             ax.annotate(str(n), (x, yy), textcoords="offset points", xytext=(4, -10), fontsize=7, color="grey")
@@ -361,10 +355,9 @@ def coverage_precision_png(evaluation: Evaluation, thresholds: Thresholds, path:
 def rule_report(router: EscalationRouter, tickets: pd.DataFrame, resolvers: np.ndarray) -> pd.DataFrame:
     """How often each rule fired on the holdout and how often its target was the final resolver."""
     rows = []
-    texts = tickets["text"].to_numpy(dtype=str)
-    meta = {m: tickets[m].to_numpy(dtype=str) for m in router.metadata if m in tickets.columns}
+    names = [{rule.name for rule, _ in hits} for hits in router.match_rules(tickets)]
     for rule in router.rules:
-        fired = np.array([rule.match(t, {k: v[i] for k, v in meta.items()}) is not None for i, t in enumerate(texts)])
+        fired = np.array([rule.name in hit for hit in names], dtype=bool)
         agreed = int((fired & (resolvers == rule.target)).sum())
         rows.append(
             {

@@ -52,16 +52,14 @@ def choose_thresholds(y: np.ndarray, p: np.ndarray, target_precision: float) -> 
     so a ticket that probably stays with the first line is never told to escalate to fill coverage.
     """
     y = y.astype(bool)
+    found = lowest_precise_threshold(y, p, target_precision)
+    escalate, esc_reached = (found, True) if found is not None else (float(np.nextafter(1.0, 2.0)), False)
     ascending = np.sort(p)
     positives_below = np.concatenate([[0], np.cumsum(y[np.argsort(p, kind="stable")])])
     candidates = np.unique(p)  # ties share one threshold: an answer covers all tickets at that score
     below = np.searchsorted(ascending, candidates, side="left")  # tickets with p < t
     pos_below = positives_below[below]
-    above, pos_above = len(p) - below, y.sum() - pos_below
-    esc_precision = pos_above / np.maximum(above, 1)
     res_precision = np.where(below > 0, (below - pos_below) / np.maximum(below, 1), 0.0)
-    ok = np.flatnonzero(esc_precision >= target_precision)
-    escalate, esc_reached = (float(candidates[ok[0]]), True) if len(ok) else (float(np.nextafter(1.0, 2.0)), False)
     ok = np.flatnonzero(res_precision >= target_precision)
     resolve, res_reached = (float(candidates[ok[-1]]), True) if len(ok) else (0.0, False)
     return Thresholds(

@@ -133,8 +133,8 @@ def train(
 
     client = register.connect(settings)
     champion = register.champion_version(client, settings)
-    old = _champion_metrics(champion, router, hold_t, embeddings[hold_idx], hold_labels, settings)
-    promoted, reason = _decide(router.metrics, old, champion, config, settings)
+    old, old_error = _champion_metrics(champion, router, hold_t, embeddings[hold_idx], hold_labels, settings)
+    promoted, reason = _decide(router.metrics, old, old_error, champion, config, settings)
     comparison = _comparison(router.metrics, old)
     if dry_run:
         return TrainResult(
@@ -230,20 +230,22 @@ def train(
     )
 
 
-def _champion_metrics(champion, router, hold_t, hold_emb, hold_labels, settings) -> dict[str, float] | None:  # type: ignore[no-untyped-def]
-    """The champion's metrics on the challenger's holdout; None when there is none or it cannot score."""
+def _champion_metrics(
+    champion, router, hold_t, hold_emb, hold_labels, settings
+) -> tuple[dict[str, float] | None, str | None]:  # type: ignore[no-untyped-def]
+    """The champion's metrics on the challenger's holdout, or why it could not be scored (None, None: no champion)."""
     if champion is None:
-        return None
+        return None, None
     try:
         old_router = register.load_router(settings, champion.version)
         same_encoder = (old_router.embedding_model, old_router.max_seq_length) == (
             router.embedding_model,
             router.max_seq_length,
         )
-        return evaluate(old_router, hold_t, hold_emb if same_encoder else None, hold_labels).metrics
+        return evaluate(old_router, hold_t, hold_emb if same_encoder else None, hold_labels).metrics, None
     except Exception as err:  # a champion that cannot score is no reason to keep it
         log.warning("champion version %s could not be evaluated: %s", champion.version, err)
-        return {"error": float("nan"), "_message": str(err)}  # type: ignore[dict-item]
+        return None, str(err)
 
 
 def _comparison(new: dict[str, float], old: dict[str, float] | None) -> pd.DataFrame:
@@ -330,14 +332,16 @@ def _description(run, evaluation: Evaluation, router: EscalationRouter, how: str
     )
 
 
-def _decide(new: dict[str, float], old: dict[str, float] | None, champion, config, settings) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
+def _decide(
+    new: dict[str, float], old: dict[str, float] | None, old_error: str | None, champion, config, settings
+) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
     """Promote when there is no champion, it cannot score, or the challenger beats it by the margin."""
     metric, margin = config.training.promotion_metric, config.training.promotion_margin
     alias = settings.model_alias
     if champion is None:
         return True, f"promoted: no {alias} existed"
-    if old is None or "_message" in old:
-        return True, f"promoted: {alias} v{champion.version} could not be evaluated ({(old or {}).get('_message')})"
+    if old is None:
+        return True, f"promoted: {alias} v{champion.version} could not be evaluated ({old_error})"
     value, before = new.get(metric, float("nan")), old.get(metric, float("nan"))
     if np.isnan(before) or value > before + margin:
         return True, f"promoted: {metric} {value:.4f} > {alias} v{champion.version} {before:.4f} + margin {margin:g}"
