@@ -126,7 +126,33 @@ class ModelOptions(_Strict):
         DEFAULT_EMBEDDING_MODEL,
         description="sentence-transformers model name or local path; the default ships with the package.",
     )
-    max_seq_length: int | None = Field(256, ge=16, le=8192)
+    max_seq_length: int | Literal["auto"] | None = Field(
+        "auto",
+        description="Tokens of a ticket the encoder reads: a number, 'auto' (chosen from the training texts: the "
+        "seq_length_quantile of their token counts, rounded up to a multiple of 32, within the model's own limit) "
+        "or null (the model's own limit).",
+    )
+
+    @field_validator("max_seq_length")
+    @classmethod
+    def _length_range(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not 16 <= value <= 8192:
+            raise ValueError(f"{value} tokens: give 16 to 8192, 'auto' or null")
+        return value
+
+    seq_length_quantile: float = Field(
+        0.9, gt=0, le=1, description="Share of training tickets that 'auto' lets the encoder read whole."
+    )
+    encoder: Literal["transformer", "static"] = Field(
+        "transformer",
+        description="'transformer': the sentence encoder on every ticket; 'static': token vectors distilled from it "
+        "(and tuned on the training tickets), about a thousand times cheaper per ticket, no PyTorch when serving.",
+    )
+    static_tuning: bool = Field(
+        True,
+        description="Tune the static token vectors towards the transformer's embeddings of the training tickets "
+        "(needs those embeddings: cached after the first run).",
+    )
     embed_batch_size: int = Field(32, ge=1, le=1024)
     lexical: bool = Field(True, description="Add TF-IDF word features beside the embedding.")
     char_ngrams: bool = Field(True, description="Add TF-IDF character 2-5-grams (host names, error codes).")
@@ -137,6 +163,9 @@ class ModelOptions(_Strict):
         "linear_svm", description="Linear heads: linear_svm trains in seconds on large vocabularies."
     )
     C: float = Field(0.5, gt=0, description="Inverse regularisation strength of both heads.")
+    tol: float = Field(
+        1e-3, gt=0, le=0.1, description="Stopping tolerance of the heads' solver; 1e-3 scored as 1e-4, fitting faster."
+    )
     class_weight: Literal["balanced"] | None = Field(
         None, description="'balanced' up-weights small teams in the target head."
     )
@@ -157,7 +186,12 @@ class ModelOptions(_Strict):
         "ticket's similarity, fitted on out-of-fold answers.",
     )
     knn_candidates: int = Field(30, ge=1, le=1000, description="Nearest tickets by embedding that are re-ranked.")
-    calibration_folds: int = Field(5, ge=2, le=20)
+    calibration_folds: int = Field(
+        3, ge=2, le=20, description="Folds of the out-of-fold scores that calibration and thresholds learn from."
+    )
+    fit_jobs: int = Field(
+        0, ge=0, le=64, description="Processes fitting the folds' and final heads in parallel; 0: one per core."
+    )
 
 
 class TrainingOptions(_Strict):
@@ -191,6 +225,10 @@ class RouterConfig(_Strict):
     model: ModelOptions = Field(default_factory=ModelOptions)
     training: TrainingOptions = Field(default_factory=TrainingOptions)
     rules: list[Rule] = Field(default_factory=list, description="Escalation policies applied beside the model.")
+
+    def with_max_seq_length(self, value: int | None) -> RouterConfig:
+        """A copy whose encoder length is settled (training resolves 'auto' before anything is embedded)."""
+        return self.model_copy(update={"model": self.model.model_copy(update={"max_seq_length": value})})
 
     @model_validator(mode="after")
     def _unique_rules(self) -> RouterConfig:

@@ -62,6 +62,18 @@ def load_encoder(reference: str, max_seq_length: int | None = None) -> SentenceT
     return model
 
 
+def choose_max_length(texts: list[str], reference: str, quantile: float = 0.9, step: int = 32) -> int:
+    """A sequence length that reads `quantile` of `texts` whole: their token count's quantile, rounded up to a
+    multiple of `step`, within [step, the model's own limit]. Long signatures and pasted logs add cost, not signal."""
+    model = load_encoder(reference)
+    limit = int(model.max_seq_length or 512)
+    if not texts:
+        return limit
+    counts = [len(ids) for ids in model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
+    wanted = int(np.ceil(np.quantile(counts, quantile) / step) * step)
+    return int(min(max(wanted, step), limit))
+
+
 def embed_texts(
     texts: list[str],
     reference: str,

@@ -27,6 +27,7 @@ from features.heads import (
     rerank,
     stacked_targets,
 )
+from features.static_embed import StaticEncoder
 
 LinearHead = Any  # a fitted scikit-learn linear classifier: decision_function, coef_, classes_
 
@@ -144,6 +145,7 @@ class EscalationRouter:
     pooled: dict[str, int] = field(default_factory=dict)
     target_thresholds: TargetThresholds | None = None
     rules: list[Rule] = field(default_factory=list)
+    static: StaticEncoder | None = None  # set when the config's encoder is 'static'
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -179,6 +181,11 @@ class EscalationRouter:
 
     # -- scoring -----------------------------------------------------------------------------------
     def embed(self, texts: list[str], progress: bool = False, batch_size: int = 32) -> np.ndarray:
+        if self.static is not None:
+            return self.static.encode(texts)
+        # The encoder sorts texts by length and pads each batch to its longest: a few short batches pad less
+        # than one long one when a handful of tickets arrive together (a quarter of them is measured best).
+        batch_size = max(1, min(batch_size, len(texts) // 4))
         return embed_texts(texts, self.embedding_model, self.max_seq_length, batch_size, progress)
 
     def features(self, tickets: pd.DataFrame, embeddings: np.ndarray) -> sp.csr_matrix:

@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(
         30.0, ge=0, description="How often the server checks whether the alias moved; 0 checks only on reload."
     )
+    batch_max_tickets: int = Field(
+        64, ge=1, le=10_000, description="Most tickets of concurrent requests scored in one shared call; 1 disables."
+    )
+    batch_wait_ms: float = Field(
+        0.0, ge=0, le=100, description="How long a shared call waits for more requests; 0 takes only those queued."
+    )
+    blas_threads: int = Field(
+        1, ge=1, le=64, description="BLAS threads in the server; more only compete with the encoder's threads."
+    )
     feedback_url: str = Field(
         DEFAULT_FEEDBACK_URL,
         description="SQLAlchemy URL of the suggestions and feedback store (PostgreSQL for a team).",

@@ -14,13 +14,16 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from threadpoolctl import ThreadpoolController
 
 from features.clean import join_parts
 from features.feedback import Feedback, FeedbackStore, StoreUnavailable
 from features.settings import Settings, get_settings
+from serving.batcher import MicroBatcher
 from serving.handoff import Message as HandoffMessage
 from serving.handoff import build_handoff
 from serving.model_store import LoadedModel, ModelUnavailable, load_champion
+from serving.recorder import SuggestionRecorder
 from serving.schemas import (
     BatchIn,
     BatchOut,
@@ -47,15 +50,15 @@ RETRY_AFTER_SECONDS = 5
 ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorOut}, 503: {"model": ErrorOut}}
 
 
-def get_model(request: Request) -> LoadedModel:
-    """The loaded champion, or 503 while there is none."""
+async def get_model(request: Request) -> LoadedModel:
+    """The loaded champion, or 503 while there is none (async: no thread hop for a lookup)."""
     model: LoadedModel | None = request.app.state.model
     if model is None:
         raise HTTPException(503, NO_MODEL)
     return model
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -65,12 +68,16 @@ def store_down() -> HTTPException:
 
 
 def get_store(request: Request) -> FeedbackStore:
+    """The suggestions and feedback store (see `open_store`)."""
+    return open_store(request.app.state)
+
+
+def open_store(state: Any) -> FeedbackStore:
     """The suggestions and feedback store, opened on first use, so a database that comes back is picked up.
 
     After a failed open, requests wait `RETRY_AFTER_SECONDS` before the next attempt instead of each paying
     a connection timeout.
     """
-    state = request.app.state
     if state.store is None:
         if time.monotonic() < state.store_retry_at:
             raise store_down()
@@ -112,7 +119,8 @@ def suggest(
 ) -> list[SuggestionOut]:
     frame = to_frame(tickets, model, settings, prefix)
     ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
-    results = model.router.predict(frame, top_k=settings.top_k, n_similar=settings.n_similar)
+    batcher: MicroBatcher = request.app.state.batcher
+    results = batcher.predict(model.router, frame, settings.top_k, settings.n_similar)
     record(request, model, results)
     return [SuggestionOut(**r, handoff=handoff_for(t), model=ref) for t, r in zip(tickets, results, strict=True)]
 
@@ -126,10 +134,7 @@ def handoff_for(ticket: TicketIn) -> HandoffOut | None:
 
 
 def record(request: Request, model: LoadedModel, results: list[dict[str, Any]]) -> None:
-    """Remember what was suggested for tickets with ids, so feedback can be joined to it.
-
-    A store that is down costs the join, not the agent's answer: the failure is logged and the answer sent.
-    """
+    """Queue what was suggested for tickets with ids, so feedback can be joined to it (written off the hot path)."""
     rows = [
         {
             "ticket_id": r["id"],
@@ -144,12 +149,7 @@ def record(request: Request, model: LoadedModel, results: list[dict[str, Any]]) 
         for r in results
         if r["id"]
     ]
-    if not rows:
-        return
-    try:
-        get_store(request).record_suggestions(rows)
-    except (StoreUnavailable, HTTPException) as err:
-        log.warning("suggestions for %d tickets not recorded: %s", len(rows), getattr(err, "detail", err))
+    request.app.state.recorder.add(rows)
 
 
 def create_app(settings: Settings | None = None, loader: Callable[[Settings], LoadedModel] = load_champion) -> FastAPI:
@@ -158,6 +158,8 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings or get_settings()
+        # One suggestion's matrix products are tiny: BLAS threads would only fight the encoder's threads for the cores.
+        app.state.blas_limit = ThreadpoolController().limit(limits=app.state.settings.blas_threads, user_api="blas")
         app.state.model, app.state.load_error, app.state.store = None, None, None
         app.state.store_retry_at = 0.0
         try:
@@ -167,8 +169,13 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             log.error("starting without a model: %s", err)
         app.state.watcher = ModelWatcher(app.state, app.state.settings)
         app.state.watcher.start()
+        app.state.batcher = MicroBatcher(app.state.settings.batch_max_tickets, app.state.settings.batch_wait_ms)
+        app.state.recorder = SuggestionRecorder(lambda: open_store(app.state))
         yield
         app.state.watcher.stop()
+        app.state.batcher.close()
+        app.state.recorder.close()
+        app.state.blas_limit.restore_original_limits()
 
     app = FastAPI(
         title="Escalation router",
@@ -205,6 +212,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
     @app.post("/v1/feedback", response_model=FeedbackOut, responses=ERRORS, tags=["feedback"])
     def feedback(body: FeedbackIn, store: Store, request: Request) -> FeedbackOut:
         """Record what the agent finally did; a repeat for the same ticket updates it. Unknown targets are flagged."""
+        request.app.state.recorder.flush()  # the suggestion it answers is joined, even one answered just now
         model: LoadedModel | None = request.app.state.model
         known = None
         if model is not None:
@@ -220,8 +228,11 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         return FeedbackOut(**stored.__dict__)
 
     @app.get("/v1/metrics/summary", response_model=MetricsSummary, responses=ERRORS, tags=["feedback"])
-    def metrics_summary(store: Store, since: datetime | None = None, until: datetime | None = None) -> MetricsSummary:
+    def metrics_summary(
+        store: Store, request: Request, since: datetime | None = None, until: datetime | None = None
+    ) -> MetricsSummary:
         """Acceptance rates per model version and escalations per target over a window (default: 30 days)."""
+        request.app.state.recorder.flush()
         try:
             return MetricsSummary(**store.summary(since, until))
         except StoreUnavailable as err:
@@ -237,6 +248,8 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             version=model.version,
             alias=model.alias,
             embedding_model=router.embedding_model,
+            encoder="static" if router.static is not None else "transformer",
+            max_seq_length=router.max_seq_length if router.static is None else None,
             targets=[{"target": t, "kind": router.kinds[t]} for t in router.targets],
             first_line=router.first_line,
             pooled_as_other=router.pooled,

@@ -168,6 +168,8 @@ class ModelInfo(BaseModel):
     version: str
     alias: str
     embedding_model: str
+    encoder: Literal["transformer", "static"] = Field(description="How tickets are embedded (see model.encoder).")
+    max_seq_length: int | None = Field(description="Tokens of a ticket the transformer reads (static: all).")
     targets: list[TargetInfo]
     first_line: list[str]
     pooled_as_other: dict[str, int]

@@ -24,11 +24,12 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_union
 from tqdm.auto import tqdm
 
-from features.config import RouterConfig, load_config, parse_config
+from features.config import ConfigError, RouterConfig, load_config, parse_config
 from features.data import DataError, read_export, to_tickets
 from features.embed_cache import EmbeddingCache
 from features.labels import OTHER, derive_labels
 from features.router import EscalationRouter
+from training.encode import settle_max_length, static_encoder
 from training.evaluate import routing_decisions, target_metrics
 from training.fit import fit_router
 from training.validate import check_columns
@@ -102,16 +103,21 @@ class LinearBaseline:
 class Product:
     """The product's own pipeline (training.fit.fit_router) with the config's settings."""
 
-    def __init__(self, name: str, config: RouterConfig):
-        self.name, self.config = name, config
+    def __init__(self, name: str, config: RouterConfig, cache: str | Path | None = None):
+        self.name, self.config, self.cache = name, config, cache
 
     def fit(self, fold: Fold) -> Product:
         labels = derive_labels(fold.resolver, self.config.teams, self.config.min_examples)
-        self.router_ = fit_router(fold.tickets, fold.embeddings, labels, self.config, progress=False)
+        opts, static, embeddings = self.config.model, None, fold.embeddings
+        if opts.encoder == "static":  # fitted on this fold's training texts (and their transformer embeddings)
+            static = static_encoder(fold.tickets["text"].tolist(), opts, self.cache, False, fold.embeddings)
+            embeddings = static.encode(fold.tickets["text"].tolist())
+        self.router_ = fit_router(fold.tickets, embeddings, labels, self.config, progress=False, static=static)
         return self
 
     def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        scored = self.router_.score(fold.tickets, fold.embeddings)
+        embeddings = None if self.router_.static is not None else fold.embeddings  # static encodes in the timing
+        scored = self.router_.score(fold.tickets, embeddings)
         p_esc, p_tgt = scored.escalation, scored.targets
         self.answers_ = operating_counts(self.router_, fold, p_esc, p_tgt)
         return p_esc, p_tgt, list(self.router_.targets)
@@ -250,8 +256,8 @@ def machine() -> dict[str, Any]:
         else platform.processor()
     )
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
-    ).stdout.strip()
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=Path(__file__).parent
+    ).stdout.strip()  # "-dirty": measured on uncommitted changes to that commit
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -274,6 +280,9 @@ def with_overrides(config: RouterConfig, overrides: dict[str, str]) -> RouterCon
     return parse_config(data, "benchmark overrides")
 
 
+EMBEDDING_KEYS = {"model.embedding_model", "model.max_seq_length", "model.seq_length_quantile"}
+
+
 def run_benchmark(
     data: str | Path,
     config_path: str | Path,
@@ -286,6 +295,13 @@ def run_benchmark(
     log: Callable[[str], None] = print,
 ) -> BenchmarkResult:
     """Cross-validate every candidate on the same folds and return one row per candidate."""
+    for name, overrides in (variants or {}).items():
+        shared = sorted(k for k in overrides if k in EMBEDDING_KEYS)
+        if shared:
+            raise ConfigError(
+                f"variant {name!r} sets {', '.join(shared)}: every column shares one set of embeddings, so run the "
+                "benchmark again with a config that sets it"
+            )
     config = load_config(config_path)
     raw = read_export(data)
     check_columns(raw, config, data)
@@ -295,6 +311,7 @@ def run_benchmark(
     raw_text = raw[config.columns.text].astype(str).agg(" ".join, axis=1).to_numpy(dtype=str)
     resolver = tickets["target"].to_numpy(dtype=str)
     escalate = np.array([config.teams.kind(r) != "first_line" for r in resolver])
+    config = settle_max_length(config, tickets["text"].tolist())  # unlabelled texts only
     opts = config.model
     started = time.perf_counter()
     embeddings, reused = EmbeddingCache(cache).embed(
@@ -320,7 +337,7 @@ def run_benchmark(
             lambda: LinearBaseline("embeddings + LR", "embedding"),
         ]
     for name, variant in configs.items():
-        candidates.append(lambda n=name, c=variant: Product(n, c))
+        candidates.append(lambda n=name, c=variant: Product(n, c, cache))
 
     strata = pd.Series(resolver)
     strata = strata.where(strata.map(strata.value_counts()) >= folds, "rare").to_numpy()

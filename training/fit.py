@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from joblib import Parallel, delayed
 from scipy.optimize import minimize, minimize_scalar
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -27,6 +31,7 @@ from features.heads import (
 )
 from features.labels import Labels
 from features.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
+from features.static_embed import StaticEncoder
 
 
 def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -> tuple[np.ndarray, np.ndarray, str]:
@@ -121,9 +126,29 @@ def choose_target_thresholds(
 
 def _head(config: RouterConfig, balanced: bool = False) -> LinearHead:
     weight = "balanced" if balanced else None
-    if config.model.head == "linear_svm":
-        return LinearSVC(C=config.model.C, class_weight=weight, random_state=config.training.seed)
-    return LogisticRegression(C=config.model.C, max_iter=2000, class_weight=weight, random_state=config.training.seed)
+    opts = config.model
+    if opts.head == "linear_svm":
+        return LinearSVC(C=opts.C, class_weight=weight, tol=opts.tol, random_state=config.training.seed)
+    return LogisticRegression(
+        C=opts.C, max_iter=2000, class_weight=weight, tol=opts.tol, random_state=config.training.seed
+    )
+
+
+def _fit_head(
+    config: RouterConfig,
+    balanced: bool,
+    X: sp.csr_matrix,
+    y: np.ndarray,
+    X_val: sp.csr_matrix | None,
+    targets: list[str] | None,
+) -> Any:
+    """A fitted head, or (with `X_val`) its scores there: aligned to `targets` for a target head."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        head = _head(config, balanced).fit(X, y)
+    if X_val is None:
+        return head
+    return aligned_scores(head, X_val, targets) if targets is not None else head.decision_function(X_val)
 
 
 def _fit_temperature(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -159,6 +184,7 @@ def fit_router(
     labels: Labels,
     config: RouterConfig,
     progress: bool = True,
+    static: StaticEncoder | None = None,
 ) -> EscalationRouter:
     """Train both heads; calibrate them and pick thresholds on out-of-fold scores blended with the neighbour vote."""
     opts = config.model
@@ -179,27 +205,50 @@ def fit_router(
     oof_scores, oof_knn = np.zeros((len(y), len(targets))), np.zeros((len(y), len(targets)))
     oof_top_sim = np.zeros(len(y))
     folds = StratifiedKFold(opts.calibration_folds, shuffle=True, random_state=config.training.seed)
+    escalated = np.flatnonzero(labels.escalate)
+
+    splits = list(folds.split(X, y))
+    # The heads of every fold and the final heads are independent: fitted in parallel processes (threads would
+    # share liblinear's global random state, and the same data would no longer give the same model).
+    final_y = labels.target[escalated].astype(str)
+    tasks = [("final escalation", -1, X, y, False, None), ("final target", -1, X[escalated], final_y, balanced, None)]
+    for i, (fit_idx, val_idx) in enumerate(splits):
+        esc_fit = fit_idx[labels.escalate[fit_idx]]
+        tasks.append(("escalation", i, X[fit_idx], y[fit_idx], False, X[val_idx]))
+        tasks.append(("target", i, X[esc_fit], labels.target[esc_fit].astype(str), balanced, X[val_idx]))
+    jobs = opts.fit_jobs or os.cpu_count() or 1
+    finals: dict[str, LinearHead] = {}
+    results = Parallel(n_jobs=jobs, return_as="generator")(
+        delayed(_fit_head)(config, weighted, X_fit, y_fit, X_val, targets if kind == "target" else None)
+        for kind, _, X_fit, y_fit, weighted, X_val in tasks
+    )
+    for (kind, i, *_), result in zip(tasks, results, strict=True):
+        if kind.startswith("final"):
+            finals[kind] = result
+            steps.update()
+            continue
+        val_idx = splits[i][1]
+        if kind == "escalation":
+            oof_esc[val_idx] = result
+            continue
+        oof_scores[val_idx] = result
+        fit_idx = splits[i][0]
+        nb, sims = exact_top_k(embeddings[val_idx], embeddings[fit_idx], max(opts.knn_k, candidates))
+        if words is not None:
+            nb, sims = rerank(nb, sims, words[val_idx], words[fit_idx], opts.knn_words_weight)
+        nb, sims = nb[:, : opts.knn_k], sims[:, : opts.knn_k]
+        oof_top_sim[val_idx] = sims[:, 0] if sims.shape[1] else 0.0
+        oof_knn_esc[val_idx], oof_knn[val_idx] = knn_vote(
+            sims, labels.escalate[fit_idx][nb], target_idx[fit_idx][nb], len(targets), opts.knn_temperature
+        )
+        steps.update()
+    escalation_head, target_head = finals["final escalation"], finals["final target"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for fit_idx, val_idx in folds.split(X, y):
-            oof_esc[val_idx] = _head(config).fit(X[fit_idx], y[fit_idx]).decision_function(X[val_idx])
-            esc_fit = fit_idx[labels.escalate[fit_idx]]
-            head = _head(config, balanced).fit(X[esc_fit], labels.target[esc_fit].astype(str))
-            oof_scores[val_idx] = aligned_scores(head, X[val_idx], targets)
-            nb, sims = exact_top_k(embeddings[val_idx], embeddings[fit_idx], max(opts.knn_k, candidates))
-            if words is not None:
-                nb, sims = rerank(nb, sims, words[val_idx], words[fit_idx], opts.knn_words_weight)
-            nb, sims = nb[:, : opts.knn_k], sims[:, : opts.knn_k]
-            oof_top_sim[val_idx] = sims[:, 0] if sims.shape[1] else 0.0
-            oof_knn_esc[val_idx], oof_knn[val_idx] = knn_vote(
-                sims, labels.escalate[fit_idx][nb], target_idx[fit_idx][nb], len(targets), opts.knn_temperature
-            )
-            steps.update()
         use_knn = opts.knn_weight > 0
         inputs = calibrator_inputs(oof_esc, oof_knn_esc, use_knn)
         calibrator = LogisticRegression(C=1e6).fit(inputs, y)
         thresholds = choose_thresholds(y, calibrator.predict_proba(inputs)[:, 1], config.training.target_precision)
-        escalated = np.flatnonzero(labels.escalate)
         temperature = _fit_temperature(oof_scores[escalated], target_idx[escalated])
         stack = None
         if opts.target_blend == "stacked" and use_knn:
@@ -212,10 +261,7 @@ def fit_router(
         target_thresholds = choose_target_thresholds(
             target_idx[escalated], oof_targets, targets, config.training.target_precision
         )
-        escalation_head = _head(config).fit(X, y)
-        steps.update()
-        target_head = _head(config, balanced).fit(X[escalated], labels.target[escalated].astype(str))
-        steps.update()
+
     steps.close()
 
     index = SimilarIndex(
@@ -255,4 +301,5 @@ def fit_router(
         pooled=dict(labels.pooled),
         target_thresholds=target_thresholds,
         rules=list(config.rules),
+        static=static,
     )

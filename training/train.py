@@ -19,12 +19,11 @@ import pandas as pd  # noqa: E402
 
 from features.config import load_config
 from features.data import DataError, fingerprint, read_export, to_tickets
-from features.embed import embed_texts
-from features.embed_cache import EmbeddingCache
 from features.labels import derive_labels
 from features.router import EscalationRouter
 from features.settings import Settings
 from training import register
+from training.encode import embed_tickets, settle_max_length
 from training.evaluate import (
     Evaluation,
     confusion_png,
@@ -101,20 +100,16 @@ def train(
             f"(min_examples) only {labels.targets} remain; lower min_examples or add data"
         )
     train_idx, hold_idx, how = split_holdout(tickets, labels, config)
-    started = time.perf_counter()
-    opts = config.model
-    texts = tickets["text"].tolist()
-    if settings.embedding_cache:
-        embeddings, reused = EmbeddingCache(settings.embedding_cache).embed(
-            texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress
-        )
-    else:
-        embeddings, reused = (
-            embed_texts(texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress),
-            0,
-        )
-    embed_seconds = time.perf_counter() - started
-    log.info("embeddings: %d reused from cache, %d computed in %.0f s", reused, len(texts) - reused, embed_seconds)
+    config = settle_max_length(config, tickets["text"].iloc[train_idx].tolist())
+    embedded = embed_tickets(tickets["text"].tolist(), train_idx, config.model, settings.embedding_cache, progress)
+    embeddings, reused, embed_seconds = embedded.vectors, embedded.reused, embedded.seconds
+    log.info(
+        "embeddings (%s encoder): %d reused from cache, %d computed in %.0f s",
+        config.model.encoder,
+        reused,
+        embedded.computed,
+        embed_seconds,
+    )
 
     train_t, hold_t = tickets.iloc[train_idx].reset_index(drop=True), tickets.iloc[hold_idx].reset_index(drop=True)
     train_labels = derive_labels(train_t["target"].to_numpy(dtype=str), config.teams, config.min_examples)
@@ -126,7 +121,7 @@ def train(
     # The holdout is labelled with the training split's targets, so pooled names agree.
     hold_labels = derive_labels(hold_t["target"].to_numpy(dtype=str), config.teams, 1)
     started = time.perf_counter()
-    router = fit_router(train_t, embeddings[train_idx], train_labels, config, progress)
+    router = fit_router(train_t, embeddings[train_idx], train_labels, config, progress, embedded.static)
     fit_seconds = time.perf_counter() - started
     evaluation = evaluate(router, hold_t, embeddings[hold_idx], hold_labels)
     router.metrics = dict(evaluation.metrics)
@@ -238,9 +233,11 @@ def _champion_metrics(
         return None, None
     try:
         old_router = register.load_router(settings, champion.version)
-        same_encoder = (old_router.embedding_model, old_router.max_seq_length) == (
-            router.embedding_model,
-            router.max_seq_length,
+        same_encoder = (
+            old_router.static is None
+            and router.static is None
+            and (old_router.embedding_model, old_router.max_seq_length)
+            == (router.embedding_model, router.max_seq_length)
         )
         return evaluate(old_router, hold_t, hold_emb if same_encoder else None, hold_labels).metrics, None
     except Exception as err:  # a champion that cannot score is no reason to keep it

@@ -93,7 +93,8 @@ def test_holdout_quality_on_sample(trained: Trained) -> None:
 def test_same_data_does_not_replace_champion(trained: Trained) -> None:
     again = train(trained.data, trained.config, trained.settings, progress=False)
     assert again.version == "2" and not again.promoted
-    assert again.metrics == trained.result.metrics  # same data, same seed: same model
+    # same data, same seed: same model (to float rounding: BLAS thread counts change the order of sums)
+    assert again.metrics == pytest.approx(trained.result.metrics, rel=1e-5, abs=1e-9)
     client = MlflowClient(trained.settings.tracking_uri, trained.settings.tracking_uri)
     assert str(client.get_model_version_by_alias("escalation-router", "champion").version) == "1"
     tag = client.get_model_version("escalation-router", "2").tags["promotion"]

@@ -1,0 +1,169 @@
+"""Latency of POST /v1/suggestions on the real server, beside the bare encoder on the same texts.
+
+python bench/latency.py                                  # IT tickets when ../shared/data is there, else the sample
+python bench/latency.py --set model.encoder=static --name static
+python bench/latency.py --data FILE --config FILE --requests 400
+
+Trains a model into a throwaway store (the embedding cache makes a rerun quick), starts `escalation serve` on a
+loopback port and sends tickets drawn from the data, with ids (so suggestions are recorded, as in production), at
+concurrency 1, 4 and 16: p50/p95/p99 latency, throughput and the server's peak RSS. Before the server starts, the
+same texts go through the bare PyTorch encoder, one at a time and in batches of 32, in this process; the ratio of
+the endpoint's p50 to the bare encoder's p50 is the cost of everything the service adds. Results go to
+bench/results/latency_NAME.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from harness import (
+    default_data,
+    trained_store,
+    parse_sets,
+    payload,
+    percentiles,
+    save,
+    serve,
+    tickets_of,
+)
+
+from features.embed import choose_max_length, load_encoder
+from training.benchmark import markdown_table
+
+LEVELS = (1, 4, 16)
+
+
+def bare_encoder(texts: list[str], reference: str, max_seq_length: int | None) -> dict[str, float]:
+    """The PyTorch sentence encoder alone: one text at a time (p50/p99 ms) and batched (texts per second)."""
+    model = load_encoder(reference, max_seq_length)
+    model.encode(texts[:32], batch_size=32)  # warm-up
+    single = []
+    for text in texts:
+        started = time.perf_counter()
+        model.encode([text], batch_size=1)
+        single.append(1000 * (time.perf_counter() - started))
+    started = time.perf_counter()
+    model.encode(texts, batch_size=32)
+    batched = len(texts) / (time.perf_counter() - started)
+    return {**percentiles(single), "batched_per_s": round(batched, 1)}
+
+
+def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
+    """Send every body with `concurrency` keep-alive clients: latencies (ms), wall seconds and errors."""
+    host, port = url.removeprefix("http://").split(":")
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    local = threading.local()
+
+    def send(body: bytes) -> None:
+        nonlocal errors
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        started = time.perf_counter()
+        local.conn.request("POST", "/v1/suggestions", body, {"Content-Type": "application/json"})
+        response = local.conn.getresponse()
+        response.read()
+        elapsed = 1000 * (time.perf_counter() - started)
+        with lock:
+            latencies.append(elapsed)
+            errors += response.status != 200
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, bodies))
+    return latencies, time.perf_counter() - started, errors
+
+
+def main() -> None:
+    data, config_path, default_name = default_data()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=data)
+    parser.add_argument("--config", type=Path, default=config_path)
+    parser.add_argument("--set", action="append", default=[], help="Config override, e.g. model.encoder=static.")
+    parser.add_argument("--requests", type=int, default=300, help="Requests per concurrency level.")
+    parser.add_argument("--name", default=None, help="Results name (default: the data's name).")
+    args = parser.parse_args()
+    name = args.name or (default_name if args.data == data else args.data.stem)
+
+    with tempfile.TemporaryDirectory(prefix="latency-") as tmp:
+        folder = Path(tmp)
+        config_file, config, env = trained_store(args, folder)
+
+        tickets = tickets_of(args.data, config, args.requests * 2)
+        texts = tickets["text"].tolist()
+        bodies = [json.dumps(payload(t, config.columns.metadata, i)).encode() for i, t in tickets.iterrows()]
+
+        rows = []
+        with serve(env, folder / "server.log") as server:
+            with urllib.request.urlopen(f"{server.url}/v1/model") as answer:
+                served = json.load(answer)
+            # the transformer the model was trained with, at its length (a static model's source, at 'auto')
+            length = served["max_seq_length"] or choose_max_length(texts, served["embedding_model"])
+            bare = bare_encoder(texts[: args.requests], served["embedding_model"], length)  # server idle meanwhile
+            print(f"bare PyTorch encoder at {length} tokens: {bare}", flush=True)
+            load(server.url, bodies[:30], 1)  # warm-up
+            for level in LEVELS:
+                n = args.requests if level == 1 else args.requests * 2
+                latencies, wall, errors = load(server.url, bodies[:n], level)
+                rss, _ = server.rss_mb()
+                row = {
+                    "concurrency": level,
+                    "requests": n,
+                    **percentiles(latencies),
+                    "per_s": round(n / wall, 1),
+                    "errors": errors,
+                    "ratio_p50_to_bare": round(float(np.percentile(latencies, 50)) / bare["p50"], 2),
+                    "server_rss_mb": round(rss),
+                }
+                print(row, flush=True)
+                rows.append(row)
+            peak_rss = server.rss_mb()[1]
+
+    table = markdown_table(
+        rows,
+        [
+            ("concurrency", "concurrency", "{}"),
+            ("requests", "requests", "{}"),
+            ("p50", "p50 ms", "{:.1f}"),
+            ("p95", "p95 ms", "{:.1f}"),
+            ("p99", "p99 ms", "{:.1f}"),
+            ("per_s", "suggestions/s", "{:.1f}"),
+            ("errors", "errors", "{}"),
+            ("ratio_p50_to_bare", "p50 / bare encoder p50", "{:.2f}"),
+        ],
+    )
+    notes = (
+        f"Data `{args.data}` ({len(texts)} tickets drawn with seed 0, sent as `body` with an id), config overrides "
+        f"`{parse_sets(args.set)}`, encoder `{config.model.encoder}`, embedding model "
+        f"`{served['embedding_model']}` (served: max {served['max_seq_length']} tokens). One `escalation serve` "
+        "process (uvicorn, one worker) on loopback; keep-alive clients in a separate process.\n\n"
+        f"Bare PyTorch encoder ({length} tokens) on the same texts in the client process while the server idled, "
+        f"one at a time: p50 {bare['p50']:.1f} ms, "
+        f"p99 {bare['p99']:.1f} ms; batched (32): {bare['batched_per_s']:.1f} texts/s.\n\n"
+        f"Server peak RSS: {peak_rss:.0f} MB."
+    )
+    md = save(
+        f"latency_{name}",
+        f"Suggestion latency: {name}",
+        table,
+        notes,
+        {"rows": rows, "bare_encoder": bare, "peak_rss_mb": peak_rss, "overrides": parse_sets(args.set)},
+    )
+    print(table)
+    print(notes)
+    print(f"written: {md}")
+
+
+if __name__ == "__main__":
+    main()

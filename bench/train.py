@@ -1,0 +1,129 @@
+"""Wall time and peak memory of `escalation train`, cold (empty embedding cache) and warm (cache filled).
+
+python bench/train.py                                    # generated 1k, 4k, 16k, 64k; plus the IT tickets if present
+python bench/train.py --sizes 1000,4000 --set model.encoder=static --name static
+
+Each size is a generated sample export (`escalation sample-data --rows N`, distinct tickets, so the cache cannot
+dedupe them). Every run trains into its own throwaway store, as a user's first run and their weekly retrain would.
+The growth column divides each step's time by the previous one's over the growth in tickets: near 1 is linear,
+well above 1 grows faster than linearly and is flagged. Results go to bench/results/train_NAME.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+from harness import ESCALATION, SHARED_IT, environment, parse_sets, save, write_config
+
+from training.benchmark import markdown_table
+from training.sample_data import write_sample
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed_train(data: Path, config: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB, the process and its children) of one `escalation train`."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [ESCALATION, "train", "--data", str(data), "--config", str(config), "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    peak = 0.0
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        parent = psutil.Process(process.pid)
+        while not stop.is_set():
+            try:
+                rss = sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+                peak = max(peak, rss / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    _, err = process.communicate()
+    stop.set()
+    watcher.join()
+    if process.returncode:
+        raise SystemExit(f"escalation train failed on {data}:\n{err.decode()[-2000:]}")
+    return time.perf_counter() - started, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,4000,16000,64000")
+    parser.add_argument("--set", action="append", default=[], help="Config override, e.g. model.encoder=static.")
+    parser.add_argument("--name", default="growth")
+    parser.add_argument("--no-shared", action="store_true", help="Skip the IT tickets even when present.")
+    args = parser.parse_args()
+    overrides = parse_sets(args.set)
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
+        folder = Path(tmp)
+        runs: list[tuple[str, int | None, Path, Path]] = []
+        for size in (int(s) for s in args.sizes.split(",")):
+            data, config = write_sample(folder / f"sample-{size}", rows=size, seed=size)
+            runs.append((f"generated {size:,}", size, data, config))
+        if SHARED_IT.exists() and not args.no_shared:
+            runs.append(("IT tickets 6,807", None, SHARED_IT, ROOT / "bench/configs/shared_it.yaml"))
+        for label, size, data, base_config in runs:
+            work = folder / label.replace(" ", "-").replace(",", "")
+            work.mkdir(parents=True, exist_ok=True)
+            config, parsed = write_config(base_config, overrides, work)
+            cache = work / "cache" / "embeddings.sqlite"
+            row: dict[str, object] = {"data": label, "tickets": size or 6807}
+            for phase in ("cold", "warm"):
+                store = work / phase
+                store.mkdir()
+                seconds, peak = timed_train(data, config, environment(store, cache))
+                row[f"{phase}_s"], row[f"{phase}_peak_mb"] = seconds, peak
+                print(f"{label} {phase}: {seconds:.1f} s, peak {peak:.0f} MB", flush=True)
+            rows.append(row)
+
+    generated = [r for r in rows if str(r["data"]).startswith("generated")]
+    for prev, row in zip(generated, generated[1:], strict=False):
+        growth = row["tickets"] / prev["tickets"]  # type: ignore[operator]
+        for phase in ("cold", "warm"):
+            ratio = (row[f"{phase}_s"] / prev[f"{phase}_s"]) / growth  # type: ignore[operator]
+            row[f"{phase}_growth"] = ratio
+            row[f"{phase}_flag"] = "faster than linear" if ratio > 1.3 else ""
+    table = markdown_table(
+        rows,
+        [
+            ("data", "data", "{}"),
+            ("cold_s", "cold s", "{:.1f}"),
+            ("cold_peak_mb", "cold peak MB", "{:.0f}"),
+            ("cold_growth", "cold growth vs linear", "{:.2f}"),
+            ("warm_s", "warm s", "{:.1f}"),
+            ("warm_peak_mb", "warm peak MB", "{:.0f}"),
+            ("warm_growth", "warm growth vs linear", "{:.2f}"),
+            ("cold_flag", "cold", "{}"),
+            ("warm_flag", "warm", "{}"),
+        ],
+    )
+    notes = (
+        f"`escalation train` end to end (process start, embedding, fitting, holdout evaluation, MLflow logging and "
+        f"registration into a fresh sqlite store). Config overrides `{overrides}`, encoder "
+        f"`{parsed.model.encoder}`. Growth: (time ratio) / (ticket ratio) against the previous size; above 1.3 "
+        "is flagged as faster than linear."
+    )
+    md = save(f"train_{args.name}", f"Training time: {args.name}", table, notes, {"rows": rows, "overrides": overrides})
+    print(table)
+    print(notes)
+    print(f"written: {md}")
+
+
+if __name__ == "__main__":
+    main()

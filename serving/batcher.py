@@ -1,0 +1,107 @@
+"""Concurrent requests scored together: one encoder call for the tickets that arrive while the last call runs."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from features.router import EscalationRouter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    router: EscalationRouter
+    frame: pd.DataFrame
+    top_k: int
+    n_similar: int
+    future: Future[list[dict[str, Any]]] = field(default_factory=Future)
+
+    def key(self) -> tuple[int, int, int]:
+        return id(self.router), self.top_k, self.n_similar
+
+
+class MicroBatcher:
+    """One worker thread takes every job queued when it is free (up to `max_tickets`), waiting at most
+    `max_wait_ms` for more, and scores them in one `predict` call.
+
+    At concurrency 1 a job is scored the moment it arrives (no wait unless `max_wait_ms` > 0); under load the
+    tickets that queue up while the encoder runs share its next call, so throughput approaches the encoder's
+    batched rate instead of its one-at-a-time rate. Jobs for a different router (a model swap) or different
+    answer sizes never share a call.
+    """
+
+    def __init__(self, max_tickets: int = 64, max_wait_ms: float = 0.0):
+        self.max_tickets, self.max_wait = max_tickets, max_wait_ms / 1000
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._held: _Job | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
+        self._thread.start()
+        self.calls = self.tickets = 0  # what the worker did, for benchmarks and /metrics
+
+    def predict(
+        self, router: EscalationRouter, frame: pd.DataFrame, top_k: int, n_similar: int
+    ) -> list[dict[str, Any]]:
+        """The router's answers for `frame`, computed in a shared call; errors are raised here, in the caller."""
+        if self.max_tickets <= 1:  # batching switched off: score in the caller's thread
+            return router.predict(frame, top_k=top_k, n_similar=n_similar)
+        job = _Job(router, frame, top_k, n_similar)
+        self._queue.put(job)
+        return job.future.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+    def _next_batch(self) -> list[_Job] | None:
+        if self._stopping:
+            return None
+        first = self._held if self._held is not None else self._queue.get()
+        self._held = None
+        if first is None:
+            return None
+        jobs, size = [first], len(first.frame)
+        deadline = time.monotonic() + self.max_wait
+        while size < self.max_tickets:
+            try:
+                remaining = deadline - time.monotonic()
+                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:  # stop after this batch
+                self._stopping = True
+                break
+            if job.key() != first.key() or size + len(job.frame) > self.max_tickets:
+                self._held = job  # first in the next call
+                break
+            jobs.append(job)
+            size += len(job.frame)
+        return jobs
+
+    def _run(self) -> None:
+        while True:
+            jobs = self._next_batch()
+            if jobs is None:
+                return
+            try:
+                frame = pd.concat([j.frame for j in jobs], ignore_index=True) if len(jobs) > 1 else jobs[0].frame
+                head = jobs[0]
+                results = head.router.predict(frame, top_k=head.top_k, n_similar=head.n_similar)
+            except Exception as err:  # handed to every waiting request, which answers with its own error
+                for job in jobs:
+                    job.future.set_exception(err)
+                continue
+            self.calls, self.tickets = self.calls + 1, self.tickets + len(frame)
+            start = 0
+            for job in jobs:
+                job.future.set_result(results[start : start + len(job.frame)])
+                start += len(job.frame)

@@ -1,0 +1,87 @@
+"""Concurrent requests share encoder calls and still get their own answers; the recorder loses no row."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+import pytest
+
+from features.feedback import FeedbackStore
+from serving.batcher import MicroBatcher
+from serving.recorder import SuggestionRecorder
+from tests.conftest import Trained
+from training.register import load_router
+
+TEXTS = [
+    "I was charged twice for the Team plan, please refund one charge",
+    "The CSV export fails with error 500 since the last release",
+    "Please delete all my personal data under GDPR",
+    "Someone logged into my account from another country",
+    "How do I change my password?",
+    "Our dashboard has not loaded for anyone in the company since 9am",
+]
+
+
+def frame(i: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"id": [f"B-{i}"], "text": [TEXTS[i % len(TEXTS)]], "channel": ["email"], "customer_tier": ["standard"]}
+    )
+
+
+def test_concurrent_requests_share_calls_and_get_their_own_answers(trained: Trained) -> None:
+    router = load_router(trained.settings, trained.result.version)
+    alone = {i: router.predict(frame(i), top_k=3, n_similar=2)[0] for i in range(len(TEXTS))}
+    batcher = MicroBatcher(max_tickets=64, max_wait_ms=20)
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda i: batcher.predict(router, frame(i), 3, 2)[0], range(48)))
+    finally:
+        batcher.close()
+    assert batcher.tickets == 48
+    assert batcher.calls < 48  # at least some requests were scored together
+    for i, answer in enumerate(answers):
+        assert answer["id"] == f"B-{i}"
+        expected = alone[i % len(TEXTS)]
+        assert [s["target"] for s in answer["suggestions"]] == [s["target"] for s in expected["suggestions"]]
+        assert answer["escalation"]["probability"] == pytest.approx(expected["escalation"]["probability"], abs=2e-3)
+
+
+def test_different_answer_sizes_are_not_mixed_and_errors_reach_the_caller(trained: Trained) -> None:
+    router = load_router(trained.settings, trained.result.version)
+    batcher = MicroBatcher(max_tickets=64, max_wait_ms=20)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            small = pool.submit(batcher.predict, router, frame(0), 1, 0)
+            large = pool.submit(batcher.predict, router, frame(1), 5, 3)
+            assert len(small.result()[0]["suggestions"]) == 1
+            assert len(large.result()[0]["suggestions"]) == 5
+            assert len(large.result()[0]["explanation"]["similar_tickets"]) == 3
+        with pytest.raises(KeyError):
+            batcher.predict(router, pd.DataFrame({"id": ["x"]}), 3, 0)  # no text column
+        assert batcher.predict(router, frame(2), 3, 0)[0]["id"] == "B-2"  # the worker survived the error
+    finally:
+        batcher.close()
+
+
+def test_recorder_writes_every_row_from_many_threads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
+    recorder = SuggestionRecorder(lambda: store)
+    row = {
+        "model_name": "m",
+        "model_version": "1",
+        "decision": "escalate",
+        "escalation_probability": 0.9,
+        "targets": ["billing"],
+        "top_probability": 0.8,
+        "routing": "route",
+    }
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: recorder.add([{**row, "ticket_id": f"R-{i}"}]), range(200)))
+    assert recorder.flush()
+    recorder.close()
+    assert recorder.written == 200 and recorder.dropped == 0
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select count(distinct ticket_id) from suggestions")).scalar() == 200

@@ -1,0 +1,78 @@
+"""Training-time embeddings: the transformer through the content-hash cache, or a static encoder fitted here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from features.config import ModelOptions, RouterConfig
+from features.embed import choose_max_length, embed_texts
+from features.embed_cache import EmbeddingCache
+from features.static_embed import StaticEncoder, fit_static
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Embedded:
+    """Embeddings of every ticket, the static encoder when one was fitted, and what the cache saved."""
+
+    vectors: np.ndarray
+    static: StaticEncoder | None
+    reused: int
+    computed: int
+    seconds: float
+
+
+def settle_max_length(config: RouterConfig, texts: list[str]) -> RouterConfig:
+    """The config with `model.max_seq_length: auto` replaced by the length chosen from `texts`."""
+    opts = config.model
+    if opts.max_seq_length != "auto":
+        return config
+    chosen = choose_max_length(texts, opts.embedding_model, opts.seq_length_quantile)
+    log.info(
+        "max_seq_length auto: %d tokens read %.0f%% of the training tickets whole",
+        chosen,
+        100 * opts.seq_length_quantile,
+    )
+    return config.with_max_seq_length(chosen)
+
+
+def transformer_embeddings(
+    texts: list[str], opts: ModelOptions, cache: str | Path | None, progress: bool
+) -> tuple[np.ndarray, int]:
+    """The sentence encoder's embeddings (through the cache when there is one) and how many were reused."""
+    if cache:
+        return EmbeddingCache(cache).embed(
+            texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress
+        )
+    return embed_texts(texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress), 0
+
+
+def static_encoder(
+    texts: list[str], opts: ModelOptions, cache: str | Path | None, progress: bool, targets: np.ndarray | None
+) -> StaticEncoder:
+    """A static encoder fitted on training texts; tuned towards `targets` when `opts.static_tuning`."""
+    cache_dir = Path(cache).parent if cache else None
+    return fit_static(opts.embedding_model, texts, cache_dir, progress, targets if opts.static_tuning else None)
+
+
+def embed_tickets(
+    texts: list[str], train_idx: np.ndarray, opts: ModelOptions, cache: str | Path | None, progress: bool
+) -> Embedded:
+    """Embeddings for all `texts`; a static encoder learns only from the training rows `train_idx`."""
+    started = time.perf_counter()
+    if opts.encoder == "transformer":
+        vectors, reused = transformer_embeddings(texts, opts, cache, progress)
+        return Embedded(vectors, None, reused, len(texts) - reused, time.perf_counter() - started)
+    train_texts = [texts[i] for i in train_idx]
+    targets, reused = (None, 0)
+    if opts.static_tuning:
+        targets, reused = transformer_embeddings(train_texts, opts, cache, progress)
+    static = static_encoder(train_texts, opts, cache, progress, targets)
+    computed = len(train_texts) - reused if opts.static_tuning else 0
+    return Embedded(static.encode(texts), static, reused, computed, time.perf_counter() - started)
