@@ -69,7 +69,14 @@ def choose_max_length(texts: list[str], reference: str, quantile: float = 0.9, s
     limit = int(model.max_seq_length or 512)
     if not texts:
         return limit
-    counts = [len(ids) for ids in model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
+    fast = getattr(model.tokenizer, "backend_tokenizer", None)
+    if fast is not None:  # the Rust tokenizer: fast, and no warning about texts longer than the model's limit
+        fast = fast.__class__.from_str(fast.to_str())
+        fast.no_truncation()
+        fast.no_padding()
+        counts = [len(e.ids) for e in fast.encode_batch(texts)]
+    else:
+        counts = [len(ids) for ids in model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
     wanted = int(np.ceil(np.quantile(counts, quantile) / step) * step)
     return int(min(max(wanted, step), limit))
 
