@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -78,6 +79,14 @@ def open_store(state: Any) -> FeedbackStore:
     After a failed open, requests wait `RETRY_AFTER_SECONDS` before the next attempt instead of each paying
     a connection timeout.
     """
+    with _store_lock:  # the recorder's thread and request threads may both open it first
+        return _open_store_locked(state)
+
+
+_store_lock = threading.Lock()
+
+
+def _open_store_locked(state: Any) -> FeedbackStore:
     if state.store is None:
         if time.monotonic() < state.store_retry_at:
             raise store_down()

@@ -54,13 +54,28 @@ class MicroBatcher:
         """The router's answers for `frame`, computed in a shared call; errors are raised here, in the caller."""
         if self.max_tickets <= 1:  # batching switched off: score in the caller's thread
             return router.predict(frame, top_k=top_k, n_similar=n_similar)
-        job = _Job(router, frame, top_k, n_similar)
-        self._queue.put(job)
-        return job.future.result()
+        if self._stopping:
+            raise RuntimeError("the service is shutting down")
+        results: list[dict[str, Any]] = []
+        # a large batch goes in chunks, so single requests arriving meanwhile are scored between them
+        for start in range(0, len(frame), self.max_tickets):
+            job = _Job(router, frame.iloc[start : start + self.max_tickets].reset_index(drop=True), top_k, n_similar)
+            self._queue.put(job)
+            results += job.future.result()
+        return results
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Finish the batches in flight; jobs still queued after that get an error instead of waiting forever."""
         self._queue.put(None)
-        self._thread.join(timeout=5)
+        self._thread.join(timeout)
+        self._stopping = True
+        leftovers = [self._held] if self._held is not None else []
+        while True:
+            try:
+                leftovers.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        self._fail([j for j in leftovers if j is not None], RuntimeError("the service is shutting down"))
 
     def _next_batch(self) -> list[_Job] | None:
         if self._stopping:
@@ -93,15 +108,31 @@ class MicroBatcher:
             if jobs is None:
                 return
             try:
-                frame = pd.concat([j.frame for j in jobs], ignore_index=True) if len(jobs) > 1 else jobs[0].frame
-                head = jobs[0]
-                results = head.router.predict(frame, top_k=head.top_k, n_similar=head.n_similar)
-            except Exception as err:  # handed to every waiting request, which answers with its own error
-                for job in jobs:
-                    job.future.set_exception(err)
-                continue
-            self.calls, self.tickets = self.calls + 1, self.tickets + len(frame)
-            start = 0
-            for job in jobs:
-                job.future.set_result(results[start : start + len(job.frame)])
-                start += len(job.frame)
+                self._score(jobs)
+            except Exception as err:  # never let the worker die: every waiting request gets an answer
+                log.exception("micro-batcher failed")
+                self._fail([j for j in jobs if not j.future.done()], err)
+
+    def _score(self, jobs: list[_Job]) -> None:
+        head = jobs[0]
+        try:
+            frame = pd.concat([j.frame for j in jobs], ignore_index=True) if len(jobs) > 1 else head.frame
+            results = head.router.predict(frame, top_k=head.top_k, n_similar=head.n_similar)
+        except Exception as err:
+            if len(jobs) == 1:
+                head.future.set_exception(err)
+                return
+            for job in jobs:  # one bad ticket must not fail the requests it shared a call with
+                self._score([job])
+            return
+        self.calls, self.tickets = self.calls + 1, self.tickets + len(frame)
+        start = 0
+        for job in jobs:
+            job.future.set_result(results[start : start + len(job.frame)])
+            start += len(job.frame)
+
+    @staticmethod
+    def _fail(jobs: list[_Job], err: Exception) -> None:
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(err)

@@ -188,6 +188,8 @@ def fit_router(
 ) -> EscalationRouter:
     """Train both heads; calibrate them and pick thresholds on out-of-fold scores blended with the neighbour vote."""
     opts = config.model
+    if opts.max_seq_length == "auto":
+        raise ValueError("settle model.max_seq_length 'auto' first (training.encode.settle_max_length)")
     steps = tqdm(total=opts.calibration_folds + 3, desc="fitting", disable=not progress, unit="step")
     lexical = LexicalFeatures(
         tuple(config.columns.metadata), opts.max_terms, opts.lexical, opts.char_ngrams, opts.max_char_terms

@@ -57,11 +57,31 @@ def test_different_answer_sizes_are_not_mixed_and_errors_reach_the_caller(traine
             assert len(small.result()[0]["suggestions"]) == 1
             assert len(large.result()[0]["suggestions"]) == 5
             assert len(large.result()[0]["explanation"]["similar_tickets"]) == 3
+        assert batcher.calls == 2  # both arrived within the 20 ms window, yet were scored apart
         with pytest.raises(KeyError):
             batcher.predict(router, pd.DataFrame({"id": ["x"]}), 3, 0)  # no text column
         assert batcher.predict(router, frame(2), 3, 0)[0]["id"] == "B-2"  # the worker survived the error
     finally:
         batcher.close()
+
+
+def test_large_batches_go_in_chunks_and_shutdown_refuses_new_jobs(trained: Trained) -> None:
+    router = load_router(trained.settings, trained.result.version)
+    batcher = MicroBatcher(max_tickets=4, max_wait_ms=50)
+    try:
+        big = pd.concat([frame(i) for i in range(10)], ignore_index=True)
+        answers = batcher.predict(router, big, 3, 0)
+        assert [a["id"] for a in answers] == [f"B-{i}" for i in range(10)]
+        assert batcher.calls == 3  # 4 + 4 + 2
+        with ThreadPoolExecutor(2) as pool:  # a job that fails on its own fails alone; the worker goes on
+            bad = pool.submit(batcher.predict, router, frame(2).drop(columns="text"), 3, 0)
+            with pytest.raises(KeyError):
+                bad.result()
+            assert pool.submit(batcher.predict, router, frame(1), 3, 0).result()[0]["id"] == "B-1"
+    finally:
+        batcher.close()
+    with pytest.raises(RuntimeError, match="shutting down"):
+        batcher.predict(router, frame(0), 3, 0)
 
 
 def test_recorder_writes_every_row_from_many_threads(tmp_path) -> None:  # type: ignore[no-untyped-def]
