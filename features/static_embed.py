@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from features.embed import load_encoder
+from features.embed import load_encoder, plain_tokenizer
 
 MAX_TOKENS = 512  # tokens of a ticket that count; beyond this a static mean changes little
 
@@ -43,15 +43,15 @@ class StaticEncoder:
     def dimension(self) -> int:
         return int(self.vectors.shape[1])
 
-    def token_ids(self, texts: list[str]) -> list[list[int]]:
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer (built from its JSON on first use, not pickled)."""
         if self._tokenizer is None:
-            from tokenizers import Tokenizer
+            self._tokenizer = plain_tokenizer(self.tokenizer_json)
+        return self._tokenizer
 
-            tokenizer = Tokenizer.from_str(self.tokenizer_json)
-            tokenizer.no_padding()
-            tokenizer.no_truncation()
-            self._tokenizer = tokenizer
-        return [e.ids[: self.max_tokens] for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids[: self.max_tokens] for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
 
     def bag(self, texts: list[str]) -> sp.csr_matrix:
         """Texts as IDF-weighted token counts (rows: texts, columns: vocabulary)."""
@@ -159,9 +159,7 @@ def fit_static(
     for ids in encoder.token_ids(texts):
         df[np.unique(np.asarray(ids, dtype=np.int64))] += 1
     encoder.idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float32)
-    from tokenizers import Tokenizer
-
-    specials = Tokenizer.from_str(tokenizer_json).get_added_tokens_decoder()
+    specials = encoder.tokenizer.get_added_tokens_decoder()
     encoder.idf[[i for i in specials if i < len(encoder.idf)]] = 0.0
     if targets is not None and len(texts):
         encoder.vectors = tune_vectors(encoder.bag(texts), targets, vectors).astype(np.float16)

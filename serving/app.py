@@ -73,30 +73,26 @@ def get_store(request: Request) -> FeedbackStore:
     return open_store(request.app.state)
 
 
+_store_lock = threading.Lock()  # the recorder's thread and request threads may both open the store first
+
+
 def open_store(state: Any) -> FeedbackStore:
     """The suggestions and feedback store, opened on first use, so a database that comes back is picked up.
 
     After a failed open, requests wait `RETRY_AFTER_SECONDS` before the next attempt instead of each paying
     a connection timeout.
     """
-    with _store_lock:  # the recorder's thread and request threads may both open it first
-        return _open_store_locked(state)
-
-
-_store_lock = threading.Lock()
-
-
-def _open_store_locked(state: Any) -> FeedbackStore:
-    if state.store is None:
-        if time.monotonic() < state.store_retry_at:
-            raise store_down()
-        try:
-            state.store = FeedbackStore(state.settings.feedback_url)
-        except StoreUnavailable as err:
-            state.store_retry_at = time.monotonic() + RETRY_AFTER_SECONDS
-            log.error("%s", err)
-            raise store_down() from None
-    return state.store
+    with _store_lock:
+        if state.store is None:
+            if time.monotonic() < state.store_retry_at:
+                raise store_down()
+            try:
+                state.store = FeedbackStore(state.settings.feedback_url)
+            except StoreUnavailable as err:
+                state.store_retry_at = time.monotonic() + RETRY_AFTER_SECONDS
+                log.error("%s", err)
+                raise store_down() from None
+        return state.store
 
 
 Model = Annotated[LoadedModel, Depends(get_model)]

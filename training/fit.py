@@ -263,7 +263,6 @@ def fit_router(
         target_thresholds = choose_target_thresholds(
             target_idx[escalated], oof_targets, targets, config.training.target_precision
         )
-
     steps.close()
 
     index = SimilarIndex(
