@@ -64,8 +64,17 @@ def missing_columns(frame: pd.DataFrame, config: RouterConfig) -> list[str]:
 
 
 def to_tickets(frame: pd.DataFrame, config: RouterConfig, with_target: bool = True) -> pd.DataFrame:
-    """Canonical frame: id, text (cleaned, joined), metadata columns, and target/created_at/resolution."""
+    """Canonical frame: id, text (cleaned, joined), metadata columns, and target/created_at/resolution.
+
+    For scoring (`with_target=False`) only the text columns (and the id column, if named) must be there: missing
+    metadata counts as unknown and missing created_at/resolution columns are left out.
+    """
     cols = config.columns
+    if not with_target:
+        present = {"created_at": cols.created_at, "resolution": cols.resolution}
+        present = {k: (v if v in frame.columns else None) for k, v in present.items()}
+        frame = frame.assign(**{m: None for m in cols.metadata if m not in frame.columns})
+        cols = cols.model_copy(update=present)
     out = pd.DataFrame(index=range(len(frame)))
     if cols.id:
         out["id"] = [str(v) for v in frame[cols.id].to_numpy(dtype=object)]

@@ -38,6 +38,17 @@ def test_predict_writes_one_line_per_ticket(trained: Trained, tmp_path: Path) ->
     assert not out.with_name(out.name + ".partial").exists()
 
 
+def test_predict_needs_only_the_text_and_id_columns(trained: Trained, tmp_path: Path) -> None:
+    backlog = tmp_path / "backlog.csv"
+    pd.read_csv(trained.data)[["ticket_id", "subject", "body"]].head(20).to_csv(backlog, index=False)
+    out = tmp_path / "scored.jsonl"
+    args = ["predict", "--data", str(backlog), "--config", str(trained.config), "--output", str(out), "--no-progress"]
+    result = CliRunner().invoke(app, args, env={"MLFLOW_TRACKING_URI": trained.settings.tracking_uri})
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [line["id"] for line in lines] == pd.read_csv(backlog)["ticket_id"].astype(str).tolist()
+
+
 def test_predict_without_champion_fails_cleanly(trained: Trained, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
