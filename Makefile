@@ -17,10 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev]'
 	touch $@
 
+# The demo serves without API keys only on loopback, for trying it out; anywhere else add keys (README: Access).
 demo: install
 	test -f data/tickets.csv || $(BIN)/escalation sample-data --output data
 	$(BIN)/escalation train --data data/tickets.csv --config data/config.yaml --skip-if-champion
-	$(BIN)/escalation serve --host $(HOST) --port $(PORT)
+	$(if $(filter 127.0.0.1 localhost,$(HOST)),ESCALATION_AUTH_DISABLED=1,) $(BIN)/escalation serve --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check features training serving escalation tests

@@ -21,6 +21,7 @@ from pathlib import Path
 from harness import (
     ESCALATION,
     Poster,
+    Server,
     parse_args,
     parse_sets,
     payload,
@@ -44,9 +45,9 @@ def predict_file(data: Path, config: Path, output: Path, env: dict[str, str]) ->
     return time.perf_counter() - started
 
 
-def post_batches(url: str, bodies: list[bytes], clients: int) -> tuple[float, int]:
+def post_batches(server: Server, bodies: list[bytes], clients: int) -> tuple[float, int]:
     """Send every batch body from `clients` keep-alive connections: wall seconds and failed batches."""
-    post = Poster(url, "/v1/suggestions/batch")
+    post = Poster(server.url, "/v1/suggestions/batch", server.key)
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         failed = sum(status != 200 for status in pool.map(post, bodies))
@@ -83,8 +84,8 @@ def main() -> None:
         payloads = [payload(t, config.columns.metadata, i) for i, t in tickets.iterrows()]
         bodies = [json.dumps({"tickets": payloads[i : i + BATCH]}).encode() for i in range(0, len(payloads), BATCH)]
         with serve(env, folder / "server.log") as server:
-            post_batches(server.url, bodies[:2], 1)  # warm-up
-            api_wall, failed = post_batches(server.url, bodies, 2)
+            post_batches(server, bodies[:2], 1)  # warm-up
+            api_wall, failed = post_batches(server, bodies, 2)
             peak = server.rss_mb()[1]
         print(f"batch endpoint: {args.tickets} tickets in {api_wall:.1f} s, {failed} failed batches", flush=True)
 

@@ -59,16 +59,17 @@ def parse_args(doc: str, add: Callable[[argparse.ArgumentParser], None]) -> tupl
 class Poster:
     """POSTs JSON bodies to one path of the server over a keep-alive connection per calling thread."""
 
-    def __init__(self, url: str, path: str, timeout: float = 300):
+    def __init__(self, url: str, path: str, key: str, timeout: float = 300):
         self.host, port = url.removeprefix("http://").split(":")
         self.port, self.path, self.timeout = int(port), path, timeout
+        self.headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         self._local = threading.local()
 
     def __call__(self, body: bytes) -> int:
         """The response's status (its body is read and dropped)."""
         if not hasattr(self._local, "conn"):
             self._local.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        self._local.conn.request("POST", self.path, body, {"Content-Type": "application/json"})
+        self._local.conn.request("POST", self.path, body, self.headers)
         response = self._local.conn.getresponse()
         response.read()
         return response.status
@@ -112,9 +113,15 @@ def payload(ticket: pd.Series, metadata: list[str], i: int) -> dict[str, Any]:
 
 
 def environment(folder: Path, cache: Path | None = None) -> dict[str, str]:
-    """Settings that point the CLI and the server at a throwaway store in `folder`."""
+    """Settings that point the CLI and the server at a throwaway store in `folder`, with an analyst key in
+    ESCALATION_BENCH_KEY (the server checks keys as in production)."""
+    from serving.auth import add_key
+
+    key, _ = add_key(folder / "keys.json", "analyst", "benchmark")
     env = dict(os.environ)
     env.update(
+        ESCALATION_KEYS_FILE=str(folder / "keys.json"),
+        ESCALATION_BENCH_KEY=key,
         MLFLOW_TRACKING_URI=f"sqlite:///{folder / 'mlflow.db'}",
         ESCALATION_FEEDBACK_URL=f"sqlite:///{folder / 'feedback.db'}",
         ESCALATION_EMBEDDING_CACHE=str(cache or ROOT / ".cache/embeddings.sqlite"),
@@ -159,10 +166,17 @@ def free_port() -> int:
 class Server:
     process: subprocess.Popen[bytes]
     port: int
+    key: str
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str) -> Any:
+        """GET `path` with the benchmark's key; the JSON answer."""
+        request = urllib.request.Request(f"{self.url}{path}", headers={"Authorization": f"Bearer {self.key}"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.load(answer)
 
     def rss_mb(self) -> tuple[float, float]:
         """(current, peak) resident memory of the server process in MB."""
@@ -179,7 +193,7 @@ def serve(env: dict[str, str], log: Path, timeout: float = 300) -> Any:
         process = subprocess.Popen(
             [ESCALATION, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=out, stderr=out
         )
-    server = Server(process, port)
+    server = Server(process, port, env["ESCALATION_BENCH_KEY"])
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -18,13 +18,13 @@ import json
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from harness import (
     Poster,
+    Server,
     parse_args,
     parse_sets,
     payload,
@@ -56,9 +56,9 @@ def bare_encoder(texts: list[str], reference: str, max_seq_length: int | None) -
     return {**percentiles(single), "batched_per_s": round(batched, 1)}
 
 
-def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
+def load(server: Server, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
     """Send every body with `concurrency` keep-alive clients: latencies (ms), wall seconds and errors."""
-    post = Poster(url, "/v1/suggestions", timeout=60)
+    post = Poster(server.url, "/v1/suggestions", server.key, timeout=60)
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -93,16 +93,15 @@ def main() -> None:
 
         rows = []
         with serve(env, folder / "server.log") as server:
-            with urllib.request.urlopen(f"{server.url}/v1/model") as answer:
-                served = json.load(answer)
+            served = server.get("/v1/model")
             # the transformer the model was trained with, at its length (a static model's source, at 'auto')
             length = served["max_seq_length"] or choose_max_length(texts, served["embedding_model"])
             bare = bare_encoder(texts[: args.requests], served["embedding_model"], length)  # server idle meanwhile
             print(f"bare PyTorch encoder at {length} tokens: {bare}", flush=True)
-            load(server.url, bodies[:30], 1)  # warm-up
+            load(server, bodies[:30], 1)  # warm-up
             for level in LEVELS:
                 n = args.requests if level == 1 else args.requests * 2
-                latencies, wall, errors = load(server.url, bodies[:n], level)
+                latencies, wall, errors = load(server, bodies[:n], level)
                 rss, _ = server.rss_mb()
                 row = {
                     "concurrency": level,

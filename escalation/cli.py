@@ -41,6 +41,7 @@ def friendly(func: F) -> F:
         from features.config import ConfigError
         from features.data import DataError
         from features.embed import EmbeddingModelError
+        from serving.auth import KeysFileError
         from serving.model_store import ModelUnavailable
 
         try:
@@ -49,7 +50,7 @@ def friendly(func: F) -> F:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "settings"
             typer.echo(f"error: setting {where}: {first['msg']}", err=True)
-        except (ConfigError, DataError, EmbeddingModelError, ModelUnavailable, OSError) as err:
+        except (ConfigError, DataError, EmbeddingModelError, KeysFileError, ModelUnavailable, OSError) as err:
             typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1)
 
@@ -218,6 +219,67 @@ def promote(
         else f"{settings.model_alias}: v{version} of {settings.model_name}"
     )
     typer.echo(f"running servers switch within {settings.poll_seconds:g} s, or at once on POST /v1/admin/reload")
+
+
+keys_app = typer.Typer(help="API keys for the server: each has a role (agent, analyst or admin).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+KeysFileOpt = Annotated[
+    Path | None, typer.Option("--keys-file", help="Keys file (default: ESCALATION_KEYS_FILE, else keys.json).")
+]
+
+
+def _keys_file(path: Path | None) -> Path:
+    return path or Path(_settings().keys_file)
+
+
+@keys_app.command("add")
+@friendly
+def keys_add(
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role", help="agent (suggestions, feedback), analyst (+ model info and metrics) or admin (+ reload)."
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="Who or what holds the key, for the list.")] = "",
+    keys_file: KeysFileOpt = None,
+) -> None:
+    """Create a key and print it once: only its hash is stored, so it cannot be shown again."""
+    from serving.auth import ROLES, add_key
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"{role!r} is not a role; one of {', '.join(ROLES)}", param_hint="--role")
+    path = _keys_file(keys_file)
+    key, stored = add_key(path, role, name)  # type: ignore[arg-type]
+    typer.echo(key)
+    typer.echo(f"added key {stored.id} ({role}) to {path}; copy it now, it is not shown again", err=True)
+
+
+@keys_app.command("list")
+@friendly
+def keys_list(keys_file: KeysFileOpt = None) -> None:
+    """The stored keys: id, role, name and creation time (never the keys themselves)."""
+    from serving.auth import read_keys
+
+    path = _keys_file(keys_file)
+    keys = read_keys(path)
+    if not keys:
+        typer.echo(f"no keys in {path}")
+    for k in keys:
+        typer.echo(f"{k.id}  {k.role:<8} {k.created}  {k.name}")
+
+
+@keys_app.command("revoke")
+@friendly
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The id shown by `keys list`.")], keys_file: KeysFileOpt = None
+) -> None:
+    """Remove a key; running servers refuse it from their next request."""
+    from serving.auth import revoke_key
+
+    path = _keys_file(keys_file)
+    gone = revoke_key(path, key_id)
+    typer.echo(f"revoked {gone.id} ({gone.role}) in {path}")
 
 
 @app.command()

@@ -25,6 +25,12 @@ _SIGNOFF = re.compile(
 _BLANKS = re.compile(r"[ \t\u00a0]+")
 _NEWLINES = re.compile(r"\n{2,}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Control characters (but tab and newlines) as spaces and lone surrogates as U+FFFD: safe to store and show."""
+    return _UNPRINTABLE.sub(lambda m: "\ufffd" if m.group() >= "\ud800" else " ", text)
 
 
 def clean_text(text: str | None) -> str:

@@ -27,7 +27,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_batch_size: int = Field(100, ge=1, le=10_000, description="Most tickets in one batch request.")
-    max_text_chars: int = Field(20_000, ge=100, description="Longest subject+body+messages accepted.")
+    max_text_chars: int = Field(
+        20_000, ge=100, description="Characters of subject+body+messages read; longer tickets are cut, with a note."
+    )
+    max_body_bytes: int = Field(
+        4_000_000, ge=10_000, description="Largest request body; larger ones get 413 before they are read whole."
+    )
     top_k: int = Field(3, ge=1, le=20, description="Targets returned per suggestion.")
     n_similar: int = Field(3, ge=0, le=20, description="Similar past tickets returned per suggestion.")
     embedding_cache: str = Field(
@@ -53,6 +58,21 @@ class Settings(BaseSettings):
         DEFAULT_FEEDBACK_URL,
         description="SQLAlchemy URL of the suggestions and feedback store (PostgreSQL for a team).",
     )
+
+    keys_file: str = Field(
+        "keys.json", description="API keys (hashes and roles only); add keys with `escalation keys add --role ROLE`."
+    )
+    auth_disabled: bool = Field(
+        False, description="Development only: serve without API keys (logged loudly at start-up)."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description='Browser origins allowed to call the API, as JSON: ["https://desk.example"].'
+    )
+
+    mask_names: list[str] = Field(
+        default_factory=list, description='Names masked in everything shown, as JSON: ["Anna Schmidt", "Jörg"].'
+    )
+    mask_names_file: str = Field("", description="A file of names to mask, one per line, added to mask_names.")
 
     @field_validator("tracking_uri")
     @classmethod

@@ -7,22 +7,26 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import ThreadpoolController
 
 from features.clean import join_parts
 from features.feedback import Feedback, FeedbackStore, StoreUnavailable
+from features.privacy import Masker, read_names
 from features.settings import Settings, get_settings
+from serving.auth import KeyRing, require
 from serving.batcher import MicroBatcher
 from serving.handoff import Message as HandoffMessage
 from serving.handoff import build_handoff
+from serving.limits import BodyGuard
 from serving.model_store import LoadedModel, ModelUnavailable, load_champion
 from serving.recorder import SuggestionRecorder
 from serving.schemas import (
@@ -33,6 +37,7 @@ from serving.schemas import (
     FeedbackOut,
     HandoffOut,
     Health,
+    IsoDateTime,
     MetricsSummary,
     ModelInfo,
     ModelRef,
@@ -46,9 +51,16 @@ from serving.watcher import ModelWatcher
 
 log = logging.getLogger(__name__)
 NO_MODEL = "no model loaded"
+SHOWN_AS_IS = frozenset({"id", "target", "towards", "name"})  # ids and team names: never personal data
 NO_STORE = "feedback store unavailable; retry later"
 RETRY_AFTER_SECONDS = 5
-ERRORS: dict[int | str, dict[str, Any]] = {422: {"model": ErrorOut}, 503: {"model": ErrorOut}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No valid API key"},
+    403: {"model": ErrorOut, "description": "The key's role may not use this route"},
+    422: {"model": ErrorOut},
+    503: {"model": ErrorOut},
+}
+AGENT, ANALYST, ADMIN = (Depends(require(role)) for role in ("agent", "analyst", "admin"))
 
 
 async def get_model(request: Request) -> LoadedModel:
@@ -104,38 +116,52 @@ def _invalid(loc: list[str | int], msg: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ["body", *loc], "msg": msg, "type": "value_error"}])
 
 
-def to_frame(tickets: list[TicketIn], model: LoadedModel, settings: Settings, prefix: list[str | int]) -> pd.DataFrame:
-    """Canonical tickets for the router, refusing texts longer than the configured limit."""
-    texts = []
-    for i, ticket in enumerate(tickets):
-        size = sum(len(p) for p in ticket.parts())
-        if size > settings.max_text_chars:
-            where = [*prefix, i] if prefix else []
-            raise _invalid(where, f"ticket text is {size} characters; at most {settings.max_text_chars} are accepted")
-        texts.append(join_parts(ticket.parts()))
-    frame = pd.DataFrame({"id": [t.id for t in tickets], "text": texts})
+def cut(ticket: TicketIn, limit: int) -> tuple[TicketIn, str | None]:
+    """The ticket within `limit` characters (subject, then body, then messages in order) and a note when cut."""
+    size = sum(len(p) for p in ticket.parts())
+    if size <= limit:
+        return ticket, None
+    left = limit
+    subject, left = ticket.subject[:left], max(0, left - len(ticket.subject))
+    body, left = ticket.body[:left], max(0, left - len(ticket.body))
+    messages = []
+    for m in ticket.messages:
+        if left <= 0:
+            break
+        messages.append(m.model_copy(update={"text": m.text[:left]}))
+        left -= len(m.text)
+    note = f"text cut from {size} to {limit} characters (setting ESCALATION_MAX_TEXT_CHARS): the rest was not read"
+    return ticket.model_copy(update={"subject": subject, "body": body, "messages": messages}), note
+
+
+def to_frame(tickets: list[TicketIn], model: LoadedModel) -> pd.DataFrame:
+    """Canonical tickets for the router."""
+    frame = pd.DataFrame({"id": [t.id for t in tickets], "text": [join_parts(t.parts()) for t in tickets]})
     for name in model.router.metadata:
         frame[name] = ["" if t.metadata.get(name) is None else str(t.metadata[name]) for t in tickets]
     return frame
 
 
-def suggest(
-    tickets: list[TicketIn], model: LoadedModel, settings: Settings, prefix: list[str | int], request: Request
-) -> list[SuggestionOut]:
-    frame = to_frame(tickets, model, settings, prefix)
+def suggest(tickets: list[TicketIn], model: LoadedModel, settings: Settings, request: Request) -> list[SuggestionOut]:
+    tickets, notes = zip(*(cut(t, settings.max_text_chars) for t in tickets), strict=True)
+    frame = to_frame(list(tickets), model)
     ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
     batcher: MicroBatcher = request.app.state.batcher
     results = batcher.predict(model.router, frame, settings.top_k, settings.n_similar)
     record(request, model, results)
-    return [SuggestionOut(**r, handoff=handoff_for(t), model=ref) for t, r in zip(tickets, results, strict=True)]
+    mask: Masker = request.app.state.masker
+    return [
+        SuggestionOut(**mask.deep(r, SHOWN_AS_IS), handoff=handoff_for(t, mask), model=ref, notes=[n] if n else [])
+        for t, r, n in zip(tickets, results, notes, strict=True)
+    ]
 
 
-def handoff_for(ticket: TicketIn) -> HandoffOut | None:
-    """A handoff note when the request carries the conversation."""
+def handoff_for(ticket: TicketIn, mask: Masker) -> HandoffOut | None:
+    """A handoff note when the request carries the conversation, with personal data masked."""
     if not ticket.messages:
         return None
     messages = [HandoffMessage(m.author, m.text, m.time) for m in ticket.messages]
-    return HandoffOut(**build_handoff(ticket.subject, ticket.body, messages).__dict__)
+    return HandoffOut(**mask.deep(build_handoff(ticket.subject, ticket.body, messages).__dict__))
 
 
 def record(request: Request, model: LoadedModel, results: list[dict[str, Any]]) -> None:
@@ -157,16 +183,34 @@ def record(request: Request, model: LoadedModel, results: list[dict[str, Any]]) 
     request.app.state.recorder.add(rows)
 
 
+def keyring(settings: Settings) -> KeyRing | None:
+    """The API keys the server checks, or None when auth is switched off for development (said loudly)."""
+    if settings.auth_disabled:
+        log.warning("AUTHENTICATION IS DISABLED (ESCALATION_AUTH_DISABLED=1): anyone who reaches this port is admin")
+        return None
+    ring = KeyRing(settings.keys_file)
+    if not ring.keys():
+        log.error(
+            "no API keys in %s: every request will get 401; add one with `escalation keys add --role agent`",
+            settings.keys_file,
+        )
+    return ring
+
+
 def create_app(settings: Settings | None = None, loader: Callable[[Settings], LoadedModel] = load_champion) -> FastAPI:
     """Build the app; the model is loaded in the lifespan so importing this module costs nothing."""
+    settings = settings or get_settings()
+    masker = Masker([*settings.mask_names, *read_names(settings.mask_names_file)])  # a bad file stops start-up
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings or get_settings()
+        app.state.settings = settings
         # One suggestion's matrix products are tiny: BLAS threads would only fight the encoder's threads for the cores.
         app.state.blas_limit = ThreadpoolController().limit(limits=app.state.settings.blas_threads, user_api="blas")
         app.state.model, app.state.load_error, app.state.store = None, None, None
         app.state.store_retry_at = 0.0
+        app.state.keyring = keyring(app.state.settings)
+        app.state.masker = masker
         try:
             app.state.model = loader(app.state.settings)
         except ModelUnavailable as err:
@@ -195,26 +239,54 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         detail = [
             {"loc": list(e.get("loc", [])), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
+        for d in detail:
+            if d["type"] == "json_invalid" and len(d["loc"]) == 2:  # FastAPI gives ["body", position]
+                d["msg"] = f"the body is not valid JSON (first error at character {d['loc'][1]})"
+                d["loc"] = ["body"]
         return JSONResponse(status_code=422, content=jsonable_encoder({"detail": detail}))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail: Any = exc.detail
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            # FastAPI's words for JSON it cannot read; the body was already made valid UTF-8 (serving.limits)
+            msg = "the body is not valid JSON, or nests too deeply"
+            return JSONResponse(
+                status_code=422, content={"detail": [{"loc": ["body"], "msg": msg, "type": "json_invalid"}]}
+            )
+        return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
         return JSONResponse(status_code=500, content={"detail": "internal error; see the service log"})
 
-    @app.post("/v1/suggestions", response_model=SuggestionOut, responses=ERRORS, tags=["suggestions"])
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # closed unless origins are configured (added last: outermost)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @app.post(
+        "/v1/suggestions", response_model=SuggestionOut, responses=ERRORS, tags=["suggestions"], dependencies=[AGENT]
+    )
     def suggestions(ticket: TicketIn, model: Model, settings: AppSettings, request: Request) -> SuggestionOut:
         """Suggest whether and where to escalate one ticket, with explanations."""
-        return suggest([ticket], model, settings, [], request)[0]
+        return suggest([ticket], model, settings, request)[0]
 
-    @app.post("/v1/suggestions/batch", response_model=BatchOut, responses=ERRORS, tags=["suggestions"])
+    @app.post(
+        "/v1/suggestions/batch", response_model=BatchOut, responses=ERRORS, tags=["suggestions"], dependencies=[AGENT]
+    )
     def suggestions_batch(batch: BatchIn, model: Model, settings: AppSettings, request: Request) -> BatchOut:
         """Suggestions for several tickets, answered in the same order."""
         if len(batch.tickets) > settings.max_batch_size:
             raise _invalid(["tickets"], f"{len(batch.tickets)} tickets; at most {settings.max_batch_size} per batch")
-        return BatchOut(results=suggest(batch.tickets, model, settings, ["tickets"], request))
+        return BatchOut(results=suggest(batch.tickets, model, settings, request))
 
-    @app.post("/v1/feedback", response_model=FeedbackOut, responses=ERRORS, tags=["feedback"])
+    @app.post("/v1/feedback", response_model=FeedbackOut, responses=ERRORS, tags=["feedback"], dependencies=[AGENT])
     def feedback(body: FeedbackIn, store: Store, request: Request) -> FeedbackOut:
         """Record what the agent finally did; a repeat for the same ticket updates it. Unknown targets are flagged."""
         request.app.state.recorder.flush()  # the suggestion it answers is joined, even one answered just now
@@ -232,9 +304,15 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             raise store_down() from None
         return FeedbackOut(**stored.__dict__)
 
-    @app.get("/v1/metrics/summary", response_model=MetricsSummary, responses=ERRORS, tags=["feedback"])
+    @app.get(
+        "/v1/metrics/summary",
+        response_model=MetricsSummary,
+        responses=ERRORS,
+        tags=["feedback"],
+        dependencies=[ANALYST],
+    )
     def metrics_summary(
-        store: Store, request: Request, since: datetime | None = None, until: datetime | None = None
+        store: Store, request: Request, since: IsoDateTime | None = None, until: IsoDateTime | None = None
     ) -> MetricsSummary:
         """Acceptance rates per model version and escalations per target over a window (default: 30 days)."""
         request.app.state.recorder.flush()
@@ -244,7 +322,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             log.error("%s", err)
             raise store_down() from None
 
-    @app.get("/v1/model", response_model=ModelInfo, responses=ERRORS, tags=["model"])
+    @app.get("/v1/model", response_model=ModelInfo, responses=ERRORS, tags=["model"], dependencies=[ANALYST])
     def model_info(model: Model) -> ModelInfo:
         """The served version, its holdout metrics and the targets it can suggest."""
         router = model.router
@@ -266,7 +344,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             training={k: v for k, v in router.info.items() if isinstance(v, str | int | float)},
         )
 
-    @app.post("/v1/admin/reload", response_model=ReloadOut, tags=["admin"])
+    @app.post("/v1/admin/reload", response_model=ReloadOut, responses=ERRORS, tags=["admin"], dependencies=[ADMIN])
     def reload(request: Request) -> ReloadOut:
         """Check the registry alias now; swap to its version if it moved and the version loads and scores."""
         return ReloadOut(**request.app.state.watcher.check().__dict__)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-MetadataValue = str | int | float | bool | None
+from features.clean import printable
+
+Text = Annotated[str, AfterValidator(printable)]  # control characters and lone surrogates cleaned, not refused
+MetadataValue = Annotated[str, Field(max_length=1000), AfterValidator(printable)] | int | float | bool | None
 
 
 class Message(BaseModel):
@@ -15,19 +18,43 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    author: str = Field("", max_length=200, examples=["customer"])
-    text: str = Field(max_length=100_000)
+    author: Text = Field("", max_length=200, examples=["customer"])
+    text: Text = Field(description="Longer texts than the service reads are cut, with a note in the answer.")
     time: datetime | None = None
+
+
+def _iso_only(value: object) -> object:
+    """Query date-times as ISO 8601 text only: '-4202' is a typo, not a Unix timestamp."""
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("give an ISO 8601 date-time such as 2026-11-01T00:00:00Z") from None
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f]"  # a character that is neither white space nor a control character
+HAS_TEXT = {  # the same rule as `_has_text`, in the schema, so clients and fuzzers know it
+    "anyOf": [
+        {"required": ["subject"], "properties": {"subject": {"pattern": VISIBLE}}},
+        {"required": ["body"], "properties": {"body": {"pattern": VISIBLE}}},
+        {
+            "required": ["messages"],
+            "properties": {"messages": {"contains": {"properties": {"text": {"pattern": VISIBLE}}}}},
+        },
+    ]
+}
 
 
 class TicketIn(BaseModel):
     """A ticket the agent is reading: at least a subject, a body or one message with text."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=HAS_TEXT)
 
-    id: str | None = Field(None, max_length=200, examples=["T-1042"])
-    subject: str = Field("", max_length=100_000, examples=["Charged twice"])
-    body: str = Field("", max_length=100_000, examples=["I was charged twice for my plan this month."])
+    id: Text | None = Field(None, max_length=200, examples=["T-1042"])
+    subject: Text = Field("", examples=["Charged twice"])
+    body: Text = Field("", examples=["I was charged twice for my plan this month."])
     messages: list[Message] = Field(default_factory=list, max_length=500)
     metadata: dict[str, MetadataValue] = Field(
         default_factory=dict, max_length=100, examples=[{"channel": "email", "customer_tier": "premium"}]
@@ -150,6 +177,9 @@ class SuggestionOut(BaseModel):
     explanation: Explanation
     handoff: HandoffOut | None = None
     model: ModelRef
+    notes: list[str] = Field(
+        default_factory=list, description="What the service changed in the ticket before reading it (a cut text)."
+    )
 
 
 class BatchOut(BaseModel):
@@ -213,16 +243,24 @@ class ErrorOut(BaseModel):
     detail: str | list[dict[str, object]]
 
 
+TARGET_MATCHES = {  # the same rule as `_target_matches`, in the schema
+    "oneOf": [
+        {"properties": {"escalated": {"const": True}, "target": {"type": "string"}}, "required": ["target"]},
+        {"properties": {"escalated": {"const": False}, "target": {"type": "null"}}},
+    ]
+}
+
+
 class FeedbackIn(BaseModel):
     """What the agent finally did with a ticket that got suggestions."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=TARGET_MATCHES)
 
-    ticket_id: str = Field(min_length=1, max_length=200, examples=["T-1042"])
+    ticket_id: Text = Field(min_length=1, max_length=200, examples=["T-1042"])
     escalated: bool = Field(description="True when the ticket was escalated; false when the first line resolved it.")
-    target: str | None = Field(None, min_length=1, max_length=200, examples=["billing"])
+    target: Text | None = Field(None, min_length=1, max_length=200, examples=["billing"])
     accepted_suggestion: bool = Field(description="Whether the agent used a suggestion.")
-    note: str | None = Field(None, max_length=5000, examples=["customer asked for a manager"])
+    note: Text | None = Field(None, max_length=5000, examples=["customer asked for a manager"])
 
     @model_validator(mode="after")
     def _target_matches(self) -> FeedbackIn:

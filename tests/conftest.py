@@ -36,7 +36,16 @@ def store_settings(folder: Path) -> Settings:
         tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
         feedback_url=f"sqlite:///{folder / 'feedback.db'}",
         embedding_cache=str(folder / "embeddings.sqlite"),
+        keys_file=str(folder / "keys.json"),
     )
+
+
+def bearer(settings: Settings, role: str = "admin") -> dict[str, str]:
+    """The Authorization header of a new key of `role` in the settings' keys file."""
+    from serving.auth import add_key
+
+    key, _ = add_key(settings.keys_file, role, f"test {role}")  # type: ignore[arg-type]
+    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +61,7 @@ def trained(sample: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory)
 def client(trained: Trained) -> Iterator[TestClient]:
     from serving.app import create_app
 
-    with TestClient(create_app(trained.settings)) as test_client:
+    with TestClient(create_app(trained.settings), headers=bearer(trained.settings)) as test_client:
         yield test_client
 
 

@@ -20,6 +20,7 @@ from sklearn.metrics import (  # noqa: E402
 )
 
 from features.labels import OTHER, Labels  # noqa: E402
+from features.privacy import Masker  # noqa: E402
 from features.router import EscalationRouter, TargetThresholds, Thresholds  # noqa: E402
 from training.slices import RARE_TICKETS, rare, slice_masks  # noqa: E402
 
@@ -218,10 +219,11 @@ def evaluate(
             if key not in ("slice", "tickets", "escalated") and pd.notna(value):
                 metrics[f"slice_{row['slice']}_{key}"] = float(value)
     wrong = np.flatnonzero(truth != top1)
+    mask = Masker()  # logged for leads to read: no personal data
     mistakes = pd.DataFrame(
         {
             "id": tickets["id"].to_numpy(dtype=str)[escalated[wrong]],
-            "text": [texts[i][:300] for i in escalated[wrong]],
+            "text": [mask(texts[i][:400])[:300] for i in escalated[wrong]],
             "resolved_by": truth[wrong],
             "suggested": top1[wrong],
             "probability": np.round(p_top[wrong], 4),

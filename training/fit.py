@@ -30,6 +30,7 @@ from features.heads import (
     stacked_targets,
 )
 from features.labels import Labels
+from features.privacy import Masker
 from features.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
 from features.static_embed import StaticEncoder
 
@@ -265,14 +266,20 @@ def fit_router(
         )
     steps.close()
 
+    mask = Masker()  # the index travels with the model and is shown to agents: no personal data in it
+    resolutions = None
+    if "resolution" in tickets.columns:
+        resolutions = np.array(
+            [mask(r) if isinstance(r, str) else r for r in tickets["resolution"].to_numpy(dtype=object)], dtype=object
+        )
     index = SimilarIndex(
         ids=tickets["id"].to_numpy(dtype=str),
         vectors=np.ascontiguousarray(embeddings, dtype=np.float32),
         resolvers=tickets["target"].to_numpy(dtype=str),
-        snippets=np.array([snippet(t) for t in tickets["text"].to_numpy(dtype=str)], dtype=object),
+        snippets=np.array([snippet(mask(t)) for t in tickets["text"].to_numpy(dtype=str)], dtype=object),
         escalated=labels.escalate.copy(),
         target_idx=target_idx,
-        resolutions=tickets["resolution"].to_numpy(dtype=object) if "resolution" in tickets.columns else None,
+        resolutions=resolutions,
         words=words,
     )
     kinds = dict(labels.kinds)

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from tests.conftest import Trained, ticket
+from tests.conftest import Trained, bearer, ticket
 
 
 def test_feedback_joins_the_suggestion_and_updates_on_repeat(client: TestClient) -> None:
@@ -70,7 +70,7 @@ def test_bad_feedback_is_422(client: TestClient, payload: dict, message: str) ->
 @pytest.fixture
 def store_down_client(trained: Trained) -> Iterator[TestClient]:
     settings = trained.settings.model_copy(update={"feedback_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers=bearer(settings, "analyst")) as c:
         yield c
 
 

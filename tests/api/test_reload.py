@@ -60,7 +60,7 @@ def _free_port() -> int:
 @pytest.fixture
 def server(registry: Registry) -> Iterator[str]:
     """The real app under uvicorn on loopback, polling the registry every 0.3 s."""
-    settings = registry.settings.model_copy(update={"poll_seconds": 0.3})
+    settings = registry.settings.model_copy(update={"poll_seconds": 0.3, "auth_disabled": True})
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
