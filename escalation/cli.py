@@ -25,6 +25,14 @@ DataOpt = Annotated[Path, typer.Option("--data", help="Helpdesk export: .csv, .j
 ConfigOpt = Annotated[
     Path, typer.Option("--config", help="YAML config mapping the export's columns (see data/config.yaml).")
 ]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Refuse the whole file when any row is unusable (not UTF-8, no text, no target, bad date, unreadable); "
+        "by default such rows are skipped and reported.",
+    ),
+]
 
 
 def _settings() -> Any:
@@ -87,6 +95,7 @@ def train(
         bool, typer.Option("--skip-if-champion", help="Do nothing when the registry already has a champion.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+    strict: StrictOpt = False,
 ) -> None:
     """Train on resolved tickets, log the run to MLflow, register a version and move `champion` if it wins."""
     settings = _settings()
@@ -99,9 +108,10 @@ def train(
             return
     from training.train import train as run_training
 
-    result = run_training(data, config, settings, progress=progress)
+    result = run_training(data, config, settings, progress=progress, strict=strict)
     m = result.metrics
     typer.echo(
+        f"{result.rows.summary()}\n"
         f"run {result.run_id}\nversion {result.version} of {settings.model_name}\n{result.reason}\n"
         f"holdout: escalation AP {m.get('escalation_average_precision', float('nan')):.3f}, "
         f"target top-1 {m['target_top1_accuracy']:.3f}, top-3 {m['target_top3_accuracy']:.3f}, "
@@ -120,6 +130,7 @@ def retrain(
         bool, typer.Option("--dry-run", help="Train and compare, but log, register and move nothing.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+    strict: StrictOpt = False,
 ) -> None:
     """Retrain on newly resolved tickets plus agents' feedback; the challenger replaces the champion only if better."""
     from features.feedback import FeedbackStore, StoreUnavailable
@@ -130,7 +141,8 @@ def retrain(
         feedback = FeedbackStore(settings.feedback_url).feedback_frame()
     except StoreUnavailable as err:
         raise typer.BadParameter(f"{err}; check ESCALATION_FEEDBACK_URL", param_hint="feedback store") from None
-    result = run_training(data, config, settings, progress=progress, feedback=feedback, dry_run=dry_run)
+    result = run_training(data, config, settings, progress=progress, feedback=feedback, dry_run=dry_run, strict=strict)
+    typer.echo(result.rows.summary())
     typer.echo(result.merge.summary())
     for change in result.merge.changes[:5]:
         typer.echo(f"  {change['ticket_id']}: export says {change['export']}, feedback says {change['feedback']}")

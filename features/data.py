@@ -2,44 +2,148 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.clean import clean_texts
 from features.config import RouterConfig
 
 READERS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+# What a file really is when its first bytes say so, whatever its name claims.
+MAGIC = {
+    b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook?)",
+    b"\xd0\xcf\x11\xe0": "an Excel .xls workbook",
+    b"PAR1": "a Parquet file",
+    b"\x1f\x8b": "a gzip archive",
+    b"%PDF": "a PDF document",
+}
+DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+MARK = "\U0010fffd"  # stands in for bytes that are not UTF-8, so the rows holding them can be found
+codecs.register_error("escalation-mark", lambda err: (MARK, err.end))  # type: ignore[arg-type, return-value]
 
 
 class DataError(ValueError):
     """An export that cannot be used; the message names the file, the column and the rows."""
 
 
-def read_export(path: str | Path) -> pd.DataFrame:
-    """Load an export by its suffix, every column as text, with a clear error for unreadable files."""
+@dataclass
+class Export:
+    """An export as read: its rows (every column as text for CSV), rows the reader had to drop, and which of
+    the kept rows held bytes that are not UTF-8."""
+
+    frame: pd.DataFrame
+    dropped: dict[str, list[str]] = field(default_factory=dict)  # reason -> where ("line 7")
+    bad_encoding: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+
+def _sniff(path: Path, kind: str, head: bytes) -> None:
+    """Refuse a file that is not what its name claims, before a parser makes a confusing error of it."""
+    if not head.strip():
+        raise DataError(f"{path}: the file is empty")
+    if kind == "parquet":
+        return
+    for magic, what in MAGIC.items():
+        if head.startswith(magic):
+            raise DataError(f"{path}: is {what}, not {kind} text; export the tickets as CSV (UTF-8) or JSON Lines")
+    if b"\x00" in head[:4096]:
+        raise DataError(f"{path}: holds binary data, not {kind} text (UTF-16, or not a text file at all?)")
+
+
+def _read_csv(text: str, path: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="warn")
+    dropped = [
+        f"line {m.group(1)} ({m.group(2)})"
+        for w in caught
+        if (m := re.search(r"Skipping line (\d+): (.*)", str(w.message).strip()))
+    ]
+    if len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        for sep, name in DELIMITERS.items():
+            if sep in header:
+                raise DataError(
+                    f"{path}: the header {header[:80]!r} looks separated by {name}, not commas; "
+                    "save the file as comma-separated CSV"
+                )
+    return frame, {"wrong number of fields": dropped} if dropped else {}
+
+
+def _read_json_lines(text: str) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    if text.lstrip().startswith("["):  # one JSON array of records rather than JSON Lines
+        records = json.loads(text)
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ValueError("a JSON array whose items are not all objects")
+        return pd.DataFrame(records, dtype=object), {}
+    records, bad = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad.append(f"line {number}")
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad.append(f"line {number}")
+    return pd.DataFrame(records, dtype=object), {"not a JSON object": bad} if bad else {}
+
+
+def load_export(path: str | Path) -> Export:
+    """Read an export by its suffix, keeping what can be read: rows the parser cannot take are dropped and
+    listed, rows with bytes that are not UTF-8 are marked. A file that is not what it claims is a DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .csv, .jsonl or .parquet")
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    _sniff(path, kind, head)
+    dropped: dict[str, list[str]] = {}
     try:
-        if kind == "csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-        elif kind == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
-        else:
+        if kind == "parquet":
             frame = pd.read_parquet(path)
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        else:
+            text = path.read_bytes().decode("utf-8", "escalation-mark").removeprefix("\ufeff")
+            frame, dropped = _read_csv(text, path) if kind == "csv" else _read_json_lines(text)
+    except DataError:
+        raise
     except Exception as err:  # parsers raise many types; all mean the file is not what it claims
         raise DataError(f"{path}: cannot be read as {kind}: {err}") from None
     if frame.empty:
         raise DataError(f"{path}: no rows")
     frame.columns = [str(c) for c in frame.columns]
-    return frame
+    bad = np.zeros(len(frame), dtype=bool)
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            bad |= values.astype(str).str.contains(MARK, regex=False).to_numpy(dtype=bool)
+    return Export(frame, dropped, bad)
+
+
+def read_export(path: str | Path) -> pd.DataFrame:
+    """Read an export that must be whole: any row that cannot be read is a DataError naming where it is."""
+    export = load_export(path)
+    problems = [f"{reason} at {', '.join(where[:10])}" for reason, where in export.dropped.items()]
+    if export.bad_encoding.any():
+        rows = np.flatnonzero(export.bad_encoding) + 1
+        problems.append(f"not UTF-8 text in row(s) {', '.join(map(str, rows[:10]))}")
+    if problems:
+        raise DataError(f"{path}: " + "; ".join(problems))
+    return export.frame
 
 
 def fingerprint(path: str | Path) -> str:

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from features.config import load_config
-from features.data import DataError, fingerprint, read_export, to_tickets
+from features.data import DataError, fingerprint, load_export, to_tickets
 from features.labels import derive_labels
 from features.router import EscalationRouter
 from features.settings import Settings
@@ -36,7 +36,7 @@ from training.evaluate import (
 from training.fit import fit_router, split_holdout
 from training.model_card import HEADLINE, model_card
 from training.retrain import MergeReport, merge_feedback
-from training.validate import check_columns, validate_export
+from training.validate import RowReport, check_columns, screen_rows, validate_export
 
 log = logging.getLogger(__name__)
 CHALLENGER = "challenger"
@@ -55,6 +55,7 @@ class TrainResult:
     merge: MergeReport = field(default_factory=MergeReport)
     embeddings_reused: int = 0
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rows: RowReport = field(default_factory=RowReport)
 
 
 def _code_version() -> str:
@@ -78,17 +79,24 @@ def train(
     progress: bool = True,
     feedback: pd.DataFrame | None = None,
     dry_run: bool = False,
+    strict: bool = False,
 ) -> TrainResult:
     """Run the whole training job; raises ConfigError/DataError before anything touches MLflow.
 
     `feedback` (rows of the feedback store) relabels export tickets with the same id first. With `dry_run` the
-    challenger is trained and compared with the champion, but nothing is logged, registered or moved.
+    challenger is trained and compared with the champion, but nothing is logged, registered or moved. Rows that
+    cannot be used are skipped and reported (`TrainResult.rows`, `data_report.json`), or with `strict` refuse
+    the whole file.
     """
     config = load_config(config_path)
-    raw = read_export(data)
-    check_columns(raw, config, data)
-    tickets = to_tickets(raw, config)
-    validate_export(raw, tickets, config, data)
+    export = load_export(data)
+    check_columns(export.frame, config, data)
+    tickets = to_tickets(export.frame, config)
+    keep, rows = screen_rows(export, tickets, config, data, strict)
+    if rows.skipped:
+        log.warning("%s: %s", data, rows.summary())
+    tickets = tickets[keep].reset_index(drop=True)
+    validate_export(tickets, config, data)
     merge = MergeReport()
     if feedback is not None:
         tickets, merge = merge_feedback(tickets, feedback, config)
@@ -142,6 +150,7 @@ def train(
             merge,
             reused,
             comparison,
+            rows,
         )
 
     with mlflow.start_run() as run:
@@ -168,6 +177,8 @@ def train(
                 "pooled_targets": ",".join(sorted(train_labels.pooled)) or "none",
                 "code_version": _code_version(),
                 "feedback_rows": merge.feedback_rows,
+                "rows_read": rows.rows_read,
+                "rows_skipped": rows.rows_skipped,
                 **data_window,
             }
         )
@@ -194,6 +205,7 @@ def train(
                 mlflow.log_metric(f"rule_{r.rule}_fired", r.fired)
                 if r.fired:
                     mlflow.log_metric(f"rule_{r.rule}_agreement", r.agreement)
+        register.log_json(rows.as_dict(), "data_report.json")
         if feedback is not None:
             register.log_json(merge.as_dict(), "feedback_merge.json")
         if old is not None:
@@ -222,6 +234,7 @@ def train(
         merge,
         reused,
         comparison,
+        rows,
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from escalation.cli import app
@@ -57,14 +60,16 @@ def _broken(frame: pd.DataFrame, config: dict, case: str) -> tuple[pd.DataFrame,
     return frame, config
 
 
-CASES = {
+CASES = {  # problems of the file as a whole: refused in every mode
     "missing column": "missing column(s) 'body'",
-    "empty text": "column(s) subject, body: empty text in 2 row(s): 5, 10",
-    "no resolver": "column 'resolved_by': no resolver in 1 row(s): 3",
     "unknown first line": "teams.first_line: 'help-desk' never appear in column 'resolved_by'",
     "too few tickets": "only 20 usable ticket(s); training needs at least 50",
     "one target": "column 'resolved_by': only one value (service-desk)",
-    "bad dates": "column 'created_at': unreadable dates in 1 row(s): 8",
+}
+ROW_CASES = {  # problems of single rows: skipped and reported, or with --strict refused
+    "empty text": "2 row(s) without text: row 5, row 10",
+    "no resolver": "1 row(s) without a target: row 3",
+    "bad dates": "1 row(s) with an unreadable date: row 8",
 }
 
 
@@ -78,6 +83,74 @@ def test_bad_export_is_refused_with_a_clear_message(export: tuple, case: str) ->
     assert str(data) in str(err.value)
     assert CASES[case] in str(err.value)
     assert _runs(tmp_path / "mlflow.db") == 0
+
+
+@pytest.mark.parametrize("case", ROW_CASES)
+def test_strict_refuses_a_file_with_bad_rows(export: tuple, case: str) -> None:
+    frame, config, tmp_path = export
+    data, cfg = _write(tmp_path, *_broken(frame, config, case))
+    with pytest.raises(DataError) as err:
+        train(data, cfg, store_settings(tmp_path), progress=False, strict=True)
+    assert f"{data}: --strict refuses the file: {ROW_CASES[case]}" in str(err.value)
+    assert _runs(tmp_path / "mlflow.db") == 0
+
+
+def _malformed(frame: pd.DataFrame, tmp_path: Path) -> Path:
+    """The export with one row of each kind of damage appended (rows 301-305 of the file) and one bad line."""
+    good = frame.to_csv(index=False).encode()
+    cols = list(frame.columns)
+
+    def row(tag: str, **values: str) -> bytes:
+        base = {**dict(frame.iloc[0]), "ticket_id": f"BAD-{tag}", **values}
+        return pd.DataFrame([base], columns=cols).to_csv(index=False, header=False).encode()
+
+    extra = (
+        row(tag="latin", body="R\u00fcckerstattung bitte").replace("ü".encode(), "ü".encode("latin-1"))
+        + row(tag="notext", subject="", body="  ")
+        + row(tag="na", resolved_by="n/a")
+        + row(tag="date", created_at="yesterday-ish")
+        + b'"too","many","fields","in","this","line","for","the","header","really"\n'
+        + row(tag="unknown", resolved_by="Unknown")
+    )
+    path = tmp_path / "malformed.csv"
+    path.write_bytes(good + extra)
+    return path
+
+
+def test_malformed_rows_are_counted_reported_and_skipped(export: tuple) -> None:
+    frame, config, tmp_path = export
+    data = _malformed(frame, tmp_path)
+    (tmp_path / "cfg").mkdir()
+    _, cfg = _write(tmp_path / "cfg", frame, config)
+    result = CliRunner().invoke(
+        app,
+        ["train", "--data", str(data), "--config", str(cfg), "--no-progress"],
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}", "ESCALATION_EMBEDDING_CACHE": ""},
+    )
+    assert result.exit_code == 0, result.output
+    summary = result.stdout.splitlines()[0]
+    assert summary.startswith("rows: 306 read, 300 kept, 6 skipped: ")
+    for part in (
+        "1 unreadable (wrong number of fields) (line 306 (expected 8 fields, saw 10))",
+        "1 not UTF-8 (row 301)",
+        "1 without text (row 302)",
+        "2 without a target (row 303, row 305)",
+        "1 with an unreadable date (row 304)",
+    ):
+        assert part in summary
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    run = client.search_runs([client.get_experiment_by_name("escalation-router").experiment_id])[0]
+    assert run.data.params["rows_read"] == "306" and run.data.params["rows_skipped"] == "6"
+    report = json.loads(Path(client.download_artifacts(run.info.run_id, "data_report.json", str(tmp_path))).read_text())
+    assert report["rows_kept"] == 300 and report["skipped"]["without a target"] == ["row 303", "row 305"]
+
+    strict = CliRunner().invoke(
+        app,
+        ["train", "--data", str(data), "--config", str(cfg), "--no-progress", "--strict"],
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 's.db'}"},
+    )
+    assert strict.exit_code == 1 and "--strict refuses the file: 1 row(s) unreadable" in strict.output
+    assert "Traceback" not in strict.output and _runs(tmp_path / "s.db") == 0
 
 
 def test_cli_exits_non_zero_with_one_line(export: tuple) -> None:
@@ -132,16 +205,25 @@ def test_other_formats_read_the_same(tmp_path: Path, suffix: str) -> None:
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("empty.csv", b"", "cannot be read as csv"),
-        ("latin.csv", "subject\nRückerstattung\n".encode("latin-1"), "not UTF-8"),
+        ("empty.csv", b"", "the file is empty"),
+        ("blank.csv", b"\n\n  \n", "the file is empty"),
+        ("header.csv", b"subject,body\n", "no rows"),
+        ("latin.csv", "subject\nok\nRückerstattung\n".encode("latin-1"), "not UTF-8 text in row(s) 2"),
         ("sheet.xlsx", b"PK\x03\x04", "unsupported file type '.xlsx'"),
+        ("sheet.csv", b"PK\x03\x04\x14\x00rest of a workbook", "is a ZIP archive (an Excel .xlsx workbook?), not csv"),
+        ("old.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "is an Excel .xls workbook, not csv text"),
+        ("data.jsonl", b"PAR1\x15\x04", "is a Parquet file, not jsonl text"),
+        ("utf16.csv", "subject,body\na,b\n".encode("utf-16"), "holds binary data, not csv text"),
+        ("semi.csv", b"subject;body;resolved_by\na;b;c\n", "looks separated by semicolons, not commas"),
+        ("tabs.csv", b"subject\tbody\tresolved_by\na\tb\tc\n", "looks separated by tabs, not commas"),
+        ("lines.jsonl", b'{"subject": "a"}\nnot json\n', "not a JSON object at line 2"),
         ("broken.parquet", b"not parquet", "cannot be read as parquet"),
     ],
 )
-def test_unreadable_files(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+def test_files_that_are_not_what_they_claim(tmp_path: Path, name: str, content: bytes, message: str) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(DataError, match=re.escape(message)):
         read_export(path)
 
 
