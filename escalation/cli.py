@@ -304,9 +304,15 @@ def serve(
     import uvicorn
 
     from serving.app import create_app
+    from serving.observe import use_json_logs
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    if settings.log_format == "json":
+        use_json_logs(logging.getLevelName(settings.log_level))
+    else:
+        logging.getLogger().setLevel(settings.log_level)
+    app_ = create_app(settings)
+    uvicorn.run(app_, host=host or settings.host, port=port or settings.port, log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

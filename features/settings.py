@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,13 @@ class Settings(BaseSettings):
         default_factory=list, description='Names masked in everything shown, as JSON: ["Anna Schmidt", "Jörg"].'
     )
     mask_names_file: str = Field("", description="A file of names to mask, one per line, added to mask_names.")
+
+    log_format: Literal["json", "text"] = Field(
+        "json", description="Server logs: one JSON object per line (with the request id), or plain text."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Server log level; DEBUG also logs ticket text, so switch it on only on purpose."
+    )
 
     @field_validator("tracking_uri")
     @classmethod

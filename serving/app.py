@@ -14,7 +14,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import ThreadpoolController
 
@@ -28,6 +29,7 @@ from serving.handoff import Message as HandoffMessage
 from serving.handoff import build_handoff
 from serving.limits import BodyGuard
 from serving.model_store import LoadedModel, ModelUnavailable, load_champion
+from serving.observe import Metrics, RequestContext
 from serving.recorder import SuggestionRecorder
 from serving.schemas import (
     BatchIn,
@@ -149,6 +151,15 @@ def suggest(tickets: list[TicketIn], model: LoadedModel, settings: Settings, req
     batcher: MicroBatcher = request.app.state.batcher
     results = batcher.predict(model.router, frame, settings.top_k, settings.n_similar)
     record(request, model, results)
+    request.app.state.metrics.answered(results)
+    log.info(
+        "suggestions for %d ticket(s)",
+        len(results),
+        extra={"ticket_ids": [r["id"] for r in results], "model_version": model.version},
+    )
+    if log.isEnabledFor(logging.DEBUG):  # ticket text only where debug logging was switched on on purpose
+        for t in tickets:
+            log.debug("ticket %s text: %s", t.id, join_parts(t.parts()))
     mask: Masker = request.app.state.masker
     return [
         SuggestionOut(**mask.deep(r, SHOWN_AS_IS), handoff=handoff_for(t, mask), model=ref, notes=[n] if n else [])
@@ -201,6 +212,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
     """Build the app; the model is loaded in the lifespan so importing this module costs nothing."""
     settings = settings or get_settings()
     masker = Masker([*settings.mask_names, *read_names(settings.mask_names_file)])  # a bad file stops start-up
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -211,6 +223,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         app.state.store_retry_at = 0.0
         app.state.keyring = keyring(app.state.settings)
         app.state.masker = masker
+        app.state.metrics = metrics
         try:
             app.state.model = loader(app.state.settings)
         except ModelUnavailable as err:
@@ -219,7 +232,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         app.state.watcher = ModelWatcher(app.state, app.state.settings)
         app.state.watcher.start()
         app.state.batcher = MicroBatcher(app.state.settings.batch_max_tickets, app.state.settings.batch_wait_ms)
-        app.state.recorder = SuggestionRecorder(lambda: open_store(app.state))
+        app.state.recorder = SuggestionRecorder(lambda: open_store(app.state), metrics.record_failures.inc)
         yield
         app.state.watcher.stop()
         app.state.batcher.close()
@@ -262,13 +275,14 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         return JSONResponse(status_code=500, content={"detail": "internal error; see the service log"})
 
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
-    if settings.cors_origins:  # closed unless origins are configured (added last: outermost)
+    if settings.cors_origins:  # closed unless origins are configured
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(RequestContext, metrics=metrics)  # outermost: every answer has a request id and is counted
 
     @app.post(
         "/v1/suggestions", response_model=SuggestionOut, responses=ERRORS, tags=["suggestions"], dependencies=[AGENT]
@@ -300,6 +314,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
                 Feedback(body.ticket_id, body.escalated, body.target, body.accepted_suggestion, body.note), known
             )
         except StoreUnavailable as err:
+            request.app.state.metrics.feedback_failures.inc()
             log.error("feedback for %s not stored: %s", body.ticket_id, err)
             raise store_down() from None
         return FeedbackOut(**stored.__dict__)
@@ -348,6 +363,18 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
     def reload(request: Request) -> ReloadOut:
         """Check the registry alias now; swap to its version if it moved and the version loads and scores."""
         return ReloadOut(**request.app.state.watcher.check().__dict__)
+
+    @app.get(
+        "/metrics",
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **ERRORS},
+        tags=["health"],
+        dependencies=[ANALYST],
+    )
+    def metrics_text(request: Request) -> Response:
+        """Prometheus metrics: requests and latency per route and status, model served, decision mix, failures."""
+        model: LoadedModel | None = request.app.state.model
+        metrics.served(*((model.name, model.version, model.alias) if model else (None, None, None)))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

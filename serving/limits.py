@@ -68,7 +68,6 @@ class BodyGuard:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        scope = dict(scope)
         scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-length"] + [
             (b"content-length", str(len(body)).encode())
         ]

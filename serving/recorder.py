@@ -21,8 +21,8 @@ class SuggestionRecorder:
     see every suggestion already answered).
     """
 
-    def __init__(self, open_store: Callable[[], FeedbackStore]):
-        self._open_store = open_store
+    def __init__(self, open_store: Callable[[], FeedbackStore], on_drop: Callable[[int], None] = lambda n: None):
+        self._open_store, self._on_drop = open_store, on_drop
         self._queue: queue.Queue[list[dict[str, Any]] | threading.Event | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="suggestion-recorder", daemon=True)
         self._thread.start()
@@ -65,4 +65,5 @@ class SuggestionRecorder:
             self.written += len(rows)
         except Exception as err:  # StoreUnavailable, or the 503 of a store still in its retry wait
             self.dropped += len(rows)
+            self._on_drop(len(rows))
             log.warning("suggestions for %d tickets not recorded: %s", len(rows), getattr(err, "detail", err))

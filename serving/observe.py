@@ -1,0 +1,140 @@
+"""Watching the service run: Prometheus metrics, a request id on every request and its log lines, JSON logs."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("escalation.access")
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_GOOD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+BUCKETS = (0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "escalation_http_requests",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "escalation_http_request_duration_seconds",
+            "Time to answer, by route and method.",
+            ["route", "method"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.model = Gauge(
+            "escalation_model_info",
+            "The model version served (1 for the one loaded).",
+            ["name", "version", "alias"],
+            registry=r,
+        )
+        self.decisions = Counter("escalation_decisions", "Escalation decisions given.", ["decision"], registry=r)
+        self.routing = Counter("escalation_routing", "Routing decisions given.", ["decision"], registry=r)
+        self.feedback_failures = Counter(
+            "escalation_feedback_write_failures", "Feedback that could not be stored (answered 503).", registry=r
+        )
+        self.record_failures = Counter(
+            "escalation_suggestion_record_failures", "Suggestions whose record could not be written.", registry=r
+        )
+
+    def served(self, name: str | None, version: str | None, alias: str | None) -> None:
+        self.model.clear()
+        if version is not None:
+            self.model.labels(name, version, alias).set(1)
+
+    def answered(self, results: list[dict[str, Any]]) -> None:
+        for r in results:
+            self.decisions.labels(r["escalation"]["decision"]).inc()
+            self.routing.labels(r["routing"]["decision"]).inc()
+
+
+class RequestContext:
+    """ASGI middleware: a request id (the caller's `X-Request-ID` when well-formed, else a new one) for the log
+    lines of the request and its response header; one access log line and the request metrics per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = given if _GOOD_ID.fullmatch(given) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"  # the template: no ids in labels
+            method = scope["method"]
+            self.metrics.requests.labels(route, method, str(status)).inc()
+            self.metrics.latency.labels(route, method).observe(seconds)
+            log.info(
+                "%s %s %d %.1f ms",
+                method,
+                route,
+                status,
+                seconds * 1000,
+                extra={"route": route, "method": method, "status": status, "duration_ms": round(seconds * 1000, 2)},
+            )
+            request_id.reset(token)
+
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the request id, and any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id.get(),
+        }
+        line.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def use_json_logs(level: int = logging.INFO) -> None:
+    """Route every logger (uvicorn's too) through one JSON handler on stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

@@ -1,0 +1,64 @@
+"""What an operator watches: Prometheus metrics, a request id in the response header and in JSON log lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+
+from fastapi.testclient import TestClient
+
+from serving.observe import JsonFormatter
+from tests.conftest import Trained, bearer, ticket
+
+
+def _value(text: str, sample: str) -> float:
+    """The value of one sample line, e.g. 'escalation_decisions_total{decision="escalate"}' (0 when absent)."""
+    found = re.search(rf"^{re.escape(sample)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_count_requests_decisions_and_the_model_served(client: TestClient, trained: Trained) -> None:
+    analyst = bearer(trained.settings, "analyst")
+    before = client.get("/metrics", headers=analyst).text
+    route = 'escalation_http_requests_total{method="POST",route="/v1/suggestions",status="200"}'
+    bad = 'escalation_http_requests_total{method="POST",route="/v1/suggestions",status="422"}'
+    answers = [client.post("/v1/suggestions", json=ticket(id=f"M-{i}")).json() for i in range(3)]
+    client.post("/v1/suggestions", json={"body": ""})
+    response = client.get("/metrics", headers=analyst)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    after = response.text
+    assert _value(after, route) - _value(before, route) == 3
+    assert _value(after, bad) - _value(before, bad) == 1
+    decision = answers[0]["escalation"]["decision"]
+    mix = f'escalation_decisions_total{{decision="{decision}"}}'
+    assert _value(after, mix) - _value(before, mix) >= 1
+    assert 'escalation_model_info{alias="champion",name="escalation-router",version="1"} 1.0' in after
+    assert 'escalation_http_request_duration_seconds_bucket{le="0.05",method="POST",route="/v1/suggestions"}' in after
+    assert "escalation_feedback_write_failures_total 0.0" in after
+    assert client.get("/metrics", headers=bearer(trained.settings, "agent")).status_code == 403
+
+
+def test_request_id_is_returned_and_follows_the_log_lines(client: TestClient) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        given = client.post("/v1/suggestions", json=ticket(id="R-1"), headers={"X-Request-ID": "helpdesk-4711"})
+        fresh = client.post("/v1/suggestions", json=ticket(id="R-2"), headers={"X-Request-ID": "bad id\n"})
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert given.headers["x-request-id"] == "helpdesk-4711"
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh.headers["x-request-id"])
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    mine = [line for line in lines if line["request_id"] == "helpdesk-4711"]
+    access = [line for line in mine if line["logger"] == "escalation.access"]
+    assert access and access[0]["route"] == "/v1/suggestions" and access[0]["status"] == 200
+    assert any(line.get("ticket_ids") == ["R-1"] for line in mine)
+    assert "charged twice" not in stream.getvalue().lower()  # ids, never ticket text
