@@ -280,6 +280,37 @@ def with_overrides(config: RouterConfig, overrides: dict[str, str]) -> RouterCon
     return parse_config(data, "benchmark overrides")
 
 
+@dataclass
+class Labelled:
+    """An export's usable tickets with their raw text (for the TF-IDF baseline), resolver and escalation label."""
+
+    tickets: pd.DataFrame
+    raw: pd.DataFrame
+    raw_text: np.ndarray
+    resolver: np.ndarray
+    escalate: np.ndarray
+
+
+def load_labelled(data: str | Path, config: RouterConfig) -> Labelled:
+    """The tickets every candidate is scored on: those with text and a resolver."""
+    raw = read_export(data)
+    check_columns(raw, config, data)
+    tickets = to_tickets(raw, config)
+    keep = (tickets["text"].str.strip() != "") & (tickets["target"] != "")
+    tickets, raw = tickets[keep].reset_index(drop=True), raw[keep.to_numpy()].reset_index(drop=True)
+    raw_text = raw[config.columns.text].astype(str).agg(" ".join, axis=1).to_numpy(dtype=str)
+    resolver = tickets["target"].to_numpy(dtype=str)
+    escalate = np.array([config.teams.kind(r) != "first_line" for r in resolver])
+    return Labelled(tickets, raw, raw_text, resolver, escalate)
+
+
+def fold_splits(resolver: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds by resolver; resolvers with fewer tickets than folds share one stratum."""
+    strata = pd.Series(resolver)
+    strata = strata.where(strata.map(strata.value_counts()) >= folds, "rare").to_numpy()
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(resolver, strata))
+
+
 EMBEDDING_KEYS = {"model.embedding_model", "model.max_seq_length", "model.seq_length_quantile"}
 
 
@@ -303,14 +334,9 @@ def run_benchmark(
                 "benchmark again with a config that sets it"
             )
     config = load_config(config_path)
-    raw = read_export(data)
-    check_columns(raw, config, data)
-    tickets = to_tickets(raw, config)
-    keep = (tickets["text"].str.strip() != "") & (tickets["target"] != "")
-    tickets, raw = tickets[keep].reset_index(drop=True), raw[keep.to_numpy()].reset_index(drop=True)
-    raw_text = raw[config.columns.text].astype(str).agg(" ".join, axis=1).to_numpy(dtype=str)
-    resolver = tickets["target"].to_numpy(dtype=str)
-    escalate = np.array([config.teams.kind(r) != "first_line" for r in resolver])
+    labelled = load_labelled(data, config)
+    tickets, raw, raw_text = labelled.tickets, labelled.raw, labelled.raw_text
+    resolver, escalate = labelled.resolver, labelled.escalate
     config = settle_max_length(config, tickets["text"].tolist())  # unlabelled texts only
     opts = config.model
     started = time.perf_counter()
@@ -339,9 +365,7 @@ def run_benchmark(
     for name, variant in configs.items():
         candidates.append(lambda n=name, c=variant: Product(n, c, cache))
 
-    strata = pd.Series(resolver)
-    strata = strata.where(strata.map(strata.value_counts()) >= folds, "rare").to_numpy()
-    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(tickets, strata))
+    splits = fold_splits(resolver, folds, seed)
 
     def part(idx: np.ndarray) -> Fold:
         return Fold(
