@@ -67,12 +67,15 @@ class Poster:
 
     def __call__(self, body: bytes) -> int:
         """The response's status (its body is read and dropped)."""
+        return self.send(body)[0]
+
+    def send(self, body: bytes, path: str | None = None) -> tuple[int, bytes]:
+        """POST `body` to `path` (default: this poster's path); the response's status and body."""
         if not hasattr(self._local, "conn"):
             self._local.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        self._local.conn.request("POST", self.path, body, self.headers)
+        self._local.conn.request("POST", path or self.path, body, self.headers)
         response = self._local.conn.getresponse()
-        response.read()
-        return response.status
+        return response.status, response.read()
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:

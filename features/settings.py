@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     )
     mask_names_file: str = Field("", description="A file of names to mask, one per line, added to mask_names.")
 
+    model_cache_dir: str = Field(
+        ".cache/served-model",
+        description="A copy of the last version served, for start-ups while the registry is unreachable; '' disables.",
+    )
+    registry_retry_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often a server started from the local cache retries the registry (without polling).",
+    )
     log_format: Literal["json", "text"] = Field(
         "json", description="Server logs: one JSON object per line (with the request id), or plain text."
     )

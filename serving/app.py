@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +29,15 @@ from serving.batcher import MicroBatcher
 from serving.handoff import Message as HandoffMessage
 from serving.handoff import build_handoff
 from serving.limits import BodyGuard
-from serving.model_store import LoadedModel, ModelUnavailable, load_champion
+from serving.model_store import (
+    CACHED,
+    LoadedModel,
+    ModelUnavailable,
+    RegistryUnreachable,
+    load_cached,
+    load_champion,
+    remember,
+)
 from serving.observe import Metrics, RequestContext
 from serving.recorder import SuggestionRecorder
 from serving.schemas import (
@@ -211,6 +220,9 @@ def keyring(settings: Settings) -> KeyRing | None:
 def create_app(settings: Settings | None = None, loader: Callable[[Settings], LoadedModel] = load_champion) -> FastAPI:
     """Build the app; the model is loaded in the lifespan so importing this module costs nothing."""
     settings = settings or get_settings()
+    # MLflow's HTTP client retries an unreachable server for minutes by default; a server wants to know sooner.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     masker = Masker([*settings.mask_names, *read_names(settings.mask_names_file)])  # a bad file stops start-up
     metrics = Metrics()
 
@@ -225,7 +237,17 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         app.state.masker = masker
         app.state.metrics = metrics
         try:
-            app.state.model = loader(app.state.settings)
+            app.state.model = loader(settings)
+            threading.Thread(target=remember, args=(settings, app.state.model), daemon=True).start()
+        except RegistryUnreachable as err:
+            try:  # the last version served, kept locally, until the registry answers again
+                app.state.model = load_cached(settings)
+                app.state.load_error = (
+                    f"{err}; serving version {app.state.model.version} from the local cache, retrying the registry"
+                )
+            except ModelUnavailable as cached:
+                app.state.load_error = f"{err}; {cached}"
+                log.error("starting without a model: %s", app.state.load_error)
         except ModelUnavailable as err:
             app.state.load_error = str(err)
             log.error("starting without a model: %s", err)
@@ -393,6 +415,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             body = Readiness(status="not_ready", detail=request.app.state.load_error or NO_MODEL, registry=registry)
             return JSONResponse(status_code=503, content=jsonable_encoder(body))
         ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
-        return Readiness(status="ready", model=ref, detail=watcher.last_error, registry=registry)
+        detail = watcher.last_error or (request.app.state.load_error if model.source == CACHED else None)
+        return Readiness(status="ready", model=ref, model_source=model.source, detail=detail, registry=registry)
 
     return app

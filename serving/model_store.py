@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
@@ -13,19 +19,35 @@ from features.mlflow_model import ModelUnavailable, RouterModel
 from features.router import EscalationRouter
 from features.settings import Settings
 
-__all__ = ["LoadedModel", "ModelUnavailable", "champion_version", "load_champion", "load_version"]
+__all__ = [
+    "LoadedModel",
+    "ModelUnavailable",
+    "RegistryUnreachable",
+    "champion_version",
+    "load_cached",
+    "load_champion",
+    "load_version",
+    "remember",
+]
+CACHED = "local cache"
+NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # the registry answered: there is no such alias
 
 log = logging.getLogger(__name__)
 
 
+class RegistryUnreachable(ModelUnavailable):
+    """The registry did not answer (rather than: it has no version with the alias)."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
-    """A router with the registry coordinates it came from."""
+    """A router with the registry coordinates it came from, and where it was loaded from."""
 
     router: EscalationRouter
     name: str
     version: str
     alias: str
+    source: str = "registry"  # or CACHED: the copy kept from the last load, while the registry is unreachable
 
 
 def champion_version(settings: Settings) -> str:
@@ -34,12 +56,14 @@ def champion_version(settings: Settings) -> str:
     try:
         return str(client.get_model_version_by_alias(settings.model_name, settings.model_alias).version)
     except MlflowException as err:
-        raise ModelUnavailable(
-            f"no version of {settings.model_name!r} has alias {settings.model_alias!r} "
-            f"in {settings.tracking_uri}; run `escalation train` first"
-        ) from err
+        if err.error_code in NOT_FOUND:
+            raise ModelUnavailable(
+                f"no version of {settings.model_name!r} has alias {settings.model_alias!r} "
+                f"in {settings.tracking_uri}; run `escalation train` first"
+            ) from err
+        raise RegistryUnreachable(f"registry {settings.tracking_uri} unreachable: {err.message[:300]}") from err
     except Exception as err:  # an unreachable tracking server surfaces as many exception types
-        raise ModelUnavailable(f"registry {settings.tracking_uri} unreachable: {err}") from err
+        raise RegistryUnreachable(f"registry {settings.tracking_uri} unreachable: {err}") from err
 
 
 def load_version(settings: Settings, version: str) -> LoadedModel:
@@ -48,15 +72,64 @@ def load_version(settings: Settings, version: str) -> LoadedModel:
     try:
         mlflow.set_registry_uri(settings.tracking_uri)
         mlflow.set_tracking_uri(settings.tracking_uri)
-        wrapper = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-        if not isinstance(wrapper, RouterModel):
-            raise TypeError(f"{uri} is not an escalation router model")
-        wrapper.router.index.prepare(settings.ann_threshold)
-        wrapper.router.smoke_test()
+        router = _ready(mlflow.pyfunc.load_model(uri).unwrap_python_model(), uri, settings)
     except Exception as err:  # any failure here means this version must not be served
         raise ModelUnavailable(f"{uri} could not be loaded: {err}") from err
     log.info("loaded %s (alias %s)", uri, settings.model_alias)
-    return LoadedModel(wrapper.router, settings.model_name, str(version), settings.model_alias)
+    return LoadedModel(router, settings.model_name, str(version), settings.model_alias)
+
+
+def _ready(wrapper: object, where: str, settings: Settings) -> EscalationRouter:
+    if not isinstance(wrapper, RouterModel):
+        raise TypeError(f"{where} is not an escalation router model")
+    wrapper.router.index.prepare(settings.ann_threshold)
+    wrapper.router.smoke_test()
+    return wrapper.router
+
+
+def remember(settings: Settings, loaded: LoadedModel) -> None:
+    """Keep a copy of the version just loaded in `settings.model_cache_dir`, so a restart while the registry is
+    unreachable still serves it. Replaces the previous copy only once the new one is whole."""
+    if not settings.model_cache_dir or loaded.source != "registry":
+        return
+    folder = Path(settings.model_cache_dir)
+    meta = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias, "registry": settings.tracking_uri}
+    try:
+        if json.loads((folder / "served.json").read_text())["version"] == loaded.version:
+            return
+    except (OSError, ValueError, KeyError):
+        pass
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    try:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{loaded.name}/{loaded.version}", dst_path=str(staging / "model")
+        )
+        (staging / "served.json").write_text(json.dumps({**meta, "cached_at": datetime.now(UTC).isoformat()}))
+        old = folder.with_name(f".{folder.name}-old")
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(staging, folder)
+        shutil.rmtree(old, ignore_errors=True)
+        log.info("kept version %s in %s for starts without the registry", loaded.version, folder)
+    except Exception as err:  # caching is a convenience: never let it stop serving
+        log.warning("could not keep version %s in %s: %s", loaded.version, folder, err)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_cached(settings: Settings) -> LoadedModel:
+    """The copy kept by `remember`, loaded and smoke-tested like a registry version."""
+    folder = Path(settings.model_cache_dir)
+    try:
+        meta = json.loads((folder / "served.json").read_text())
+        if meta["name"] != settings.model_name:
+            raise ValueError(f"it holds {meta['name']!r}, not {settings.model_name!r}")
+        router = _ready(mlflow.pyfunc.load_model(str(folder / "model")).unwrap_python_model(), str(folder), settings)
+    except Exception as err:
+        raise ModelUnavailable(f"no usable model in the local cache {folder}: {err}") from err
+    log.warning("serving version %s from the local cache %s: the registry is unreachable", meta["version"], folder)
+    return LoadedModel(router, meta["name"], str(meta["version"]), meta["alias"], CACHED)
 
 
 def load_champion(settings: Settings) -> LoadedModel:

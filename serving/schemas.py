@@ -226,6 +226,9 @@ class RegistryStatus(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     model: ModelRef | None = None
+    model_source: Literal["registry", "local cache"] | None = Field(
+        None, description="'local cache': the registry was unreachable at start-up; it is being retried."
+    )
     detail: str | None = None
     registry: RegistryStatus | None = None
 

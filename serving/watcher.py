@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from features.settings import Settings
-from serving.model_store import LoadedModel, ModelUnavailable, champion_version, load_version
+from serving.model_store import LoadedModel, ModelUnavailable, champion_version, load_version, remember
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class ModelWatcher:
                 version = self.resolve(self.settings)
                 if version == previous:
                     self.last_error = None
+                    if current is not None and current.source != "registry":  # the cached copy is that version
+                        self.state.model, self.state.load_error = replace(current, source="registry"), None
+                        log.info("registry reachable again; version %s is current", version)
                     return ReloadResult("unchanged", version, previous)
                 new = self.load(self.settings, version)
             except ModelUnavailable as err:
@@ -62,20 +65,31 @@ class ModelWatcher:
                 return ReloadResult("failed", previous, previous, str(err))
             self.state.model, self.state.load_error, self.last_error = new, None, None
             log.info("now serving version %s (was %s)", version, previous)
+            threading.Thread(target=remember, args=(self.settings, new), daemon=True).start()
             return ReloadResult("changed", version, previous)
 
+    def _from_cache(self) -> bool:
+        model: LoadedModel | None = self.state.model
+        return model is not None and model.source != "registry"
+
     def start(self) -> None:
-        if self.settings.poll_seconds <= 0:
+        """Poll every `poll_seconds`; without polling, retry every `registry_retry_seconds` while serving the
+        local cache, until the registry answers."""
+        if self.settings.poll_seconds <= 0 and not self._from_cache():
             return
         self.thread = threading.Thread(target=self._poll, name="model-watcher", daemon=True)
         self.thread.start()
 
     def _poll(self) -> None:
-        while not self.stopped.wait(self.settings.poll_seconds):
+        polling = self.settings.poll_seconds > 0
+        interval = self.settings.poll_seconds if polling else self.settings.registry_retry_seconds
+        while not self.stopped.wait(interval):
             try:
                 self.check()
             except Exception:  # the poller must survive anything and try again next round
                 log.exception("registry check failed")
+            if not polling and not self._from_cache():
+                return
 
     def stop(self) -> None:
         self.stopped.set()

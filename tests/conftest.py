@@ -37,6 +37,7 @@ def store_settings(folder: Path) -> Settings:
         feedback_url=f"sqlite:///{folder / 'feedback.db'}",
         embedding_cache=str(folder / "embeddings.sqlite"),
         keys_file=str(folder / "keys.json"),
+        model_cache_dir=str(folder / "served-model"),
     )
 
 

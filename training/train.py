@@ -213,6 +213,12 @@ def train(
 
         example = hold_t[["id", "text", *config.columns.metadata]].head(3).reset_index(drop=True)
         version = register.log_model(router, example, settings)
+        if promoted:  # a version that cannot be loaded back and score a ticket never becomes champion
+            try:
+                register.load_router(settings, version.version).smoke_test()
+            except Exception as err:
+                promoted, reason = False, f"not promoted: v{version.version} failed to load back and score ({err})"
+                log.error("%s", reason)
         mlflow.set_tag("promotion", reason)
         client.set_model_version_tag(settings.model_name, version.version, "promotion", reason)
         card = model_card(router, evaluation, router.info, settings.model_name, str(version.version))

@@ -3,11 +3,14 @@ store is down."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from features.feedback import FeedbackStore
 from serving.app import create_app
 from tests.conftest import Trained, bearer, ticket
 
@@ -82,3 +85,17 @@ def test_store_down_is_503_with_retry_after_and_suggestions_still_answer(store_d
     assert response.json() == {"detail": "feedback store unavailable; retry later"}
     assert store_down_client.post("/v1/suggestions", json=ticket(id="D-1")).status_code == 200
     assert store_down_client.get("/v1/metrics/summary").status_code == 503
+
+
+def test_writes_resume_when_the_store_comes_back(trained: Trained, tmp_path: Path) -> None:
+    folder = tmp_path / "not-yet"  # sqlite cannot create its file in a folder that does not exist: store down
+    settings = trained.settings.model_copy(update={"feedback_url": f"sqlite:///{folder / 'feedback.db'}"})
+    body = {"ticket_id": "B-1", "escalated": False, "accepted_suggestion": True}
+    with TestClient(create_app(settings), headers=bearer(settings, "agent")) as c:
+        down = c.post("/v1/feedback", json=body)
+        assert down.status_code == 503 and down.headers["retry-after"] == "5"
+        folder.mkdir()  # the store is back
+        time.sleep(5.2)  # as Retry-After asked
+        up = c.post("/v1/feedback", json=body)
+        assert up.status_code == 200 and up.json()["status"] == "created"  # nothing was half-written before
+    assert FeedbackStore(settings.feedback_url).feedback_frame()["ticket_id"].tolist() == ["B-1"]
