@@ -134,8 +134,8 @@ def main() -> None:
     )
     notes = (
         f"{args.concurrency} keep-alive clients for {run['wall']:.0f} s (at most {args.max_requests} suggestions) "
-        f"against one `escalation serve` process on loopback with API keys on; feedback for every "
-        f"{args.feedback_every}-th suggestion. Data `{args.data}`, config overrides `{args.set}`.\n\n"
+        f"against one `escalation serve` process on loopback with API keys on; feedback for one suggestion "
+        f"in {args.feedback_every}. Data `{args.data}`, config overrides `{args.set}`.\n\n"
         f"Errors: {run['errors'] or 'none'}. Server RSS {first_minute:.0f} MB after the first minute, {last:.0f} MB "
         f"at the end: growth {100 * growth:+.1f}% (goal under 10%); peak {peak:.0f} MB.\n\n"
         f"Feedback acknowledged: {len(acknowledged)}; in the store afterwards: {len(acknowledged) - len(missing)} "
