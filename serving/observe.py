@@ -34,8 +34,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "escalation_http_request_duration_seconds",
-            "Time to answer, by route and method.",
-            ["route", "method"],
+            "Time to answer, by route, method and status.",
+            ["route", "method", "status"],
             buckets=BUCKETS,
             registry=r,
         )
@@ -96,7 +96,7 @@ class RequestContext:
             route = getattr(scope.get("route"), "path", None) or "unmatched"  # the template: no ids in labels
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(status)).inc()
-            self.metrics.latency.labels(route, method).observe(seconds)
+            self.metrics.latency.labels(route, method, str(status)).observe(seconds)
             log.info(
                 "%s %s %d %.1f ms",
                 method,

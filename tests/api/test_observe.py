@@ -35,7 +35,8 @@ def test_metrics_count_requests_decisions_and_the_model_served(client: TestClien
     mix = f'escalation_decisions_total{{decision="{decision}"}}'
     assert _value(after, mix) - _value(before, mix) >= 1
     assert 'escalation_model_info{alias="champion",name="escalation-router",version="1"} 1.0' in after
-    assert 'escalation_http_request_duration_seconds_bucket{le="0.05",method="POST",route="/v1/suggestions"}' in after
+    histogram = 'escalation_http_request_duration_seconds_count{method="POST",route="/v1/suggestions",status="200"}'
+    assert _value(after, histogram) - _value(before, histogram) == 3
     assert "escalation_feedback_write_failures_total 0.0" in after
     assert client.get("/metrics", headers=bearer(trained.settings, "agent")).status_code == 403
 
