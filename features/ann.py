@@ -11,10 +11,23 @@ class ApproximateIndex:
     """An HNSW graph over unit vectors with inner-product distance; `search` mirrors `exact_top_k`."""
 
     def __init__(
-        self, vectors: np.ndarray, connectivity: int = 16, expansion_add: int = 128, expansion_search: int = 256
+        self,
+        vectors: np.ndarray,
+        connectivity: int = 16,
+        expansion_add: int = 128,
+        expansion_search: int = 256,
+        graph: bytes | None = None,
     ):
         from usearch.index import Index
 
+        self.size = len(vectors)
+        self.restored = False
+        if graph is not None:  # saved by `to_bytes` at training: restoring takes milliseconds, building minutes
+            index = Index.restore(graph)
+            if index is not None and len(index) == self.size and index.ndim == vectors.shape[1]:
+                index.expansion_search = expansion_search
+                self.index, self.restored = index, True
+                return
         self.index = Index(
             ndim=vectors.shape[1],
             metric="ip",
@@ -27,7 +40,10 @@ class ApproximateIndex:
         # vector no longer found it (about half of fresh processes in tests/unit/test_ann.py); never with one.
         keys, rows = np.arange(len(vectors), dtype=np.uint64), np.ascontiguousarray(vectors, dtype=np.float32)
         self.index.add(keys, rows, threads=1)
-        self.size = len(vectors)
+
+    def to_bytes(self) -> bytes:
+        """The graph (with its own copy of the vectors), to travel with the model."""
+        return bytes(self.index.save())
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices and cosine similarities of (approximately) the k nearest rows, best first."""

@@ -8,17 +8,19 @@ codes stay readable for the agent.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+# Every repeat is bounded, so a hostile text ("1." ten thousand times) costs linear time, not quadratic.
+EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}", re.UNICODE)
 # 13-19 digits, optionally in groups separated by one space or dash
-CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ()./-]{6,}\d(?![\w])")
+CARD = re.compile(r"(?<![\w-])\d(?:[ .-]?\d){12,18}(?![\w-])")
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", re.IGNORECASE)
+PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ()./-]{6,24}\d(?![\w])")
 DATE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}(?!\d)")
 IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 WORD = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)
+_DIGIT, _ALNUM = re.compile(r"\d"), re.compile(r"[A-Za-z0-9]")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -33,25 +35,41 @@ def luhn_ok(digits: str) -> bool:
 
 def iban_ok(candidate: str) -> bool:
     code = candidate.replace(" ", "").upper()
-    if not 15 <= len(code) <= 34:
+    if not 15 <= len(code) <= 34 or not code[:2].isalpha() or not code[2:4].isdigit():
         return False
     moved = code[4:] + code[:4]
     return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
 
 
+def _longest_prefix(
+    text: str, accept: re.Pattern[str], ok: Callable[[str], bool], shortest: int, placeholder: str
+) -> str:
+    """`placeholder` for the longest start of `text` whose accepted characters pass `ok` (a card number followed
+    by its expiry, an IBAN followed by its currency), the rest kept; `text` as it was when none does."""
+    positions = [i for i, ch in enumerate(text) if accept.fullmatch(ch)]
+    chars = "".join(text[i] for i in positions)
+    for n in range(len(chars), shortest - 1, -1):
+        if ok(chars[:n]):
+            return placeholder + text[positions[n - 1] + 1 :]
+    return text
+
+
 def _card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group())
-    return "[card]" if luhn_ok(digits) else match.group()
+    return _longest_prefix(match.group(), _DIGIT, luhn_ok, 13, "[card]")
 
 
 def _iban(match: re.Match[str]) -> str:
-    return "[iban]" if iban_ok(match.group()) else match.group()
+    return _longest_prefix(match.group(), _ALNUM, iban_ok, 15, "[iban]")
 
 
 def _phone(match: re.Match[str]) -> str:
     text = match.group()
     digits = re.sub(r"\D", "", text)
-    if not 8 <= len(digits) <= 15 or DATE.match(text) or IP.fullmatch(text):
+    groups = re.findall(r"\d+", text)
+    # a date (and an hour after it) is not a phone number; five groups of two digits are (06.12.34.56.78)
+    dated = DATE.match(text) and (len(groups) <= 3 or (len(groups) == 4 and len(groups[3]) <= 2))
+    dotted = set(re.findall(r"\D", text)) == {"."} and len(groups) <= 4  # a version or an address, not a phone
+    if not 8 <= len(digits) <= 15 or dated or dotted or IP.fullmatch(text):
         return text
     grouped = bool(re.search(r"\d[ ()./-]+\d", text))
     if text.startswith(("+", "00", "(", "0")) or grouped:
@@ -80,8 +98,15 @@ class Masker:
         if self.multi is not None:
             text = self.multi.sub("[name]", text)
         if self.single:
-            text = WORD.sub(lambda m: "[name]" if m.group().lower() in self.single else m.group(), text)
+            text = WORD.sub(self._single, text)
         return text
+
+    def _single(self, match: re.Match[str]) -> str:
+        word = match.group()
+        if word.lower() in self.single:
+            return "[name]"
+        head, _, tail = word.partition("'")  # Schmidt's
+        return f"[name]'{tail}" if tail and head.lower() in self.single else word
 
     def term(self, text: str) -> str:
         """A key term (a word or two out of context): any part of a listed name is masked too."""

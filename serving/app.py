@@ -180,8 +180,9 @@ def handoff_for(ticket: TicketIn, mask: Masker) -> HandoffOut | None:
     """A handoff note when the request carries the conversation, with personal data masked."""
     if not ticket.messages:
         return None
-    messages = [HandoffMessage(m.author, m.text, m.time) for m in ticket.messages]
-    return HandoffOut(**mask.deep(build_handoff(ticket.subject, ticket.body, messages).__dict__))
+    # Masked before extraction too: identifiers are cut out of the text, and a cut e-mail no longer looks like one.
+    messages = [HandoffMessage(m.author, mask(m.text), m.time) for m in ticket.messages]
+    return HandoffOut(**mask.deep(build_handoff(mask(ticket.subject), mask(ticket.body), messages).__dict__))
 
 
 def record(request: Request, model: LoadedModel, results: list[dict[str, Any]]) -> None:
@@ -238,7 +239,8 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         app.state.metrics = metrics
         try:
             app.state.model = loader(settings)
-            threading.Thread(target=remember, args=(settings, app.state.model), daemon=True).start()
+            served = lambda: app.state.model  # noqa: E731 - the cache keeps only what is still being served
+            threading.Thread(target=remember, args=(settings, app.state.model, served), daemon=True).start()
         except RegistryUnreachable as err:
             try:  # the last version served, kept locally, until the registry answers again
                 app.state.model = load_cached(settings)

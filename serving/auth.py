@@ -5,6 +5,7 @@ Roles are ranked: `agent` (suggestions, feedback) < `analyst` (also model info a
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -13,6 +14,8 @@ import os
 import secrets
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,25 +79,39 @@ def write_keys(path: str | Path, keys: list[StoredKey]) -> None:
         raise
 
 
+@contextmanager
+def _locked(path: str | Path) -> Iterator[None]:
+    """One read-modify-write of the keys file at a time, across processes (an add never loses a revoke)."""
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def add_key(path: str | Path, role: Role, name: str = "") -> tuple[str, StoredKey]:
     """Create a key for `role`: returns the key itself (shown once, never stored) and what was stored."""
     if role not in ROLES:
         raise KeysFileError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
-    keys = read_keys(path)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     hashed = digest(key)
     stored = StoredKey(hashed[:12], role, hashed, datetime.now(UTC).isoformat(timespec="seconds"), name)
-    write_keys(path, [*keys, stored])
+    with _locked(path):
+        write_keys(path, [*read_keys(path), stored])
     return key, stored
 
 
 def revoke_key(path: str | Path, key_id: str) -> StoredKey:
     """Remove the key with this id; the others stay."""
-    keys = read_keys(path)
-    found = [k for k in keys if k.id == key_id]
-    if not found:
-        raise KeysFileError(f"no key with id {key_id!r} in {path}")
-    write_keys(path, [k for k in keys if k.id != key_id])
+    with _locked(path):
+        keys = read_keys(path)
+        found = [k for k in keys if k.id == key_id]
+        if not found:
+            raise KeysFileError(f"no key with id {key_id!r} in {path}")
+        write_keys(path, [k for k in keys if k.id != key_id])
     return found[0]
 
 

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+# Every repeat is bounded: a hostile message ("1." ten thousand times) must not make a regex quadratic.
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 PROBLEM = re.compile(
     r"\b(error|fail\w*|crash\w*|broken|bug|not (?:work\w*|load\w*|receiv\w*|arriv\w*)|doesn'?t|don'?t|can'?t|cannot|"
@@ -35,20 +36,23 @@ SMALL_TALK = re.compile(
 )
 IDENTIFIERS: dict[str, re.Pattern[str]] = {
     "reference": re.compile(
-        r"\b(?:INV|ORD|PO|T|TKT|CASE|REQ|INC)-?\d{3,}\b|\b(?:order|invoice|ticket|case)\s*(?:no\.?|number|#)?\s*:?\s*#?\d{3,}\b",
+        r"\b(?:INV|ORD|PO|T|TKT|CASE|REQ|INC)-?\d{3,20}\b|\b(?:order|invoice|ticket|case)\s{0,3}(?:no\.?|number|#)?\s{0,3}:?\s{0,3}#?\d{3,20}\b",
         re.IGNORECASE,
     ),
     "error_code": re.compile(
-        r"\b(?:error|code|status|http)\s*:?\s*[A-Z]?\d{3,5}\b|\b[A-Z]\d{3,5}\b|\b[A-Z][A-Z0-9]+(?:_[A-Z0-9]+)+\b",
+        r"\b(?:error|code|status|http)\s{0,3}:?\s{0,3}[A-Z]?\d{3,5}\b|\b[A-Z]\d{3,5}\b|\b[A-Z][A-Z0-9]{1,40}(?:_[A-Z0-9]{1,40}){1,8}\b",
         re.IGNORECASE,
     ),
-    "amount": re.compile(r"(?:[$€£]\s?\d[\d,.]*\d|\b\d[\d,.]*\s?(?:USD|EUR|GBP|CHF|dollars|euros?)\b)", re.IGNORECASE),
+    "amount": re.compile(
+        r"(?:[$€£]\s?\d[\d,.]{0,20}\d|\b\d[\d,.]{0,20}\s?(?:USD|EUR|GBP|CHF|dollars|euros?)\b)", re.IGNORECASE
+    ),
     "date": re.compile(
         r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}[./]\d{1,2}[./](?:\d{2,4})?(?=\W|$)|"
-        r"\b(?:\d{1,2}\s+)?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?(?:\s+\d{1,2})?(?:,?\s+\d{4})?\b",
+        r"\b(?:\d{1,2}\s{1,3})?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]{0,6}\.?(?:\s{1,3}\d{1,2})?(?:,?\s{1,3}\d{4})?\b",
     ),
     "product": re.compile(
-        r"\b[A-Z][\w-]*\s(?:plan|app|integration|API|portal|dashboard)\b|\bversion\s\d+(?:\.\d+)+\b|\b[A-Z][a-z]+[A-Z]\w+\b"
+        r"\b[A-Z][\w-]{0,40}\s(?:plan|app|integration|API|portal|dashboard)\b|\bversion\s\d{1,6}(?:\.\d{1,6}){1,4}\b|"
+        r"\b[A-Z][a-z]{1,30}[A-Z]\w{1,30}\b"
     ),
 }
 

@@ -42,7 +42,7 @@ class BodyGuard:
             return
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length", b"").decode("latin-1")
-        if declared.isdigit() and int(declared) > self.max_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(send, int(declared))
             return
         chunks, size = [], 0

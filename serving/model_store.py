@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +53,14 @@ class LoadedModel:
     source: str = "registry"  # or CACHED: the copy kept from the last load, while the registry is unreachable
 
 
+_CREDENTIALS = re.compile(r"(//)[^/@\s]+@|((?:password|token|secret)=)[^&\s]+", re.IGNORECASE)
+
+
+def scrub(text: str) -> str:
+    """Text about a store without the credentials its URI may carry: /readyz and logs show it."""
+    return _CREDENTIALS.sub(lambda m: f"{m.group(1)}***@" if m.group(1) else f"{m.group(2)}***", text)
+
+
 def champion_version(settings: Settings) -> str:
     """The version number the serving alias points at now."""
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
@@ -59,11 +70,11 @@ def champion_version(settings: Settings) -> str:
         if err.error_code in NOT_FOUND:
             raise ModelUnavailable(
                 f"no version of {settings.model_name!r} has alias {settings.model_alias!r} "
-                f"in {settings.tracking_uri}; run `escalation train` first"
+                f"in {scrub(settings.tracking_uri)}; run `escalation train` first"
             ) from err
-        raise RegistryUnreachable(f"registry {settings.tracking_uri} unreachable: {err.message[:300]}") from err
+        raise RegistryUnreachable(scrub(f"registry {settings.tracking_uri} unreachable: {err.message[:300]}")) from err
     except Exception as err:  # an unreachable tracking server surfaces as many exception types
-        raise RegistryUnreachable(f"registry {settings.tracking_uri} unreachable: {err}") from err
+        raise RegistryUnreachable(scrub(f"registry {settings.tracking_uri} unreachable: {err}")) from err
 
 
 def load_version(settings: Settings, version: str) -> LoadedModel:
@@ -74,7 +85,7 @@ def load_version(settings: Settings, version: str) -> LoadedModel:
         mlflow.set_tracking_uri(settings.tracking_uri)
         router = _ready(mlflow.pyfunc.load_model(uri).unwrap_python_model(), uri, settings)
     except Exception as err:  # any failure here means this version must not be served
-        raise ModelUnavailable(f"{uri} could not be loaded: {err}") from err
+        raise ModelUnavailable(scrub(f"{uri} could not be loaded: {err}")) from err
     log.info("loaded %s (alias %s)", uri, settings.model_alias)
     return LoadedModel(router, settings.model_name, str(version), settings.model_alias)
 
@@ -87,13 +98,29 @@ def _ready(wrapper: object, where: str, settings: Settings) -> EscalationRouter:
     return wrapper.router
 
 
-def remember(settings: Settings, loaded: LoadedModel) -> None:
+_remember_lock = threading.Lock()
+
+
+def remember(settings: Settings, loaded: LoadedModel, served: Callable[[], LoadedModel | None] = lambda: None) -> None:
     """Keep a copy of the version just loaded in `settings.model_cache_dir`, so a restart while the registry is
-    unreachable still serves it. Replaces the previous copy only once the new one is whole."""
+    unreachable still serves it. Replaces the previous copy only once the new one is whole, one copy at a time,
+    and not at all when `served()` says another version has been swapped in meanwhile."""
     if not settings.model_cache_dir or loaded.source != "registry":
         return
+    with _remember_lock:
+        current = served()
+        if current is None or current.version == loaded.version:
+            _remember(settings, loaded)
+
+
+def _remember(settings: Settings, loaded: LoadedModel) -> None:
     folder = Path(settings.model_cache_dir)
-    meta = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias, "registry": settings.tracking_uri}
+    meta = {
+        "name": loaded.name,
+        "version": loaded.version,
+        "alias": loaded.alias,
+        "registry": scrub(settings.tracking_uri),
+    }
     try:
         if json.loads((folder / "served.json").read_text())["version"] == loaded.version:
             return
@@ -123,8 +150,10 @@ def load_cached(settings: Settings) -> LoadedModel:
     folder = Path(settings.model_cache_dir)
     try:
         meta = json.loads((folder / "served.json").read_text())
-        if meta["name"] != settings.model_name:
-            raise ValueError(f"it holds {meta['name']!r}, not {settings.model_name!r}")
+        if (meta["name"], meta["alias"]) != (settings.model_name, settings.model_alias):
+            raise ValueError(
+                f"it holds {meta['name']}@{meta['alias']}, not {settings.model_name}@{settings.model_alias}"
+            )
         router = _ready(mlflow.pyfunc.load_model(str(folder / "model")).unwrap_python_model(), str(folder), settings)
     except Exception as err:
         raise ModelUnavailable(f"no usable model in the local cache {folder}: {err}") from err

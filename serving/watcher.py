@@ -65,7 +65,7 @@ class ModelWatcher:
                 return ReloadResult("failed", previous, previous, str(err))
             self.state.model, self.state.load_error, self.last_error = new, None, None
             log.info("now serving version %s (was %s)", version, previous)
-            threading.Thread(target=remember, args=(self.settings, new), daemon=True).start()
+            threading.Thread(target=remember, args=(self.settings, new, lambda: self.state.model), daemon=True).start()
             return ReloadResult("changed", version, previous)
 
     def _from_cache(self) -> bool:

@@ -138,3 +138,18 @@ def test_cors_is_closed_by_default_and_opens_to_configured_origins(
         assert allowed.headers["access-control-allow-origin"] == "https://desk.example"
         other = open_client.options("/v1/suggestions", headers={**preflight, "Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_concurrent_adds_and_revokes_lose_nothing(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving.auth import add_key, read_keys, revoke_key
+
+    path = tmp_path / "keys.json"
+    doomed = [add_key(path, "agent")[1].id for _ in range(10)]
+    with ThreadPoolExecutor(8) as pool:  # adds and revokes interleaved
+        adds = [pool.submit(lambda i=i: add_key(path, "agent", f"k{i}")[1].id) for i in range(20)]
+        revokes = [pool.submit(revoke_key, path, key_id) for key_id in doomed]
+        added = [f.result() for f in adds]
+        assert [f.result().id for f in revokes] == doomed
+    assert sorted(k.id for k in read_keys(path)) == sorted(added)

@@ -63,3 +63,27 @@ def test_request_id_is_returned_and_follows_the_log_lines(client: TestClient) ->
     assert access and access[0]["route"] == "/v1/suggestions" and access[0]["status"] == 200
     assert any(line.get("ticket_ids") == ["R-1"] for line in mine)
     assert "charged twice" not in stream.getvalue().lower()  # ids, never ticket text
+
+
+def test_an_unexpected_error_is_a_500_with_its_request_id(trained: Trained) -> None:
+    from serving.app import create_app
+
+    app = create_app(trained.settings.model_copy(update={"auth_disabled": True, "poll_seconds": 0}))
+
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/boom", boom)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(handler)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            response = client.get("/boom", headers={"X-Request-ID": "bug-1"})
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert response.status_code == 500 and response.headers["x-request-id"] == "bug-1"
+    assert response.json() == {"detail": "internal error; see the service log"}
+    errors = [json.loads(line) for line in stream.getvalue().splitlines() if '"exception"' in line]
+    assert errors and errors[0]["request_id"] == "bug-1" and "RuntimeError: a bug" in errors[0]["exception"]

@@ -58,6 +58,7 @@ def test_no_personal_data_in_responses_or_logs(pii_client: TestClient, caplog: p
         body=CONTACT + "I was charged twice this month and want a refund.",
         messages=[
             {"author": "customer", "text": CONTACT + "I already tried the refund form, error E4012."},
+            {"author": "customer", "text": "Reply to JohnSmith@gmail.com or JANE_DOE@corp.com please."},
             {
                 "author": "agent",
                 "text": f"Thanks {PERSONAL['other name']}, I checked the invoice; please call {PERSONAL['phone']}.",
@@ -85,6 +86,8 @@ def test_no_personal_data_in_responses_or_logs(pii_client: TestClient, caplog: p
     for answer in answers:
         assert leaks(answer.text) == [], answer.text[:500]
     assert leaks(caplog.text) == []
+    for piece in ("JohnSmith", "JANE_DOE", "gmail"):  # not even as an identifier cut out of an address
+        assert all(piece not in a.text for a in answers)
     one = answers[0].json()
     # the test can fail: the data was there, and placeholders stand where it was
     shown = " ".join(s["snippet"] + " " + (s["resolution"] or "") for s in one["explanation"]["similar_tickets"])

@@ -86,7 +86,7 @@ def test_registry_down_at_start_serves_the_cached_version_and_recovers(
 def test_registry_down_and_no_cache_is_not_ready_saying_both(trained: Trained, tmp_path: Path) -> None:
     down = trained.settings.model_copy(
         update={
-            "tracking_uri": f"http://127.0.0.1:{_free_port()}",
+            "tracking_uri": f"http://mlflow:s3cretPW@127.0.0.1:{_free_port()}",
             "model_cache_dir": str(tmp_path / "empty"),
             "poll_seconds": 0,
         }
@@ -95,3 +95,4 @@ def test_registry_down_and_no_cache_is_not_ready_saying_both(trained: Trained, t
         ready = client.get("/readyz")
     assert ready.status_code == 503
     assert "unreachable" in ready.json()["detail"] and "no usable model in the local cache" in ready.json()["detail"]
+    assert "s3cretPW" not in ready.text and "http://***@127.0.0.1" in ready.text  # /readyz is open: no credentials

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -10,8 +11,10 @@ import pytest
 from mlflow import MlflowClient
 
 from features.router import EscalationRouter
-from tests.conftest import Trained
+from serving.model_store import load_champion
+from tests.conftest import Trained, store_settings
 from training.register import load_router
+from training.sample_data import write_sample
 from training.train import train
 
 
@@ -141,3 +144,13 @@ def test_per_target_thresholds_travel_with_the_model(trained: Trained) -> None:
     assert routing["target"] == result["suggestions"][0]["target"] == "billing"
     assert routing["threshold"] == round(tt.decide("billing", 0.0)[1], 4)
     assert routing["decision"] == ("route" if routing["probability"] >= routing["threshold"] else "uncertain")
+
+
+def test_a_large_index_saves_its_graph_and_the_server_restores_it(tmp_path: Path) -> None:
+    data, config = write_sample(tmp_path, rows=400, seed=9)
+    settings = store_settings(tmp_path).model_copy(update={"ann_threshold": 100})  # 320 training tickets
+    train(data, config, settings, progress=False)
+    loaded = load_champion(settings)
+    index = loaded.router.index
+    assert index.graph and index.approximate is not None and index.approximate.restored
+    assert index.search(index.vectors[:3], 1)[0][:, 0].tolist() == [0, 1, 2]

@@ -33,8 +33,32 @@ def test_large_index_goes_approximate_and_finds_the_same_neighbours() -> None:
     assert np.all(np.diff(sims, axis=1) <= 1e-6)  # best first
 
 
-def test_the_graph_is_not_pickled() -> None:
+def test_a_graph_built_at_load_is_not_pickled() -> None:
     index = _index(1500)
     index.prepare(threshold=1000)
     again = pickle.loads(pickle.dumps(index))
     assert again.approximate is None and again.search(index.vectors[:2], 1)[0][:, 0].tolist() == [0, 1]
+    again.prepare(threshold=1000)
+    assert again.approximate is not None and not again.approximate.restored  # built again
+
+
+def test_a_graph_built_at_training_travels_and_is_restored_not_rebuilt() -> None:
+    index = _index(1500)
+    assert not index.build_graph(threshold=2000)  # too small: exact search, nothing saved
+    assert index.build_graph(threshold=1000) and index.graph
+    loaded = pickle.loads(pickle.dumps(index))
+    assert loaded.approximate is None
+    loaded.prepare(threshold=1000)
+    assert loaded.approximate is not None and loaded.approximate.restored
+    assert loaded.approximate.index.expansion_search == 256
+    queries = index.vectors[:50]
+    assert np.array_equal(loaded.search(queries, 5)[0], index.search(queries, 5)[0])
+    assert loaded.search(queries, 1)[0][:, 0].tolist() == list(range(50))
+
+
+def test_a_graph_that_does_not_match_the_vectors_is_rebuilt() -> None:
+    small, large = _index(1200), _index(1500)
+    small.build_graph(threshold=1000)
+    large.graph = small.graph
+    large.prepare(threshold=1000)
+    assert large.approximate is not None and not large.approximate.restored and large.approximate.size == 1500

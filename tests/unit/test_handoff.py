@@ -54,3 +54,12 @@ def test_no_times_no_wait() -> None:
 )
 def test_identifiers(text: str, kind: str, value: str) -> None:
     assert value in identifiers(text).get(kind, [])
+
+
+def test_hostile_messages_cost_linear_time() -> None:
+    import time
+
+    for hostile in ("error " + "1." * 9995 + "x", "1," * 10_000, "A_" * 10_000, "Jan " * 5000):
+        started = time.perf_counter()
+        build_handoff("subject", hostile, [Message("customer", hostile)])
+        assert time.perf_counter() - started < 2.0  # a DoS guard, not a speed goal: this took 9.4 s before

@@ -26,6 +26,10 @@ mask = Masker(["Anna Schmidt", "Jörg", "O'Brien"])
         ("signed, ", "Anna  Schmidt", "[name]"),
         ("from ", "jörg", "[name]"),
         ("from ", "o'brien", "[name]"),
+        ("call ", "06.12.34.56.78", "[phone]"),
+        ("call ", "01-23-45-67-89", "[phone]"),
+        ("card ", "4111.1111.1111.1111", "[card]"),
+        ("IBAN ", "de89 3704 0044 0532 0130 00", "[iban]"),
     ],
 )
 def test_personal_data_is_masked(prefix: str, personal: str, placeholder: str) -> None:
@@ -67,3 +71,27 @@ def test_key_terms_lose_any_part_of_a_listed_name() -> None:
     assert mask.term("schmidt") == "[name]" and mask.term("anna refund") == "[name] refund"
     assert mask("Schmidt's invoice") == "Schmidt's invoice"  # in running text only the whole name is masked
     assert mask.deep({"terms": [{"term": "anna"}]}) == {"terms": [{"term": "[name]"}]}
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("card 4111 1111 1111 1111 123 exp 12/27", "card [card] 123 exp 12/27"),  # the CVV is not a card
+        ("IBAN DE89 3704 0044 0532 0130 00 EUR 50", "IBAN [iban] EUR 50"),
+        ("DE89370400440532013000 BIC COBADEFFXXX", "[iban] BIC COBADEFFXXX"),
+        ("Jörg's laptop", "[name]'s laptop"),
+        ("on 2026-11-20 10:30 call 030 1234567", "on 2026-11-20 10:30 call [phone]"),
+    ],
+)
+def test_the_number_is_masked_and_what_follows_it_kept(text: str, masked: str) -> None:
+    assert mask(text) == masked
+
+
+@pytest.mark.parametrize("hostile", ["error " + "1." * 9995 + "x", "1," * 10_000, "a." * 10_000 + "@", "A_" * 10_000])
+def test_hostile_text_costs_linear_time(hostile: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    mask(hostile)
+    mask.term(hostile)
+    assert time.perf_counter() - started < 2.0  # a DoS guard, not a speed goal: quadratic regexes took 7-9 s
