@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         0.0, ge=0, le=100, description="How long a shared call waits for more requests; 0 takes only those queued."
     )
+    batch_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Longest a suggestion waits for its answer; then 503 with Retry-After."
+    )
     blas_threads: int = Field(
         1, ge=1, le=64, description="BLAS threads in the server; more only compete with the encoder's threads."
     )

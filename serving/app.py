@@ -25,7 +25,7 @@ from features.feedback import Feedback, FeedbackStore, StoreUnavailable
 from features.privacy import Masker, read_names
 from features.settings import Settings, get_settings
 from serving.auth import KeyRing, require
-from serving.batcher import MicroBatcher
+from serving.batcher import Busy, MicroBatcher
 from serving.handoff import Message as HandoffMessage
 from serving.handoff import build_handoff
 from serving.limits import BodyGuard
@@ -158,7 +158,10 @@ def suggest(tickets: list[TicketIn], model: LoadedModel, settings: Settings, req
     frame = to_frame(list(tickets), model)
     ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
     batcher: MicroBatcher = request.app.state.batcher
-    results = batcher.predict(model.router, frame, settings.top_k, settings.n_similar)
+    try:
+        results = batcher.predict(model.router, frame, settings.top_k, settings.n_similar)
+    except Busy as err:
+        raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
     record(request, model, results)
     request.app.state.metrics.answered(results)
     log.info(
@@ -255,7 +258,9 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             log.error("starting without a model: %s", err)
         app.state.watcher = ModelWatcher(app.state, app.state.settings)
         app.state.watcher.start()
-        app.state.batcher = MicroBatcher(app.state.settings.batch_max_tickets, app.state.settings.batch_wait_ms)
+        app.state.batcher = MicroBatcher(
+            settings.batch_max_tickets, settings.batch_wait_ms, settings.batch_timeout_seconds
+        )
         app.state.recorder = SuggestionRecorder(lambda: open_store(app.state), metrics.record_failures.inc)
         yield
         app.state.watcher.stop()

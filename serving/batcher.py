@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,10 @@ import pandas as pd
 from features.router import EscalationRouter
 
 log = logging.getLogger(__name__)
+
+
+class Busy(RuntimeError):
+    """No answer in time, or the service is shutting down: the caller should retry (503)."""
 
 
 @dataclass
@@ -39,8 +44,8 @@ class MicroBatcher:
     answer sizes never share a call.
     """
 
-    def __init__(self, max_tickets: int = 64, max_wait_ms: float = 0.0):
-        self.max_tickets, self.max_wait = max_tickets, max_wait_ms / 1000
+    def __init__(self, max_tickets: int = 64, max_wait_ms: float = 0.0, timeout_s: float = 30.0):
+        self.max_tickets, self.max_wait, self.timeout = max_tickets, max_wait_ms / 1000, timeout_s
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._held: _Job | None = None
         self._stopping = False
@@ -55,13 +60,17 @@ class MicroBatcher:
         if self.max_tickets <= 1:  # batching switched off: score in the caller's thread
             return router.predict(frame, top_k=top_k, n_similar=n_similar)
         if self._stopping:
-            raise RuntimeError("the service is shutting down")
+            raise Busy("the service is shutting down")
         results: list[dict[str, Any]] = []
         # a large batch goes in chunks, so single requests arriving meanwhile are scored between them
         for start in range(0, len(frame), self.max_tickets):
             job = _Job(router, frame.iloc[start : start + self.max_tickets].reset_index(drop=True), top_k, n_similar)
             self._queue.put(job)
-            results += job.future.result()
+            try:
+                results += job.future.result(timeout=self.timeout)
+            except FutureTimeout:
+                job.future.cancel()  # still queued: the worker skips it; already running: its answer is dropped
+                raise Busy(f"no answer within {self.timeout:g} s: the service is overloaded, retry shortly") from None
         return results
 
     def close(self, timeout: float = 30.0) -> None:
@@ -75,7 +84,7 @@ class MicroBatcher:
                 leftovers.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        self._fail([j for j in leftovers if j is not None], RuntimeError("the service is shutting down"))
+        self._fail([j for j in leftovers if j is not None], Busy("the service is shutting down"))
 
     def _next_batch(self) -> list[_Job] | None:
         if self._stopping:
@@ -107,6 +116,9 @@ class MicroBatcher:
             jobs = self._next_batch()
             if jobs is None:
                 return
+            jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]  # callers that gave up are skipped
+            if not jobs:
+                continue
             try:
                 self._score(jobs)
             except Exception as err:  # never let the worker die: every waiting request gets an answer

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
 
 from features.feedback import FeedbackStore
-from serving.batcher import MicroBatcher
+from serving.batcher import Busy, MicroBatcher
 from serving.recorder import SuggestionRecorder
 from tests.conftest import Trained
 from training.register import load_router
@@ -80,8 +81,27 @@ def test_large_batches_go_in_chunks_and_shutdown_refuses_new_jobs(trained: Train
             assert pool.submit(batcher.predict, router, frame(1), 3, 0).result()[0]["id"] == "B-1"
     finally:
         batcher.close()
-    with pytest.raises(RuntimeError, match="shutting down"):
+    with pytest.raises(Busy, match="shutting down"):
         batcher.predict(router, frame(0), 3, 0)
+
+
+def test_a_caller_that_waits_too_long_gets_busy_and_its_job_is_skipped(trained: Trained) -> None:
+    router = load_router(trained.settings, trained.result.version)
+    batcher = MicroBatcher(max_tickets=64, timeout_s=0.02)
+    try:
+        big = pd.concat([frame(i) for i in range(64)], ignore_index=True)  # takes well over 20 ms to embed
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(batcher.predict, router, big, 3, 0)
+            time.sleep(0.2)  # the worker has taken the big job (embedding 64 tickets takes most of a second)
+            with pytest.raises(Busy, match="no answer within 0.02 s"):
+                batcher.predict(router, frame(0), 3, 0)
+            with pytest.raises(Busy):
+                first.result()  # the big one timed out too: its caller got Busy, not a hang
+        batcher.timeout = 30.0
+        assert batcher.predict(router, frame(1), 3, 0)[0]["id"] == "B-1"  # the worker goes on
+        assert batcher.calls <= 2  # the cancelled single was never scored
+    finally:
+        batcher.close()
 
 
 def test_recorder_writes_every_row_from_many_threads(tmp_path) -> None:  # type: ignore[no-untyped-def]
