@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from features.settings import Settings
 
 # Every repeat is bounded, so a hostile text ("1." ten thousand times) costs linear time, not quadratic.
 EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}", re.UNICODE)
@@ -18,7 +21,6 @@ CARD = re.compile(r"(?<![\w-])\d(?:[ .-]?\d){12,18}(?![\w-])")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", re.IGNORECASE)
 PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ()./-]{6,24}\d(?![\w])")
 DATE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}(?!\d)")
-IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 WORD = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)
 _DIGIT, _ALNUM = re.compile(r"\d"), re.compile(r"[A-Za-z0-9]")
 
@@ -69,7 +71,7 @@ def _phone(match: re.Match[str]) -> str:
     # a date (and an hour after it) is not a phone number; five groups of two digits are (06.12.34.56.78)
     dated = DATE.match(text) and (len(groups) <= 3 or (len(groups) == 4 and len(groups[3]) <= 2))
     dotted = set(re.findall(r"\D", text)) == {"."} and len(groups) <= 4  # a version or an address, not a phone
-    if not 8 <= len(digits) <= 15 or dated or dotted or IP.fullmatch(text):
+    if not 8 <= len(digits) <= 15 or dated or dotted:  # dotted covers IPv4 addresses too
         return text
     grouped = bool(re.search(r"\d[ ()./-]+\d", text))
     if text.startswith(("+", "00", "(", "0")) or grouped:
@@ -139,3 +141,8 @@ def read_names(path: str) -> list[str]:
             return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
     except (OSError, UnicodeDecodeError) as err:
         raise OSError(f"names to mask (mask_names_file) cannot be read from {path}: {err}") from err
+
+
+def masker_for(settings: Settings) -> Masker:
+    """The masker for the names the settings list (`mask_names` and `mask_names_file`); a bad file is an OSError."""
+    return Masker([*settings.mask_names, *read_names(settings.mask_names_file)])

@@ -22,7 +22,7 @@ from threadpoolctl import ThreadpoolController
 
 from features.clean import join_parts
 from features.feedback import Feedback, FeedbackStore, StoreUnavailable
-from features.privacy import Masker, read_names
+from features.privacy import Masker, masker_for
 from features.settings import Settings, get_settings
 from serving.auth import KeyRing, require
 from serving.batcher import Busy, MicroBatcher
@@ -36,7 +36,7 @@ from serving.model_store import (
     RegistryUnreachable,
     load_cached,
     load_champion,
-    remember,
+    remember_later,
 )
 from serving.observe import Metrics, RequestContext
 from serving.recorder import SuggestionRecorder
@@ -170,8 +170,8 @@ def suggest(tickets: list[TicketIn], model: LoadedModel, settings: Settings, req
         extra={"ticket_ids": [r["id"] for r in results], "model_version": model.version},
     )
     if log.isEnabledFor(logging.DEBUG):  # ticket text only where debug logging was switched on on purpose
-        for t in tickets:
-            log.debug("ticket %s text: %s", t.id, join_parts(t.parts()))
+        for ticket_id, text in zip(frame["id"], frame["text"], strict=True):
+            log.debug("ticket %s text: %s", ticket_id, text)
     mask: Masker = request.app.state.masker
     return [
         SuggestionOut(**mask.deep(r, SHOWN_AS_IS), handoff=handoff_for(t, mask), model=ref, notes=[n] if n else [])
@@ -227,7 +227,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
     # MLflow's HTTP client retries an unreachable server for minutes by default; a server wants to know sooner.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    masker = Masker([*settings.mask_names, *read_names(settings.mask_names_file)])  # a bad file stops start-up
+    masker = masker_for(settings)  # a bad names file stops start-up
     metrics = Metrics()
 
     @asynccontextmanager
@@ -242,8 +242,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         app.state.metrics = metrics
         try:
             app.state.model = loader(settings)
-            served = lambda: app.state.model  # noqa: E731 - the cache keeps only what is still being served
-            threading.Thread(target=remember, args=(settings, app.state.model, served), daemon=True).start()
+            remember_later(settings, app.state.model, lambda: app.state.model)
         except RegistryUnreachable as err:
             try:  # the last version served, kept locally, until the registry answers again
                 app.state.model = load_cached(settings)
@@ -297,11 +296,6 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
                 status_code=422, content={"detail": [{"loc": ["body"], "msg": msg, "type": "json_invalid"}]}
             )
         return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
-        return JSONResponse(status_code=500, content={"detail": "internal error; see the service log"})
 
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:  # closed unless origins are configured

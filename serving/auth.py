@@ -123,7 +123,6 @@ class KeyRing:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._keys: list[StoredKey] = []
-        self.error: str | None = None
 
     def keys(self) -> list[StoredKey]:
         try:
@@ -134,9 +133,8 @@ class KeyRing:
         with self._lock:
             if stamp != self._stamp:
                 try:
-                    self._keys, self.error = read_keys(self.path), None
+                    self._keys = read_keys(self.path)
                 except KeysFileError as err:  # keep serving the keys read last; say why in the log
-                    self.error = str(err)
                     log.error("%s; keeping the %d keys read before", err, len(self._keys))
                 self._stamp = stamp
             return self._keys
@@ -177,7 +175,6 @@ def require(role: Role):  # noqa: ANN201 - a FastAPI dependency factory
             raise unauthorized("invalid API key")
         if ROLES.index(key.role) < needed:
             raise HTTPException(403, f"this key has role {key.role!r}; this route needs {role!r}")
-        request.state.key_id = key.id
         return key
 
     return check

@@ -31,6 +31,7 @@ __all__ = [
     "load_champion",
     "load_version",
     "remember",
+    "remember_later",
 ]
 CACHED = "local cache"
 NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # the registry answered: there is no such alias
@@ -111,6 +112,11 @@ def remember(settings: Settings, loaded: LoadedModel, served: Callable[[], Loade
         current = served()
         if current is None or current.version == loaded.version:
             _remember(settings, loaded)
+
+
+def remember_later(settings: Settings, loaded: LoadedModel, served: Callable[[], LoadedModel | None]) -> None:
+    """`remember` on a thread of its own: downloading the copy never delays serving the version."""
+    threading.Thread(target=remember, args=(settings, loaded, served), name="model-cache", daemon=True).start()
 
 
 def _remember(settings: Settings, loaded: LoadedModel) -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from features.settings import Settings
-from serving.model_store import LoadedModel, ModelUnavailable, champion_version, load_version, remember
+from serving.model_store import LoadedModel, ModelUnavailable, champion_version, load_version, remember_later
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class ModelWatcher:
                 return ReloadResult("failed", previous, previous, str(err))
             self.state.model, self.state.load_error, self.last_error = new, None, None
             log.info("now serving version %s (was %s)", version, previous)
-            threading.Thread(target=remember, args=(self.settings, new, lambda: self.state.model), daemon=True).start()
+            remember_later(self.settings, new, lambda: self.state.model)
             return ReloadResult("changed", version, previous)
 
     def _from_cache(self) -> bool:

@@ -186,8 +186,10 @@ def fit_router(
     config: RouterConfig,
     progress: bool = True,
     static: StaticEncoder | None = None,
+    mask: Masker | None = None,
 ) -> EscalationRouter:
-    """Train both heads; calibrate them and pick thresholds on out-of-fold scores blended with the neighbour vote."""
+    """Train both heads; calibrate them and pick thresholds on out-of-fold scores blended with the neighbour vote.
+    The similar-ticket snippets and resolutions the model keeps are masked with `mask` (patterns only by default)."""
     opts = config.model
     if opts.max_seq_length == "auto":
         raise ValueError("settle model.max_seq_length 'auto' first (training.encode.settle_max_length)")
@@ -266,7 +268,7 @@ def fit_router(
         )
     steps.close()
 
-    mask = Masker()  # the index travels with the model and is shown to agents: no personal data in it
+    mask = mask or Masker()  # the index travels with the model and is shown to agents: no personal data in it
     resolutions = None
     if "resolution" in tickets.columns:
         resolutions = np.array(

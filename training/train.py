@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 from features.config import load_config
 from features.data import DataError, fingerprint, load_export, to_tickets
 from features.labels import derive_labels
-from features.privacy import Masker, read_names
+from features.privacy import masker_for
 from features.router import EscalationRouter
 from features.settings import Settings
 from training import register
@@ -57,15 +57,6 @@ class TrainResult:
     embeddings_reused: int = 0
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
     rows: RowReport = field(default_factory=RowReport)
-
-
-def _mask_names(router: EscalationRouter, evaluation: Evaluation, mask: Masker) -> None:
-    index = router.index
-    index.snippets = np.array([mask(str(t)) for t in index.snippets], dtype=object)
-    if index.resolutions is not None:
-        index.resolutions = np.array([mask(r) if isinstance(r, str) else r for r in index.resolutions], dtype=object)
-    if not evaluation.mistakes.empty:
-        evaluation.mistakes["text"] = [mask(str(t)) for t in evaluation.mistakes["text"]]
 
 
 def _code_version() -> str:
@@ -139,16 +130,14 @@ def train(
     # The holdout is labelled with the training split's targets, so pooled names agree.
     hold_labels = derive_labels(hold_t["target"].to_numpy(dtype=str), config.teams, 1)
     started = time.perf_counter()
-    router = fit_router(train_t, embeddings[train_idx], train_labels, config, progress, embedded.static)
+    mask = masker_for(settings)  # the listed names too, in everything training stores
+    router = fit_router(train_t, embeddings[train_idx], train_labels, config, progress, embedded.static, mask)
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     if router.index.build_graph(settings.ann_threshold):  # saved in the artefact: servers restore, not rebuild
         log.info("similar-ticket graph over %d tickets built in %.0f s", len(train_t), time.perf_counter() - started)
     graph_seconds = time.perf_counter() - started
-    evaluation = evaluate(router, hold_t, embeddings[hold_idx], hold_labels)
-    names = [*settings.mask_names, *read_names(settings.mask_names_file)]
-    if names:  # fitting masked the patterns; the listed names are a setting, masked here in all that is stored
-        _mask_names(router, evaluation, Masker(names))
+    evaluation = evaluate(router, hold_t, embeddings[hold_idx], hold_labels, mask=mask)
     router.metrics = dict(evaluation.metrics)
 
     client = register.connect(settings)
