@@ -18,6 +18,7 @@ import json
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,14 +45,26 @@ LEVELS = (1, 4, 16)
 def bare_encoder(texts: list[str], reference: str, max_seq_length: int | None) -> dict[str, float]:
     """The PyTorch sentence encoder alone: one text at a time (p50/p99 ms) and batched (texts per second)."""
     model = load_encoder(reference, max_seq_length)
-    model.encode(texts[:32], batch_size=32)  # warm-up
+    return timed(lambda batch, size: model.encode(batch, batch_size=size), texts)
+
+
+def bare_onnx(texts: list[str], reference: str, max_seq_length: int, folder: Path) -> dict[str, float]:
+    """The same encoder exported to ONNX Runtime (what a model with runtime 'onnx' serves with), measured alike."""
+    from features.onnx_encoder import export_encoder
+
+    encoder = export_encoder(reference, max_seq_length, folder)
+    return timed(lambda batch, size: encoder.encode(batch, batch_size=size), texts)
+
+
+def timed(encode: Callable[[list[str], int], object], texts: list[str]) -> dict[str, float]:
+    encode(texts[:32], 32)  # warm-up
     single = []
     for text in texts:
         started = time.perf_counter()
-        model.encode([text], batch_size=1)
+        encode([text], 1)
         single.append(1000 * (time.perf_counter() - started))
     started = time.perf_counter()
-    model.encode(texts, batch_size=32)
+    encode(texts, 32)
     batched = len(texts) / (time.perf_counter() - started)
     return {**percentiles(single), "batched_per_s": round(batched, 1)}
 
@@ -98,6 +111,8 @@ def main() -> None:
             length = served["max_seq_length"] or choose_max_length(texts, served["embedding_model"])
             bare = bare_encoder(texts[: args.requests], served["embedding_model"], length)  # server idle meanwhile
             print(f"bare PyTorch encoder at {length} tokens: {bare}", flush=True)
+            onnx = bare_onnx(texts[: args.requests], served["embedding_model"], length, folder / "onnx")
+            print(f"bare ONNX Runtime encoder at {length} tokens: {onnx}", flush=True)
             load(server, bodies[:30], 1)  # warm-up
             for level in LEVELS:
                 n = args.requests if level == 1 else args.requests * 2
@@ -110,6 +125,7 @@ def main() -> None:
                     "per_s": round(n / wall, 1),
                     "errors": errors,
                     "ratio_p50_to_bare": round(float(np.percentile(latencies, 50)) / bare["p50"], 2),
+                    "ratio_p50_to_bare_onnx": round(float(np.percentile(latencies, 50)) / onnx["p50"], 2),
                     "server_rss_mb": round(rss),
                 }
                 print(row, flush=True)
@@ -126,7 +142,8 @@ def main() -> None:
             ("p99", "p99 ms", "{:.1f}"),
             ("per_s", "suggestions/s", "{:.1f}"),
             ("errors", "errors", "{}"),
-            ("ratio_p50_to_bare", "p50 / bare encoder p50", "{:.2f}"),
+            ("ratio_p50_to_bare", "p50 / bare PyTorch p50", "{:.2f}"),
+            ("ratio_p50_to_bare_onnx", "p50 / bare ONNX p50", "{:.2f}"),
         ],
     )
     notes = (
@@ -136,7 +153,10 @@ def main() -> None:
         "process (uvicorn, one worker) on loopback; keep-alive clients in a separate process.\n\n"
         f"Bare PyTorch encoder ({length} tokens) on the same texts in the client process while the server idled, "
         f"one at a time: p50 {bare['p50']:.1f} ms, "
-        f"p99 {bare['p99']:.1f} ms; batched (32): {bare['batched_per_s']:.1f} texts/s.\n\n"
+        f"p99 {bare['p99']:.1f} ms; batched (32): {bare['batched_per_s']:.1f} texts/s. The same encoder exported to "
+        f"ONNX Runtime: p50 {onnx['p50']:.1f} ms, p99 {onnx['p99']:.1f} ms; batched (32): "
+        f"{onnx['batched_per_s']:.1f} texts/s. The server runs the transformer on "
+        f"{served.get('runtime') or 'none (static)'}.\n\n"
         f"Server peak RSS: {peak_rss:.0f} MB."
     )
     md = save(
@@ -144,7 +164,13 @@ def main() -> None:
         f"Suggestion latency: {name}",
         table,
         notes,
-        {"rows": rows, "bare_encoder": bare, "peak_rss_mb": peak_rss, "overrides": parse_sets(args.set)},
+        {
+            "rows": rows,
+            "bare_encoder": bare,
+            "bare_onnx": onnx,
+            "peak_rss_mb": peak_rss,
+            "overrides": parse_sets(args.set),
+        },
     )
     print(table)
     print(notes)

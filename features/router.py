@@ -27,6 +27,7 @@ from features.heads import (
     rerank,
     stacked_targets,
 )
+from features.onnx_encoder import OnnxEncoder
 from features.static_embed import StaticEncoder
 
 LinearHead = Any  # a fitted scikit-learn linear classifier: decision_function, coef_, classes_
@@ -156,6 +157,7 @@ class EscalationRouter:
     target_thresholds: TargetThresholds | None = None
     rules: list[Rule] = field(default_factory=list)
     static: StaticEncoder | None = None  # set when the config's encoder is 'static'
+    onnx: OnnxEncoder | None = None  # the transformer exported to ONNX (runtime 'onnx'); its graph is a file beside
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -174,6 +176,8 @@ class EscalationRouter:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         joblib.dump(self, folder / ARTEFACT_FILE, compress=3)
+        if self.onnx is not None:
+            self.onnx.save(folder)
         return folder
 
     @staticmethod
@@ -181,6 +185,8 @@ class EscalationRouter:
         router = joblib.load(Path(folder) / ARTEFACT_FILE)
         if not isinstance(router, EscalationRouter):
             raise TypeError(f"{folder} does not hold an EscalationRouter")
+        if router.onnx is not None:
+            router.onnx.attach(Path(folder))
         return router
 
     def train_counts(self) -> dict[str, int]:
@@ -196,7 +202,7 @@ class EscalationRouter:
         # The encoder sorts texts by length and pads each batch to its longest: a few short batches pad less
         # than one long one when a handful of tickets arrive together (a quarter of them is measured best).
         batch_size = max(1, min(batch_size, len(texts) // 4))
-        return embed_texts(texts, self.embedding_model, self.max_seq_length, batch_size, progress)
+        return embed_texts(texts, self.embedding_model, self.max_seq_length, batch_size, progress, self.onnx)
 
     def features(self, tickets: pd.DataFrame, embeddings: np.ndarray) -> sp.csr_matrix:
         return combine(self.lexical.transform(tickets), embeddings, self.embedding_weight)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,23 @@ def client(trained: Trained) -> Iterator[TestClient]:
 
     with TestClient(create_app(trained.settings), headers=bearer(trained.settings)) as test_client:
         yield test_client
+
+
+def predict_in_fresh_process(folder: Path) -> tuple[str, bool]:
+    """Load the router saved in `folder` in a new Python process and suggest for a billing ticket:
+    (the top target, whether PyTorch got imported)."""
+    code = (
+        "import sys; from features.router import EscalationRouter; import pandas as pd\n"
+        f"r = EscalationRouter.load({str(folder)!r})\n"
+        "out = r.predict(pd.DataFrame({'id': ['1'], 'text': ['I was charged twice, please refund'], "
+        "'channel': [''], 'customer_tier': ['']}))\n"
+        "print(out[0]['suggestions'][0]['target'], 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1], check=True
+    )
+    target, torch_loaded = done.stdout.split()[-2:]
+    return target, torch_loaded == "True"
 
 
 def ticket(**overrides: object) -> dict[str, object]:

@@ -29,7 +29,7 @@ from features.data import DataError, read_export, to_tickets
 from features.embed_cache import EmbeddingCache
 from features.labels import OTHER, derive_labels
 from features.router import EscalationRouter
-from training.encode import settle_max_length, static_encoder
+from training.encode import exported_encoder, settle_max_length, static_encoder
 from training.evaluate import routing_decisions, target_metrics
 from training.fit import fit_router
 from training.validate import check_columns
@@ -337,11 +337,16 @@ def run_benchmark(
     labelled = load_labelled(data, config)
     tickets, raw, raw_text = labelled.tickets, labelled.raw, labelled.raw_text
     resolver, escalate = labelled.resolver, labelled.escalate
-    config = settle_max_length(config, tickets["text"].tolist())  # unlabelled texts only
+    config = settle_max_length(config, tickets["text"].tolist(), cache)  # unlabelled texts only
     opts = config.model
     started = time.perf_counter()
     embeddings, reused = EmbeddingCache(cache).embed(
-        tickets["text"].tolist(), opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress
+        tickets["text"].tolist(),
+        opts.embedding_model,
+        opts.max_seq_length,
+        opts.embed_batch_size,
+        progress,
+        exported_encoder(opts.model_copy(update={"encoder": "transformer"}), cache),
     )
     log(
         f"{len(tickets)} tickets; embeddings: {reused} reused from cache, {len(tickets) - reused} computed "

@@ -12,6 +12,7 @@ import numpy as np
 from features.config import ModelOptions, RouterConfig
 from features.embed import choose_max_length, embed_texts
 from features.embed_cache import EmbeddingCache
+from features.onnx_encoder import OnnxEncoder, OnnxExportError, onnx_encoder
 from features.static_embed import StaticEncoder, fit_static
 
 log = logging.getLogger(__name__)
@@ -19,21 +20,25 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Embedded:
-    """Embeddings of every ticket, the static encoder when one was fitted, and what the cache saved."""
+    """Embeddings of every ticket, the encoder the model serves with (static or ONNX, when one), and what the
+    cache saved."""
 
     vectors: np.ndarray
     static: StaticEncoder | None
     reused: int
     computed: int
     seconds: float
+    onnx: OnnxEncoder | None = None
 
 
-def settle_max_length(config: RouterConfig, texts: list[str]) -> RouterConfig:
+def settle_max_length(config: RouterConfig, texts: list[str], cache: str | Path | None = None) -> RouterConfig:
     """The config with `model.max_seq_length: auto` replaced by the length chosen from `texts`."""
     opts = config.model
     if opts.max_seq_length != "auto":
         return config
-    chosen = choose_max_length(texts, opts.embedding_model, opts.seq_length_quantile)
+    exported = exported_encoder(opts.model_copy(update={"max_seq_length": None}), cache)
+    known = (exported.tokenizer_json, exported.max_seq_length) if exported else None
+    chosen = choose_max_length(texts, opts.embedding_model, opts.seq_length_quantile, tokenizer=known)
     log.info(
         "max_seq_length auto: %d tokens read %.0f%% of the training tickets whole",
         chosen,
@@ -42,15 +47,34 @@ def settle_max_length(config: RouterConfig, texts: list[str]) -> RouterConfig:
     return config.with_max_seq_length(chosen)
 
 
+def exported_encoder(opts: ModelOptions, cache: str | Path | None) -> OnnxEncoder | None:
+    """The transformer exported to ONNX when `opts.runtime` asks for it (the graph cached beside the embedding
+    cache); None for 'torch', or with a warning when this model does not export."""
+    if opts.runtime != "onnx" or opts.encoder != "transformer":
+        return None
+    if opts.max_seq_length == "auto":
+        raise ValueError("settle model.max_seq_length first (settle_max_length)")
+    folder = str(Path(cache).parent / "onnx") if cache else None
+    try:
+        return onnx_encoder(opts.embedding_model, opts.max_seq_length, folder)
+    except OnnxExportError as err:
+        log.warning("%s; the model runs on PyTorch instead", err)
+        return None
+
+
 def transformer_embeddings(
-    texts: list[str], opts: ModelOptions, cache: str | Path | None, progress: bool
+    texts: list[str],
+    opts: ModelOptions,
+    cache: str | Path | None,
+    progress: bool,
+    onnx: OnnxEncoder | None = None,
 ) -> tuple[np.ndarray, int]:
     """The sentence encoder's embeddings (through the cache when there is one) and how many were reused."""
     if cache:
         return EmbeddingCache(cache).embed(
-            texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress
+            texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress, onnx
         )
-    return embed_texts(texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress), 0
+    return embed_texts(texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress, onnx), 0
 
 
 def static_encoder(
@@ -67,8 +91,9 @@ def embed_tickets(
     """Embeddings for all `texts`; a static encoder learns only from the training rows `train_idx`."""
     started = time.perf_counter()
     if opts.encoder == "transformer":
-        vectors, reused = transformer_embeddings(texts, opts, cache, progress)
-        return Embedded(vectors, None, reused, len(texts) - reused, time.perf_counter() - started)
+        onnx = exported_encoder(opts, cache)
+        vectors, reused = transformer_embeddings(texts, opts, cache, progress, onnx)
+        return Embedded(vectors, None, reused, len(texts) - reused, time.perf_counter() - started, onnx)
     train_texts = [texts[i] for i in train_idx]
     targets, reused = (None, 0)
     if opts.static_tuning:

@@ -109,12 +109,13 @@ def train(
             f"(min_examples) only {labels.targets} remain; lower min_examples or add data"
         )
     train_idx, hold_idx, how = split_holdout(tickets, labels, config)
-    config = settle_max_length(config, tickets["text"].iloc[train_idx].tolist())
+    config = settle_max_length(config, tickets["text"].iloc[train_idx].tolist(), settings.embedding_cache)
     embedded = embed_tickets(tickets["text"].tolist(), train_idx, config.model, settings.embedding_cache, progress)
     embeddings, reused, embed_seconds = embedded.vectors, embedded.reused, embedded.seconds
     log.info(
-        "embeddings (%s encoder): %d reused from cache, %d computed in %.0f s",
+        "embeddings (%s encoder%s): %d reused from cache, %d computed in %.0f s",
         config.model.encoder,
+        ", ONNX Runtime" if embedded.onnx is not None else "",
         reused,
         embedded.computed,
         embed_seconds,
@@ -132,6 +133,7 @@ def train(
     started = time.perf_counter()
     mask = masker_for(settings)  # the listed names too, in everything training stores
     router = fit_router(train_t, embeddings[train_idx], train_labels, config, progress, embedded.static, mask)
+    router.onnx = embedded.onnx
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     if router.index.build_graph(settings.ann_threshold):  # saved in the artefact: servers restore, not rebuild

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import yaml
 from features.config import DEFAULT_EMBEDDING_MODEL
 from features.embed import embed_texts
 from features.static_embed import StaticEncoder, fit_static
-from tests.conftest import Trained, store_settings
+from tests.conftest import Trained, predict_in_fresh_process, store_settings
 from training.train import train
 
 TEXTS = [
@@ -68,17 +66,4 @@ def test_static_router_serves_without_pytorch(trained: Trained, tmp_path: Path, 
 
     router = load_router(settings, result.version)
     assert isinstance(router.static, StaticEncoder)
-    folder = router.save(tmp_path / "artefact")
-    code = (
-        "import sys; from features.router import EscalationRouter; import pandas as pd\n"
-        f"r = EscalationRouter.load({str(folder)!r})\n"
-        "out = r.predict(pd.DataFrame({'id': ['1'], 'text': ['I was charged twice, please refund'], "
-        "'channel': [''], 'customer_tier': ['']}))\n"
-        "print(out[0]['suggestions'][0]['target'], 'torch' in sys.modules)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2], check=True
-    )
-    target, torch_loaded = done.stdout.split()
-    assert target == "billing"
-    assert torch_loaded == "False"
+    assert predict_in_fresh_process(router.save(tmp_path / "artefact")) == ("billing", False)
