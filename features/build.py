@@ -36,6 +36,12 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
         self.max_char_terms = max_char_terms
 
     def fit(self, X: pd.DataFrame, y: object = None) -> LexicalFeatures:
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y: object = None, **_: object) -> sp.csr_matrix:
+        """Fit and transform in one pass over the texts (the analysers are most of the cost)."""
+        texts = X["text"].to_numpy(dtype=str)
         self.text_ = (
             TfidfVectorizer(
                 ngram_range=(1, 2),
@@ -44,7 +50,7 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
                 sublinear_tf=True,
                 strip_accents="unicode",
                 token_pattern=r"(?u)\b\w[\w\-\.]*\w\b|\b\w\b",
-            ).fit(X["text"].to_numpy(dtype=str))
+            )
             if self.use_text
             else None
         )
@@ -52,17 +58,18 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
         self.chars_ = (
             TfidfVectorizer(
                 analyzer="char_wb", ngram_range=(2, 5), min_df=2, max_features=self.max_char_terms, sublinear_tf=True
-            ).fit(X["text"].to_numpy(dtype=str))
+            )
             if self.char_ngrams
             else None
         )
         self.meta_ = (
-            OneHotEncoder(handle_unknown="ignore", min_frequency=2, feature_name_combiner=_field_value).fit(
-                self._meta(X)
-            )
+            OneHotEncoder(handle_unknown="ignore", min_frequency=2, feature_name_combiner=_field_value)
             if self.metadata
             else None
         )
+        blocks = [v.fit_transform(texts) for v in (self.text_, self.chars_) if v is not None]
+        if self.meta_ is not None:
+            blocks.append(self.meta_.fit_transform(self._meta(X)))
         names: list[tuple[str, str]] = []
         if self.text_ is not None:
             names += [("text", t) for t in self.text_.get_feature_names_out()]
@@ -74,7 +81,7 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
                 value = "(rare value)" if value == "infrequent_sklearn" else value
                 names.append((field, value))
         self.names_ = names
-        return self
+        return _stacked(blocks, len(X))
 
     @property
     def n_words(self) -> int:
@@ -93,9 +100,13 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
             blocks.append(self.chars_.transform(X["text"].to_numpy(dtype=str)))
         if self.meta_ is not None:
             blocks.append(self.meta_.transform(self._meta(X)))
-        if not blocks:
-            return sp.csr_matrix((len(X), 0), dtype=np.float64)
-        return sp.hstack(blocks, format="csr")
+        return _stacked(blocks, len(X))
+
+
+def _stacked(blocks: list[sp.spmatrix], rows: int) -> sp.csr_matrix:
+    if not blocks:
+        return sp.csr_matrix((rows, 0), dtype=np.float64)
+    return sp.hstack(blocks, format="csr")
 
 
 def combine(lexical: sp.csr_matrix, embeddings: np.ndarray, embedding_weight: float) -> sp.csr_matrix:

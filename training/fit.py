@@ -196,8 +196,8 @@ def fit_router(
     steps = tqdm(total=opts.calibration_folds + 3, desc="fitting", disable=not progress, unit="step")
     lexical = LexicalFeatures(
         tuple(config.columns.metadata), opts.max_terms, opts.lexical, opts.char_ngrams, opts.max_char_terms
-    ).fit(tickets)
-    X = combine(lexical.transform(tickets), embeddings, opts.embedding_weight)
+    )
+    X = combine(lexical.fit_transform(tickets), embeddings, opts.embedding_weight)
     y = labels.escalate.astype(int)
     targets = list(labels.targets)
     target_idx = np.array([targets.index(t) if e else -1 for t, e in zip(labels.target, labels.escalate, strict=True)])
