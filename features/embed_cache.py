@@ -41,7 +41,8 @@ class EmbeddingCache:
         onnx: OnnxEncoder | None = None,
     ) -> tuple[np.ndarray, int]:
         """Vectors for `texts` (cached ones reused, new ones embedded and stored) and how many were reused.
-        The ONNX export of a model gives its PyTorch embeddings (cosine > 0.99999), so both share entries."""
+        The ONNX export of a model gives its PyTorch embeddings (checked at export: cosine > 0.9999), so both
+        share entries."""
         keys = [_key(reference, max_seq_length, t) for t in texts]
         if not keys:
             return embed_texts([], reference, max_seq_length), 0

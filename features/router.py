@@ -206,7 +206,7 @@ class EscalationRouter:
         # PyTorch sorts texts by length and pads each batch to its longest: a few short batches pad less
         # than one long one when a handful of tickets arrive together (a quarter of them is measured best).
         batch_size = max(1, min(batch_size, len(texts) // 4))
-        return embed_texts(texts, self.embedding_model, self.max_seq_length, batch_size, progress, self.onnx)
+        return embed_texts(texts, self.embedding_model, self.max_seq_length, batch_size, progress)
 
     def features(self, tickets: pd.DataFrame, embeddings: np.ndarray) -> sp.csr_matrix:
         return combine(self.lexical.transform(tickets), embeddings, self.embedding_weight)
