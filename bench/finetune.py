@@ -27,8 +27,8 @@ from features.embed import embed_texts, resolve_model  # noqa: E402
 from features.embed_cache import EmbeddingCache  # noqa: E402
 from training.benchmark import (  # noqa: E402
     Fold,
-    LinearBaseline,
     Product,
+    TunedLinear,
     fold_splits,
     load_labelled,
     machine,
@@ -150,7 +150,7 @@ def main() -> None:
         embed_s = time.perf_counter() - t0
         for label, emb in (("base", base), ("tuned", tuned)):
             train, test = part(train_idx, emb), part(test_idx, emb)
-            for cand in (LinearBaseline("embeddings + LR", "embedding"), Product("product", config)):
+            for cand in (TunedLinear("embeddings + LR, C by inner CV", "embedding"), Product("product", config)):
                 cand.fit(train)
                 esc, proba, classes = cand.predict(test)
                 specialist = [i for i, c in enumerate(classes) if config.teams.kind(c) != "first_line"]

@@ -1,6 +1,7 @@
 """Quality benchmark: baselines and the product's pipeline on the same folds (see `escalation benchmark --help`).
 
-python bench/quality.py                       # the sample data, and ../shared/data/it_tickets when present
+python bench/quality.py                       # the sample data, and ../shared/data's IT and multilingual sets
+                                              # when present (the latter also trained on English, scored on German)
 python bench/quality.py --data FILE --config FILE --name NAME [--set model.class_weight=balanced]
 """
 
@@ -19,11 +20,24 @@ if __name__ == "__main__":
         runs = [
             ["--data", str(ROOT / "data/tickets.csv"), "--config", str(ROOT / "data/config.yaml"), "--name", "sample"]
         ]
-        shared = ROOT.parent / "shared/data/it_tickets/tickets.csv"
-        if shared.exists():
-            runs.append(
-                ["--data", str(shared), "--config", str(ROOT / "bench/configs/shared_it.yaml"), "--name", "shared_it"]
-            )
+        shared = ROOT.parent / "shared/data"
+        if (shared / "it_tickets/tickets.csv").exists():
+            it = [
+                "--data",
+                str(shared / "it_tickets/tickets.csv"),
+                "--config",
+                str(ROOT / "bench/configs/shared_it.yaml"),
+            ]
+            runs.append([*it, "--name", "shared_it"])
+        if (shared / "synthetic_multilang/tickets_en_de.csv").exists():
+            multi = [
+                "--data",
+                str(shared / "synthetic_multilang/tickets_en_de.csv"),
+                "--config",
+                str(ROOT / "bench/configs/shared_multilang.yaml"),
+            ]
+            runs.append([*multi, "--name", "shared_multilang"])
+            runs.append([*multi, "--name", "shared_multilang_en_to_de", "--split-by", "language:en:de"])
         for args in runs:
             try:
                 app(["benchmark", *args], standalone_mode=False)

@@ -194,6 +194,14 @@ def benchmark(
         ),
     ] = None,
     baselines: Annotated[bool, typer.Option(help="Include the baseline columns.")] = True,
+    split_by: Annotated[
+        str | None,
+        typer.Option(
+            "--split-by",
+            help="Instead of folds, train on one value of a column and score another: COLUMN:TRAIN:TEST "
+            "(e.g. 'language:en:de' scores German tickets with a model trained on English ones).",
+        ),
+    ] = None,
     output: Annotated[Path, typer.Option(help="Folder for the results.")] = Path("bench/results"),
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
 ) -> None:
@@ -207,8 +215,13 @@ def benchmark(
         if any(len(p) != 2 for p in pairs):
             raise typer.BadParameter(f"{spec!r}: expected NAME:key=value,...", param_hint="--variant")
         variants[label] = dict(pairs)  # type: ignore[arg-type]
+    split = tuple(split_by.split(":")) if split_by else None
+    if split is not None and (len(split) != 3 or not all(split)):
+        raise typer.BadParameter(f"{split_by!r}: expected COLUMN:TRAIN:TEST", param_hint="--split-by")
     settings = _settings()
-    result = run_benchmark(data, config, folds, seed, variants, baselines=baselines, progress=progress, log=typer.echo)
+    result = run_benchmark(
+        data, config, folds, seed, variants, baselines=baselines, progress=progress, log=typer.echo, split_by=split
+    )
     files = write_results(result, output, name)
     run_id = log_to_mlflow(result, name, settings.tracking_uri, files)
     typer.echo(f"\n{result.table()}\n\nwrote {files[0]} and {files[1]}; MLflow run {run_id}")

@@ -168,12 +168,29 @@ class ModelOptions(_Strict):
     head: Literal["linear_svm", "logistic"] = Field(
         "linear_svm", description="Linear heads: linear_svm trains in seconds on large vocabularies."
     )
-    C: float = Field(0.5, gt=0, description="Inverse regularisation strength of both heads.")
+    C: float | Literal["auto"] = Field(
+        "auto",
+        description="Inverse regularisation strength of both heads, or 'auto': each head's C chosen from C_grid "
+        "on the out-of-fold answers of the training tickets (never on the holdout).",
+    )
+    C_grid: list[float] = Field(
+        [0.1, 0.5, 2.0], min_length=1, description="Values 'auto' chooses C from (and class_weight 'auto' with)."
+    )
+
+    @field_validator("C_grid")
+    @classmethod
+    def _positive(cls, grid: list[float]) -> list[float]:
+        if any(c <= 0 for c in grid):
+            raise ValueError("every C must be greater than 0")
+        return sorted(set(grid))
+
     tol: float = Field(
         1e-3, gt=0, le=0.1, description="Stopping tolerance of the heads' solver; 1e-3 scored as 1e-4, fitting faster."
     )
-    class_weight: Literal["balanced"] | None = Field(
-        None, description="'balanced' up-weights small teams in the target head."
+    class_weight: Literal["balanced", "auto"] | None = Field(
+        "auto",
+        description="'balanced' up-weights small teams in the target head; null weighs every ticket alike; 'auto' "
+        "chooses between the two with C, on the training tickets' out-of-fold answers.",
     )
     knn_k: int = Field(10, ge=1, le=200, description="Neighbours in the similar-ticket vote.")
     knn_weight: float = Field(
@@ -227,7 +244,12 @@ class RouterConfig(_Strict):
 
     columns: Columns
     teams: Teams
-    min_examples: int = Field(30, ge=1, description="Targets with fewer tickets are pooled as 'other'.")
+    min_examples: int = Field(
+        1,
+        ge=1,
+        description="Targets with fewer tickets are pooled as 'other' for training, and 'other' is never suggested; "
+        "1 (the default) keeps every team a team the model can suggest.",
+    )
     model: ModelOptions = Field(default_factory=ModelOptions)
     training: TrainingOptions = Field(default_factory=TrainingOptions)
     rules: list[Rule] = Field(default_factory=list, description="Escalation policies applied beside the model.")

@@ -27,8 +27,19 @@ from features.heads import (
     rerank,
     stacked_targets,
 )
+from features.labels import OTHER
 from features.onnx_encoder import OnnxEncoder
 from features.static_embed import StaticEncoder
+
+# Words that carry signal for the model (inside bigrams, as style) but explain nothing to an agent on their own.
+UNINFORMATIVE = ENGLISH_STOP_WORDS | {
+    "able", "advise", "also", "anyone", "appreciate", "asap", "best", "checked", "com", "could", "dear", "did",
+    "does", "doing", "done", "getting", "got", "gets", "hallo", "hello", "help", "hi", "kind", "kindly", "know",
+    "let", "like", "look", "looking", "need", "needed", "needs", "ok", "please", "pls", "plz", "possible", "received",
+    "regards", "request", "said", "say", "says", "sent", "sir", "soon", "still", "team", "tell", "thank", "thanks",
+    "today", "told", "touch", "tried", "try", "trying", "unable", "urgent", "use", "used", "using", "want", "wants",
+    "way", "went", "work", "working", "works", "would", "yesterday", "yes", "new", "show", "shows", "showing",
+}  # fmt: skip
 
 LinearHead = Any  # a fitted scikit-learn linear classifier: decision_function, coef_, classes_
 
@@ -66,12 +77,15 @@ class TargetThresholds:
     fallback: float
     target_precision: float
     unreached: list[str] = field(default_factory=list)  # targets that never reached the precision
+    unproven: dict[str, int] | None = None  # targets with too few validation answers -> those answers (never routed)
 
     def decide(self, target: str, probability: float) -> tuple[str, float, str]:
         """(`route` or `uncertain`, the threshold that applied, whose threshold it was)."""
         if target in self.per_target:
             threshold, scope = self.per_target[target], "target"
-        else:
+        elif self.unproven is not None:  # too few validation answers to show its precision: never routed
+            threshold, scope = float(np.nextafter(1.0, 2.0)), "unproven"
+        else:  # artefacts from before: one threshold chosen on all targets together
             threshold, scope = self.fallback, "all targets"
         return ("route" if probability >= threshold else "uncertain"), threshold, scope
 
@@ -117,6 +131,28 @@ class SimilarIndex:
         return state
 
 
+SIMILAR_CANDIDATES = 8  # nearest tickets searched per similar ticket shown, so duplicates can be skipped
+NEAR_DUPLICATE = 0.95  # cosine between two past tickets above which an agent reads the same ticket twice
+
+
+def distinct(
+    idx: np.ndarray, sims: np.ndarray, snippets: np.ndarray, vectors: np.ndarray, n: int
+) -> list[tuple[int, float]]:
+    """The first `n` neighbours that differ from each other: not the same text (case and spacing aside) and not
+    near-duplicates (cosine of their embeddings below NEAR_DUPLICATE)."""
+    seen: set[str] = set()
+    kept: list[tuple[int, float]] = []
+    for j, s in zip(idx, sims, strict=True):
+        key = " ".join(str(snippets[j]).lower().split())
+        if key in seen or any(float(vectors[j] @ vectors[k]) >= NEAR_DUPLICATE for k, _ in kept):
+            continue
+        seen.add(key)
+        kept.append((int(j), float(s)))
+        if len(kept) == n:
+            break
+    return kept
+
+
 @dataclass
 class Scored:
     """A batch scored by the router, with what the explanations reuse."""
@@ -157,6 +193,7 @@ class EscalationRouter:
     target_thresholds: TargetThresholds | None = None
     rules: list[Rule] = field(default_factory=list)
     static: StaticEncoder | None = None  # set when the config's encoder is 'static'
+    head_params: dict[str, Any] = field(default_factory=dict)  # the C and weights chosen out of fold
     onnx: OnnxEncoder | None = None  # the transformer exported to ONNX (runtime 'onnx'); its graph is a file beside
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
@@ -218,7 +255,7 @@ class EscalationRouter:
         X = self.features(tickets, embeddings)
         use_knn = self.knn_weight > 0
         rerank_words = self.knn_words_weight > 0 and self.index.words is not None
-        wanted = max(self.knn_k if use_knn else 0, n_similar)
+        wanted = max(self.knn_k if use_knn else 0, n_similar * SIMILAR_CANDIDATES)
         idx, sims = self.index.search(embeddings, max(wanted, self.knn_candidates) if rerank_words else wanted)
         if rerank_words:
             words = X[:, : self.index.words.shape[1]]
@@ -242,7 +279,17 @@ class EscalationRouter:
             p_tgt = stacked_targets(scores, knn_tgt, top_sim, self.target_stack)
         else:
             p_tgt = blend_targets(scores, self.target_temperature, knn_tgt, self.knn_weight)
-        return Scored(p_esc, p_tgt, X, embeddings, idx[:, :n_similar], sims[:, :n_similar])
+        # a few more than asked, so that near-identical texts can be dropped from what the agent sees
+        shown = n_similar * SIMILAR_CANDIDATES
+        return Scored(p_esc, p_tgt, X, embeddings, idx[:, :shown], sims[:, :shown])
+
+    def suggestible(self, p_tgt: np.ndarray) -> np.ndarray:
+        """P(target) with the pooled 'other' column at 0: what the suggestions rank (other is never one)."""
+        if OTHER not in self.targets:
+            return p_tgt
+        out = p_tgt.copy()
+        out[:, self.targets.index(OTHER)] = 0.0
+        return out
 
     # -- explanations ------------------------------------------------------------------------------
     def key_terms(self, row: sp.csr_matrix, target: int, n: int = 6) -> list[dict[str, Any]]:
@@ -273,7 +320,7 @@ class EscalationRouter:
                 if source == CHAR_SOURCE:
                     continue  # character n-grams help the model but read as noise to an agent
                 words = set(term.split()) if source == "text" else {f"{source}={term}"}
-                content = words - ENGLISH_STOP_WORDS
+                content = {w for w in words if w not in UNINFORMATIVE and not w.isdigit() and len(w) > 1}
                 # function words carry signal inside bigrams but explain nothing to an agent
                 if (towards != "escalation" and contrib[i] <= 0) or not content or content & seen:
                     continue
@@ -297,15 +344,19 @@ class EscalationRouter:
         idx, sims = scored.neighbours, scored.similarities
         results = []
         fired = self.match_rules(tickets)
+        # 'other' (targets pooled by min_examples) is no place an agent can send a ticket: never suggested
+        suggestible = np.array([t != OTHER for t in self.targets])
         for i, ticket_id in enumerate(tickets["id"].to_numpy(dtype=object)):
             decision, threshold = self.thresholds.decide(float(p_esc[i]))
-            ranked = np.argsort(-p_tgt[i])[:top_k]
+            ranked = [t for t in np.argsort(-p_tgt[i]) if suggestible[t]][:top_k]
             top, p_top = self.targets[ranked[0]], float(p_tgt[i, ranked[0]])
             route, route_threshold, scope = (
                 self.target_thresholds.decide(top, p_top) if self.target_thresholds else ("route", 0.0, "none")
             )
+            if decision == "resolve_first" and route == "route":  # routing never contradicts the escalation answer
+                route, scope = "uncertain", "escalation"
             similar = []
-            for j, s in zip(idx[i], sims[i], strict=True):
+            for j, s in distinct(idx[i], sims[i], self.index.snippets, self.index.vectors, n_similar):
                 resolver = str(self.index.resolvers[j])
                 resolution = self.index.resolutions[j] if self.index.resolutions is not None else None
                 similar.append(

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,21 +17,24 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 import psutil
+import scipy.sparse as sp
+from joblib import Parallel, delayed
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_union
+from sklearn.preprocessing import normalize
 from tqdm.auto import tqdm
 
 from features.config import ConfigError, RouterConfig, load_config, parse_config
 from features.data import DataError, read_export, to_tickets
 from features.embed_cache import EmbeddingCache
-from features.labels import OTHER, derive_labels
+from features.labels import derive_labels
 from features.router import EscalationRouter
 from training.encode import exported_encoder, settle_max_length, static_encoder
 from training.evaluate import routing_decisions, target_metrics
-from training.fit import fit_router
+from training.fit import fit_router, target_selection_score
 from training.validate import check_columns
 
 
@@ -72,8 +75,70 @@ class MostFrequent:
         return np.full(n, self.rate_), np.tile(self.prior_, (n, 1)), self.classes_
 
 
-class LinearBaseline:
-    """Logistic regression with library defaults, on TF-IDF of the raw text or on the embedding."""
+INNER_FOLDS = 3  # inner cross-validation on the training part of each fold, for every candidate's settings
+
+
+def tfidf_union() -> Any:
+    """Word 1-2-grams and character 2-5-grams of the raw text, sublinear, min_df 2: the bag of words to beat."""
+    return make_union(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
+    )
+
+
+def inner_splits(y: np.ndarray, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner folds of a training part, stratified by `y` (classes too small to stratify share one stratum)."""
+    strata = pd.Series(y.astype(str))
+    strata = strata.where(strata.map(strata.value_counts()) >= INNER_FOLDS, "\x00rare").to_numpy()
+    return list(StratifiedKFold(INNER_FOLDS, shuffle=True, random_state=seed).split(y, strata))
+
+
+def choose(
+    grid: list[Any], fit_score: Callable[..., np.ndarray], X: Any, y: np.ndarray
+) -> tuple[Any, dict[str, float]]:
+    """The grid value with the best inner-CV score on a training part: average precision for a boolean `y`
+    (escalation), else the mean of top-1 accuracy and macro-F1 (teams), as the product chooses its own.
+
+    `fit_score(value, X_fit, y_fit, X_val, classes)` returns scores of X_val: P(escalation) for a boolean `y`,
+    else a column per class of `classes` (`np.unique(y)`). Ties go to the first value of the grid.
+    """
+    splits = inner_splits(y)
+    binary = y.dtype == bool
+    classes = None if binary else np.unique(y)
+    results = Parallel(n_jobs=min(len(grid) * len(splits), os.cpu_count() or 1))(
+        delayed(fit_score)(value, X[f], y[f], X[v], classes) for value in grid for f, v in splits
+    )
+    found: dict[str, float] = {}
+    for g, value in enumerate(grid):
+        parts = results[g * len(splits) : (g + 1) * len(splits)]
+        oof = np.zeros((len(y), *parts[0].shape[1:]))
+        for (_, val_idx), part in zip(splits, parts, strict=True):
+            oof[val_idx] = part
+        found[str(value)] = (
+            float(average_precision_score(y, oof))
+            if binary
+            else target_selection_score(np.searchsorted(classes, y), oof)
+        )
+    best = max(range(len(grid)), key=lambda g: found[str(grid[g])])
+    return grid[best], found
+
+
+def _lr_scores(C: float, X: Any, y: np.ndarray, X_val: Any, classes: np.ndarray | None) -> np.ndarray:
+    """Logistic regression fitted on (X, y): P(positive) of X_val, or its class probabilities aligned to `classes`."""
+    model = LogisticRegression(C=C, max_iter=1000).fit(X, y)
+    proba = model.predict_proba(X_val)
+    if classes is None:
+        return proba[:, 1]
+    out = np.zeros((proba.shape[0], len(classes)))
+    out[:, np.searchsorted(classes, model.classes_)] = proba
+    return out
+
+
+class TunedLinear:
+    """Logistic regression on TF-IDF of the raw text or on the embedding, each head's C chosen by an inner
+    cross-validation on the training part (escalation by average precision, teams by top-1 and macro-F1)."""
+
+    GRID = (1.0, 10.0, 100.0)
 
     def __init__(self, name: str, features: str):
         self.name, self.features = name, features
@@ -81,23 +146,65 @@ class LinearBaseline:
     def _x(self, fold: Fold, fit: bool = False) -> Any:
         if self.features == "embedding":
             return fold.embeddings
-        if fit:
-            self.vec_ = make_union(
-                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
-                TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
-            ).fit(fold.raw_text)
+        if fit:  # unsupervised: fitted on the whole training part, inner folds included
+            self.vec_ = tfidf_union().fit(fold.raw_text)
         return self.vec_.transform(fold.raw_text)
 
-    def fit(self, fold: Fold) -> LinearBaseline:
-        X = self._x(fold, fit=True)
-        self.esc_ = LogisticRegression(max_iter=1000).fit(X, fold.escalate)
-        esc = fold.escalate
-        self.tgt_ = LogisticRegression(max_iter=1000).fit(X[esc], fold.resolver[esc])
+    def fit(self, fold: Fold) -> TunedLinear:
+        X, esc = self._x(fold, fit=True), fold.escalate
+        Xe, ye = X[esc], fold.resolver[esc]
+        C_esc, self.esc_scores_ = choose(list(self.GRID), _lr_scores, X, esc)
+        C_tgt, self.tgt_scores_ = choose(list(self.GRID), _lr_scores, Xe, ye)
+        self.params_ = {"escalation_C": C_esc, "target_C": C_tgt}
+        self.esc_, self.tgt_ = Parallel(n_jobs=2)(
+            delayed(LogisticRegression(C=c, max_iter=1000).fit)(Xf, yf)
+            for c, Xf, yf in ((C_esc, X, esc), (C_tgt, Xe, ye))
+        )
         return self
 
     def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
         X = self._x(fold)
         return self.esc_.predict_proba(X)[:, 1], self.tgt_.predict_proba(X), list(self.tgt_.classes_)
+
+
+def _knn_scores(k: int, X: Any, y: np.ndarray, X_val: Any, classes: np.ndarray | None) -> np.ndarray:
+    """Cosine-weighted vote of the k nearest rows of X (unit rows): the share escalated for a boolean `y`, else
+    each class's share (columns as `classes`)."""
+    sims = np.asarray((X_val @ X.T).todense()) if sp.issparse(X) else X_val @ X.T
+    k = min(k, sims.shape[1])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    w = np.maximum(np.take_along_axis(sims, top, axis=1), 0) + 1e-9
+    if classes is None:
+        return (w * y[top]).sum(axis=1) / w.sum(axis=1)
+    votes = np.zeros((len(top), len(classes)))
+    np.add.at(votes, (np.repeat(np.arange(len(top)), k), np.searchsorted(classes, y[top]).ravel()), w.ravel())
+    return votes / votes.sum(axis=1, keepdims=True)
+
+
+class KnnVote:
+    """The nearest resolved tickets by TF-IDF cosine vote, weighted by similarity (teams among the nearest
+    escalated tickets); each k chosen by inner CV on the training part."""
+
+    name = "TF-IDF nearest-neighbour vote"
+    GRID = (5, 10, 30)
+
+    def fit(self, fold: Fold) -> KnnVote:
+        self.vec_ = tfidf_union().fit(fold.raw_text)
+        X = normalize(self.vec_.transform(fold.raw_text))
+        esc = fold.escalate
+        self.X_, self.esc_y_ = X, esc
+        self.Xe_, self.ye_ = X[esc], fold.resolver[esc]
+        self.classes_ = np.unique(self.ye_)
+        k_esc, self.esc_scores_ = choose(list(self.GRID), _knn_scores, X, esc)
+        k_tgt, self.tgt_scores_ = choose(list(self.GRID), _knn_scores, self.Xe_, self.ye_)
+        self.params_ = {"escalation_k": k_esc, "target_k": k_tgt}
+        return self
+
+    def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        X = normalize(self.vec_.transform(fold.raw_text))
+        p_esc = _knn_scores(self.params_["escalation_k"], self.X_, self.esc_y_, X, None)
+        p_tgt = _knn_scores(self.params_["target_k"], self.Xe_, self.ye_, X, self.classes_)
+        return p_esc, p_tgt, list(self.classes_)
 
 
 class Product:
@@ -113,50 +220,77 @@ class Product:
             static = static_encoder(fold.tickets["text"].tolist(), opts, self.cache, False, fold.embeddings)
             embeddings = static.encode(fold.tickets["text"].tolist())
         self.router_ = fit_router(fold.tickets, embeddings, labels, self.config, progress=False, static=static)
+        self.params_ = dict(self.router_.head_params)
         return self
 
     def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
         embeddings = None if self.router_.static is not None else fold.embeddings  # static encodes in the timing
         scored = self.router_.score(fold.tickets, embeddings)
-        p_esc, p_tgt = scored.escalation, scored.targets
-        self.answers_ = operating_counts(self.router_, fold, p_esc, p_tgt)
+        p_esc, p_tgt = scored.escalation, self.router_.suggestible(scored.targets)
+        self.answers_ = operating_answers(self.router_, fold, p_esc, p_tgt)
         return p_esc, p_tgt, list(self.router_.targets)
 
 
-def operating_counts(router: EscalationRouter, fold: Fold, p_esc: np.ndarray, p_tgt: np.ndarray) -> np.ndarray:
+@dataclass
+class Answers:
+    """What the product answered on unseen tickets at the thresholds chosen inside its training part."""
+
+    n: int = 0
+    escalate: int = 0
+    escalate_right: int = 0
+    resolve_first: int = 0
+    resolve_first_right: int = 0
+    escalated: int = 0
+    routed: int = 0
+    routed_right: int = 0
+    per_team: dict[str, list[int]] = field(default_factory=dict)  # true team -> [escalated, routed, routed right]
+
+    def __add__(self, other: Answers) -> Answers:
+        teams = {t: list(v) for t, v in self.per_team.items()}
+        for t, v in other.per_team.items():
+            teams[t] = [a + b for a, b in zip(teams.get(t, [0, 0, 0]), v, strict=True)]
+        counts = [getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name != "per_team"]
+        return Answers(*counts, per_team=teams)
+
+
+def operating_answers(router: EscalationRouter, fold: Fold, p_esc: np.ndarray, p_tgt: np.ndarray) -> Answers:
     """Answers and right answers at the router's thresholds on unseen tickets: whether they hold their precision.
 
-    Counts: escalate, escalate right, resolve_first, resolve_first right, escalated, routed, routed right.
-    """
+    A routed answer is right only when it names the team that resolved the ticket."""
     t = router.thresholds
     esc, res = p_esc >= t.escalate, p_esc < t.resolve_first
     on = fold.escalate
     top = p_tgt[on].argmax(axis=1)
     top1 = np.array(router.targets, dtype=object)[top]
-    truth = np.array([r if r in router.targets else OTHER for r in fold.resolver[on]], dtype=object)
-    routed = routing_decisions(top1, p_tgt[on][np.arange(len(top)), top], router.target_thresholds)
-    return np.array(
-        [
-            esc.sum(),
-            (esc & fold.escalate).sum(),
-            res.sum(),
-            (res & ~fold.escalate).sum(),
-            on.sum(),
-            routed.sum(),
-            (routed & (top1 == truth)).sum(),
-        ],
-        dtype=float,
+    truth = fold.resolver[on]
+    routed = routing_decisions(top1, p_tgt[on][np.arange(len(top)), top], router.target_thresholds, res[on])
+    right = routed & (top1 == truth)
+    teams = {
+        str(team): [int(mine.sum()), int(routed[mine].sum()), int(right[mine].sum())]
+        for team in np.unique(truth)
+        if (mine := truth == team).any()
+    }
+    return Answers(
+        len(p_esc),
+        int(esc.sum()),
+        int((esc & fold.escalate).sum()),
+        int(res.sum()),
+        int((res & ~fold.escalate).sum()),
+        int(on.sum()),
+        int(routed.sum()),
+        int(right.sum()),
+        teams,
     )
 
 
-def operating_metrics(counts: np.ndarray, n: int) -> dict[str, float]:
-    esc, esc_ok, res, res_ok, escalated, routed, routed_ok = counts
+def operating_metrics(a: Answers) -> dict[str, float]:
+    """Precision of each answer and routing coverage, with the same empty-case rule (NaN) everywhere."""
     return {
-        "escalate_precision": esc_ok / esc if esc else float("nan"),
-        "resolve_first_precision": res_ok / res if res else float("nan"),
-        "uncertain_rate": 1 - (esc + res) / n,
-        "routing_coverage": routed / escalated if escalated else float("nan"),
-        "routing_precision": routed_ok / routed if routed else float("nan"),
+        "escalate_precision": a.escalate_right / a.escalate if a.escalate else float("nan"),
+        "resolve_first_precision": a.resolve_first_right / a.resolve_first if a.resolve_first else float("nan"),
+        "uncertain_rate": 1 - (a.escalate + a.resolve_first) / a.n if a.n else float("nan"),
+        "routing_coverage": a.routed / a.escalated if a.escalated else float("nan"),
+        "routing_precision": a.routed_right / a.routed if a.routed else float("nan"),
     }
 
 
@@ -311,7 +445,60 @@ def fold_splits(resolver: np.ndarray, folds: int, seed: int) -> list[tuple[np.nd
     return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(resolver, strata))
 
 
+SIZE_BUCKETS = ((100, "100+"), (30, "30-99"), (10, "10-29"), (0, "under 10"))
+
+
+def size_bucket(tickets: int) -> str:
+    """The team-size group a team with this many tickets in the data set belongs to."""
+    return next(name for floor, name in SIZE_BUCKETS if tickets >= floor)
+
+
+def bucket_scores(truth: np.ndarray, proba: np.ndarray, classes: list[str], sizes: dict[str, int]) -> dict[str, Any]:
+    """Team top-1, top-3 and macro-F1 within each team-size group (teams by their tickets in the data set)."""
+    buckets = np.array([size_bucket(sizes.get(t, 0)) for t in truth])
+    out: dict[str, Any] = {}
+    for _, name in SIZE_BUCKETS:
+        on = buckets == name
+        if on.any():
+            found, _ = target_metrics(truth[on], proba[on], classes, sorted(set(truth[on])))
+            out[name] = {**found, "tickets": int(on.sum()), "teams": len(set(truth[on]))}
+    return out
+
+
 EMBEDDING_KEYS = {"model.embedding_model", "model.max_seq_length", "model.seq_length_quantile"}
+
+
+@dataclass
+class Split:
+    """How candidates are scored: cross-validation folds, or one train/test split (a column's two values)."""
+
+    parts: list[tuple[np.ndarray, np.ndarray]]
+    description: str
+
+
+def cross_language(raw: pd.DataFrame, column: str, train_value: str, test_value: str) -> Split:
+    """Train on the rows whose `column` is `train_value`, score the rows where it is `test_value`."""
+    if column not in raw.columns:
+        raise DataError(f"split column {column!r} is not in the file")
+    values = raw[column].astype(str).to_numpy(dtype=str)
+    train, test = np.flatnonzero(values == train_value), np.flatnonzero(values == test_value)
+    for value, rows in ((train_value, train), (test_value, test)):
+        if not len(rows):
+            raise DataError(f"no rows with {column} = {value!r}")
+    return Split(
+        [(train, test)],
+        f"trained on {column} = {train_value} ({len(train)} tickets), "
+        f"scored on {column} = {test_value} ({len(test)} tickets)",
+    )
+
+
+def newest_split(tickets: pd.DataFrame, fraction: float) -> Split | None:
+    """Oldest tickets to train, the newest `fraction` to score, where (nearly) every ticket has a date."""
+    if "created_at" not in tickets.columns or tickets["created_at"].notna().mean() <= 0.95:
+        return None
+    order = np.argsort(tickets["created_at"].to_numpy(dtype="datetime64[ns]"), kind="stable")
+    cut = int(round(len(order) * (1 - fraction)))
+    return Split([(np.sort(order[:cut]), np.sort(order[cut:]))], f"newest {fraction:.0%} held out by date")
 
 
 def run_benchmark(
@@ -324,8 +511,10 @@ def run_benchmark(
     baselines: bool = True,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    split_by: tuple[str, str, str] | None = None,
 ) -> BenchmarkResult:
-    """Cross-validate every candidate on the same folds and return one row per candidate."""
+    """Score every candidate on the same folds (or on one split by a column's values, `split_by`) and return one
+    row per candidate; with dates, the product is also scored on the newest tickets."""
     for name, overrides in (variants or {}).items():
         shared = sorted(k for k in overrides if k in EMBEDDING_KEYS)
         if shared:
@@ -348,9 +537,10 @@ def run_benchmark(
         progress,
         exported_encoder(opts.model_copy(update={"encoder": "transformer"}), cache),
     )
+    embed_seconds = time.perf_counter() - started
     log(
         f"{len(tickets)} tickets; embeddings: {reused} reused from cache, {len(tickets) - reused} computed "
-        f"in {time.perf_counter() - started:.0f} s"
+        f"in {embed_seconds:.0f} s"
     )
 
     configs = {name: with_overrides(config, overrides) for name, overrides in (variants or {"product": {}}).items()}
@@ -364,28 +554,33 @@ def run_benchmark(
     if baselines:
         candidates += [
             MostFrequent,
-            lambda: LinearBaseline("TF-IDF (word 1-2 + char 2-5) + LR", "tfidf"),
-            lambda: LinearBaseline("embeddings + LR", "embedding"),
+            lambda: TunedLinear("TF-IDF (word 1-2 + char 2-5) + LR, C by inner CV", "tfidf"),
+            KnnVote,
+            lambda: TunedLinear("embeddings + LR, C by inner CV", "embedding"),
         ]
-    for name, variant in configs.items():
-        candidates.append(lambda n=name, c=variant: Product(n, c, cache))
+    products = [lambda n=name, c=variant: Product(n, c, cache) for name, variant in configs.items()]
 
-    splits = fold_splits(resolver, folds, seed)
+    split = (
+        cross_language(raw, *split_by)
+        if split_by
+        else Split(fold_splits(resolver, folds, seed), f"{folds}-fold stratified cross-validation (seed {seed})")
+    )
+    sizes = pd.Series(resolver[escalate]).value_counts().to_dict()
 
     def part(idx: np.ndarray) -> Fold:
         return Fold(
             tickets.iloc[idx].reset_index(drop=True), raw_text[idx], embeddings[idx], escalate[idx], resolver[idx]
         )
 
-    rows = []
-    for make in candidates:
+    def scored(make: Callable[[], Candidate], parts: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
         name = make().name
+        on_test = np.concatenate([test for _, test in parts])
         p_esc = np.zeros(len(tickets))
-        truth_rows, proba_rows = [], []
+        truth_rows, proba_rows, params = [], [], []
         fit_s = pred_s = 0.0
         peak = 0.0
-        answers = np.zeros(7)
-        for train_idx, test_idx in tqdm(splits, desc=name, disable=not progress, leave=False):
+        answers: Answers | None = None
+        for train_idx, test_idx in tqdm(parts, desc=name, disable=not progress, leave=False):
             train, test = part(train_idx), part(test_idx)
             with PeakMemory() as mem:
                 t0 = time.perf_counter()
@@ -395,63 +590,143 @@ def run_benchmark(
                 t2 = time.perf_counter()
             fit_s, pred_s, peak = fit_s + t1 - t0, pred_s + t2 - t1, max(peak, mem.mb)
             p_esc[test_idx] = esc
+            params.append(getattr(model, "params_", {}))
             if isinstance(model, Product):
-                answers += model.answers_
+                answers = model.answers_ if answers is None else answers + model.answers_
             # team ranking among specialist teams only, on the tickets that were escalated
             specialist = [i for i, c in enumerate(classes) if config.teams.kind(c) != "first_line"]
             on = test.escalate
             truth_rows.append(test.resolver[on])
             proba_rows.append(pd.DataFrame(proba[on][:, specialist], columns=[classes[i] for i in specialist]))
         proba_all = pd.concat(proba_rows, ignore_index=True).fillna(0.0)
-        row = {
-            "model": name,
-            **score(escalate, p_esc, np.concatenate(truth_rows), proba_all.to_numpy(), list(proba_all.columns)),
-        }
-        if answers.any():
-            row.update(operating_metrics(answers, len(tickets)))
-        row.update(fit_seconds=fit_s / folds, predict_ms_per_ticket=1000 * pred_s / len(tickets), peak_memory_mb=peak)
+        truth, columns = np.concatenate(truth_rows), list(proba_all.columns)
+        row = {"model": name, **score(escalate[on_test], p_esc[on_test], truth, proba_all.to_numpy(), columns)}
+        if answers is not None:
+            row.update(operating_metrics(answers))
+            row["per_team_routing"] = answers.per_team
+        row.update(
+            fit_seconds=fit_s / len(parts),
+            predict_ms_per_ticket=1000 * pred_s / len(on_test),
+            peak_memory_mb=peak,
+            by_team_size=bucket_scores(truth, proba_all.to_numpy(), columns, sizes),
+            chosen=params,
+        )
         log(f"{name}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items() if isinstance(v, float)))
-        rows.append(row)
+        return row
+
+    rows = [scored(make, split.parts) for make in candidates + products]
+    newest = None if split_by else newest_split(tickets, config.training.holdout_fraction)
+    newest_rows = [scored(make, newest.parts) for make in products] if newest else []
     meta = {
         "data": str(data),
         "config": str(config_path),
         "tickets": len(tickets),
         "escalated": int(escalate.sum()),
         "teams": len(set(resolver)),
-        "folds": folds,
+        "folds": folds if not split_by else 1,
+        "split": split.description,
         "seed": seed,
         "embedding_model": opts.embedding_model,
         "max_seq_length": opts.max_seq_length,
+        "embed_seconds": embed_seconds,
+        "embeddings_reused": reused,
         "target_precision": config.training.target_precision,
         "variants": variants or {"product": {}},
+        "team_sizes": {name: sum(1 for n in sizes.values() if size_bucket(n) == name) for _, name in SIZE_BUCKETS},
+        "newest": {"split": newest.description, "rows": newest_rows} if newest else None,
         "machine": machine(),
     }
     return BenchmarkResult(rows, meta)
 
 
+def size_table(rows: list[dict[str, Any]]) -> str:
+    """Team top-1 / top-3 / macro-F1 of every model within each team-size group."""
+    cols = [("model", "model", "{}")]
+    flat = []
+    for row in rows:
+        cells: dict[str, Any] = {"model": row["model"]}
+        for name, found in row.get("by_team_size", {}).items():
+            cells[name] = (
+                f"{found['target_top1_accuracy']:.3f} / {found['target_top3_accuracy']:.3f} / "
+                f"{found['target_macro_f1']:.3f}"
+            )
+        flat.append(cells)
+    sizes = rows[0].get("by_team_size", {}) if rows else {}
+    cols += [(name, f"{name} ({v['teams']} teams, {v['tickets']} tickets)", "{}") for name, v in sizes.items()]
+    return markdown_table(flat, cols)
+
+
+def routing_table(row: dict[str, Any], sizes: dict[str, int]) -> str:
+    """Per team of the product: escalated tickets, the share routed and how often routing was right."""
+    teams = sorted(row.get("per_team_routing", {}).items(), key=lambda kv: -kv[1][0])
+    flat = [
+        {
+            "team": team,
+            "size": size_bucket(sizes.get(team, 0)),
+            "escalated": n,
+            "routed": routed / n if n else float("nan"),
+            "precision": right / routed if routed else float("nan"),
+        }
+        for team, (n, routed, right) in teams
+    ]
+    cols = [
+        ("team", "team", "{}"),
+        ("size", "team size", "{}"),
+        ("escalated", "escalated (unseen)", "{}"),
+        ("routed", "routed", "{:.3f}"),
+        ("precision", "routed prec.", "{:.3f}"),
+    ]
+    return markdown_table(flat, cols)
+
+
 def write_results(result: BenchmarkResult, folder: str | Path, name: str) -> tuple[Path, Path]:
-    """bench/results/quality_NAME.md and .json: the table with the data, folds and machine it ran on."""
+    """bench/results/quality_NAME.md and .json: the tables with the data, split and machine it ran on."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     md, js = folder / f"quality_{name}.md", folder / f"quality_{name}.json"
     m = result.meta
-    md.write_text(
-        f"# Quality benchmark: {name}\n\n"
+    sizes = {}
+    for row in result.rows:
+        for team, (n, _, _) in row.get("per_team_routing", {}).items():
+            sizes[team] = sizes.get(team, 0) + n
+    parts = [
+        f"# Quality benchmark: {name}\n",
         f"{m['tickets']} tickets ({m['escalated']} escalated, {m['teams']} resolvers) from `{m['data']}`, "
-        f"{m['folds']}-fold stratified cross-validation (seed {m['seed']}); embeddings {m['embedding_model']} "
-        f"(max {m['max_seq_length']} tokens), excluded from fit time.\n"
-        "Escalation metrics over all tickets; team metrics over escalated tickets, ranked among specialist teams.\n"
-        "For the product, the thresholds chosen inside each training fold are applied to its unseen fold: "
+        f"{m['split']}; embeddings {m['embedding_model']} (max {m['max_seq_length']} tokens), excluded from fit "
+        "time.",
+        "Escalation metrics over all scored tickets; team metrics over escalated tickets, ranked among specialist "
+        "teams. A suggestion is right only when it names the team that resolved the ticket: a pooled answer "
+        "('other') or a team the model does not know is wrong. Every baseline's C (or k) is chosen by a "
+        f"{INNER_FOLDS}-fold cross-validation inside each training part, on the same criteria the product chooses "
+        "its own with (escalation: average precision; teams: mean of top-1 and macro-F1); `chosen` in the JSON "
+        "lists them per fold.",
+        "For the product, the thresholds chosen inside each training part are applied to its unseen tickets: "
         "`escalate prec.` and `resolve_first prec.` are the precision those answers reach (the target is "
         f"{m.get('target_precision', 0.9)}), `uncertain` the share sent to human triage, `routed` the share of "
-        "escalated tickets whose top team clears its threshold and `routed prec.` how often that team is right.\n\n"
-        f"{result.table()}\n\n"
-        f"Product variants: `{json.dumps(m['variants'])}`\n\n"
+        "escalated tickets routed automatically (top team sure and the escalation answer not `resolve_first`) and "
+        "`routed prec.` how often that team is the one that resolved it.\n",
+        result.table(),
+        "\n## By team size\n",
+        "Team top-1 / top-3 / macro-F1 on escalated tickets whose team has that many escalated tickets in the data "
+        "set.\n",
+        size_table(result.rows),
+    ]
+    if m.get("newest"):
+        parts += [
+            f"\n## On the newest tickets\n\nThe product trained on the oldest tickets and scored on the "
+            f"{m['newest']['split']}.\n",
+            BenchmarkResult(m["newest"]["rows"]).table(),
+        ]
+    for row in result.rows:
+        if row.get("per_team_routing"):
+            parts += [f"\n## Routing per team: {row['model']}\n", routing_table(row, sizes)]
+    parts += [
+        f"\nProduct variants: `{json.dumps(m['variants'])}`\n",
         f"Machine: {m['machine']['cpu']}, {m['machine']['cores']} cores, {m['machine']['memory_gb']} GB, "
         f"Python {m['machine']['python']}; {m['machine']['date']}, code {m['machine']['code_version']}.\n",
-        encoding="utf-8",
-    )
-    js.write_text(json.dumps({"rows": result.rows, **m}, indent=2), encoding="utf-8")
+    ]
+    md.write_text("\n".join(parts), encoding="utf-8")
+    js.write_text(json.dumps({"rows": result.rows, **m}, indent=2, default=str), encoding="utf-8")
     return md, js
 
 
@@ -466,6 +741,9 @@ def log_to_mlflow(result: BenchmarkResult, name: str, tracking_uri: str, files: 
         for row in result.rows:
             slug = "".join(ch if ch.isalnum() else "_" for ch in row["model"]).strip("_")[:40]
             mlflow.log_metrics({f"{slug}.{k}": v for k, v in row.items() if isinstance(v, float) and not np.isnan(v)})
+            for bucket, found in row.get("by_team_size", {}).items():
+                key = "".join(ch if ch.isalnum() else "_" for ch in bucket)
+                mlflow.log_metrics({f"{slug}.size_{key}.{k}": float(v) for k, v in found.items()})
         for path in files:
             mlflow.log_artifact(str(path))
     return run.info.run_id

@@ -78,11 +78,17 @@ def target_metrics(
     return metrics, top1
 
 
-def routing_decisions(top1: np.ndarray, p_top: np.ndarray, thresholds: TargetThresholds | None) -> np.ndarray:
-    """True where the top target clears its threshold (routed), False where the answer is `uncertain`."""
-    if thresholds is None:
-        return np.ones(len(top1), dtype=bool)
-    return np.array([thresholds.decide(t, float(p))[0] == "route" for t, p in zip(top1, p_top, strict=True)])
+def routing_decisions(
+    top1: np.ndarray, p_top: np.ndarray, thresholds: TargetThresholds | None, resolve_first: np.ndarray | None = None
+) -> np.ndarray:
+    """True where the top target clears its threshold (routed), False where the answer is `uncertain`, as the
+    router answers: nothing is routed where the escalation answer is `resolve_first` (True in `resolve_first`)."""
+    routed = (
+        np.ones(len(top1), dtype=bool)
+        if thresholds is None
+        else np.array([thresholds.decide(t, float(p))[0] == "route" for t, p in zip(top1, p_top, strict=True)], bool)
+    )
+    return routed if resolve_first is None else routed & ~resolve_first
 
 
 def routing_metrics(truth: np.ndarray, top1: np.ndarray, routed: np.ndarray) -> dict[str, float]:
@@ -187,17 +193,16 @@ def evaluate(
     """Score the router on holdout tickets whose labels were derived the same way as for training; the mistakes
     it lists are masked with `mask` (patterns only by default)."""
     scored = router.score(tickets, embeddings)
-    p_esc, p_tgt = scored.escalation, scored.targets
+    p_esc, p_tgt = scored.escalation, router.suggestible(scored.targets)
     metrics = escalation_metrics(labels.escalate, p_esc, router.thresholds)
     escalated = np.flatnonzero(labels.escalate)
-    truth = np.array(
-        [t if t in router.targets else (OTHER if OTHER in router.targets else t) for t in labels.target[escalated]],
-        dtype=object,
-    )
+    # the team that resolved it: a pooled team is a wrong answer whatever the model says, as agents see it
+    truth = labels.target[escalated].astype(object)
     tmetrics, top1 = target_metrics(truth, p_tgt[escalated], router.targets)
     metrics.update(tmetrics)
     p_top = p_tgt[escalated].max(axis=1) if len(escalated) else np.zeros(0)
-    routed = routing_decisions(top1, p_top, router.target_thresholds)
+    resolve_first = p_esc[escalated] < router.thresholds.resolve_first
+    routed = routing_decisions(top1, p_top, router.target_thresholds, resolve_first)
     metrics.update(routing_metrics(truth, top1, routed))
     metrics["escalation_ece"] = expected_calibration_error(labels.escalate.astype(float), p_esc)
     metrics["target_ece"] = expected_calibration_error((truth == top1).astype(float), p_top)

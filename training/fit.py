@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from joblib import Parallel, delayed
 from scipy.optimize import minimize, minimize_scalar
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, f1_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
@@ -36,19 +38,41 @@ from features.static_embed import StaticEncoder
 
 
 def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -> tuple[np.ndarray, np.ndarray, str]:
-    """Hold out the newest tickets when dates exist, else a stratified share; returns (train, holdout, how)."""
+    """Hold out the newest tickets when dates exist, else a share stratified by target; returns (train, holdout, how).
+
+    Any export splits: targets with one ticket share a stratum, a lone ticket of that stratum joins the largest,
+    and where the holdout is too small to hold every stratum the split is stratified by escalation only (or not
+    at all).
+    """
     fraction, n = config.training.holdout_fraction, len(tickets)
     if "created_at" in tickets.columns and tickets["created_at"].notna().mean() > 0.95:
         order = np.argsort(tickets["created_at"].to_numpy(dtype="datetime64[ns]"), kind="stable")
         cut = int(round(n * (1 - fraction)))
         return np.sort(order[:cut]), np.sort(order[cut:]), "newest"
-    strata = np.where(labels.escalate, labels.target, "")
-    counts = pd.Series(strata).value_counts()
-    strata = np.where(pd.Series(strata).map(counts).to_numpy() < 2, "rare", strata)
-    train, holdout = train_test_split(
-        np.arange(n), test_size=fraction, random_state=config.training.seed, stratify=strata
-    )
-    return np.sort(train), np.sort(holdout), "stratified"
+    seed = config.training.seed
+    for strata, how in (
+        (_strata(np.where(labels.escalate, labels.target, "")), "stratified"),
+        (_strata(labels.escalate.astype(str)), "stratified by escalation"),
+    ):
+        try:
+            train, holdout = train_test_split(np.arange(n), test_size=fraction, random_state=seed, stratify=strata)
+            return np.sort(train), np.sort(holdout), how
+        except ValueError:  # more strata than the holdout can hold: try coarser strata
+            continue
+    train, holdout = train_test_split(np.arange(n), test_size=fraction, random_state=seed)
+    return np.sort(train), np.sort(holdout), "random"
+
+
+def _strata(values: np.ndarray) -> np.ndarray:
+    """Values with one member pooled as 'rare'; a lone 'rare' member joins the largest stratum."""
+    series = pd.Series(values.astype(str))
+    counts = series.value_counts()
+    series = series.where(series.map(counts) >= 2, "\x00rare")
+    counts = series.value_counts()
+    if counts.get("\x00rare", 0) == 1:
+        largest = counts.drop("\x00rare").idxmax() if len(counts) > 1 else "\x00rare"
+        series = series.replace("\x00rare", largest)
+    return series.to_numpy(dtype=str)
 
 
 def choose_thresholds(y: np.ndarray, p: np.ndarray, target_precision: float) -> Thresholds:
@@ -100,44 +124,73 @@ def lowest_precise_threshold(correct: np.ndarray, p: np.ndarray, precision: floa
     return float(p[order][ok[-1]]) if len(ok) else None
 
 
+ROUTE_FLOOR = 0.5  # `route` needs the top target to be likelier than all others together, as `escalate` needs p >= 0.5
+
+
 def choose_target_thresholds(
     truth: np.ndarray, proba: np.ndarray, targets: list[str], precision: float, min_answers: int = 20, z: float = 1.0
 ) -> TargetThresholds:
     """Per-target thresholds on the top target's probability, from out-of-fold answers of escalated tickets.
 
-    `truth` holds target positions. A target whose top-1 answers never reach the precision gets a threshold
-    above 1 (always `uncertain`); one with fewer than `min_answers` answers uses the threshold of all targets.
+    `truth` holds target positions. A target is routed only once its precision is shown: one whose top-1 answers
+    never reach the precision, or with fewer than `min_answers` answers to show it, gets a threshold above 1
+    (always `uncertain`, still suggested). No threshold sits below ROUTE_FLOOR.
     """
     top = proba.argmax(axis=1)
     p_top = proba[np.arange(len(top)), top]
     correct = top == truth
     never = float(np.nextafter(1.0, 2.0))
-    pooled = lowest_precise_threshold(correct, p_top, precision, z)
-    per_target, unreached = {}, []
+    per_target, unreached, unproven = {}, [], {}
     for j, name in enumerate(targets):
         mine = top == j
         if mine.sum() < min_answers:
+            unproven[name] = int(mine.sum())
             continue
         found = lowest_precise_threshold(correct[mine], p_top[mine], precision, z)
-        per_target[name] = never if found is None else found
+        per_target[name] = never if found is None else max(found, ROUTE_FLOOR)
         if found is None:
             unreached.append(name)
-    return TargetThresholds(per_target, never if pooled is None else pooled, precision, unreached)
+    return TargetThresholds(per_target, never, precision, unreached, unproven)
 
 
-def _head(config: RouterConfig, balanced: bool = False) -> LinearHead:
-    weight = "balanced" if balanced else None
+@dataclass(frozen=True)
+class HeadParams:
+    """One setting of a linear head: its C and whether small classes are up-weighted."""
+
+    C: float
+    balanced: bool = False
+
+
+@dataclass(frozen=True)
+class HeadJob:
+    """One head to fit: `fold` -1 is a final head on all training tickets, else the fold whose rest it scores."""
+
+    head: str  # "escalation" or "target"
+    params: HeadParams
+    fold: int = -1
+
+
+def head_grid(config: RouterConfig) -> tuple[list[HeadParams], list[HeadParams]]:
+    """The settings out-of-fold selection chooses from: (escalation head, target head)."""
+    opts = config.model
+    cs = opts.C_grid if opts.C == "auto" else [float(opts.C)]
+    weights = [False, True] if opts.class_weight == "auto" else [opts.class_weight == "balanced"]
+    return [HeadParams(c) for c in cs], [HeadParams(c, w) for w in weights for c in cs]
+
+
+def _head(config: RouterConfig, params: HeadParams) -> LinearHead:
+    weight = "balanced" if params.balanced else None
     opts = config.model
     if opts.head == "linear_svm":
-        return LinearSVC(C=opts.C, class_weight=weight, tol=opts.tol, random_state=config.training.seed)
+        return LinearSVC(C=params.C, class_weight=weight, tol=opts.tol, random_state=config.training.seed)
     return LogisticRegression(
-        C=opts.C, max_iter=2000, class_weight=weight, tol=opts.tol, random_state=config.training.seed
+        C=params.C, max_iter=2000, class_weight=weight, tol=opts.tol, random_state=config.training.seed
     )
 
 
 def _fit_head(
     config: RouterConfig,
-    balanced: bool,
+    params: HeadParams,
     X: sp.csr_matrix,
     y: np.ndarray,
     X_val: sp.csr_matrix | None,
@@ -146,10 +199,16 @@ def _fit_head(
     """A fitted head, or (with `X_val`) its scores there: aligned to `targets` for a target head."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        head = _head(config, balanced).fit(X, y)
+        head = _head(config, params).fit(X, y)
     if X_val is None:
         return head
     return aligned_scores(head, X_val, targets) if targets is not None else head.decision_function(X_val)
+
+
+def target_selection_score(truth: np.ndarray, scores: np.ndarray) -> float:
+    """What choosing a target head maximises: the mean of top-1 accuracy and macro-F1 over the true teams."""
+    top = scores.argmax(axis=1)
+    return float(((top == truth).mean() + f1_score(truth, top, labels=np.unique(truth), average="macro")) / 2)
 
 
 def _fit_temperature(scores: np.ndarray, truth: np.ndarray) -> float:
@@ -201,43 +260,68 @@ def fit_router(
     y = labels.escalate.astype(int)
     targets = list(labels.targets)
     target_idx = np.array([targets.index(t) if e else -1 for t, e in zip(labels.target, labels.escalate, strict=True)])
-    balanced = opts.class_weight == "balanced"
     words = X[:, : lexical.n_words].tocsr() if opts.knn_words_weight > 0 and lexical.n_words else None
     candidates = opts.knn_candidates if words is not None else opts.knn_k
     steps.update()
 
-    oof_esc, oof_knn_esc = np.zeros(len(y)), np.zeros(len(y))
-    oof_scores, oof_knn = np.zeros((len(y), len(targets))), np.zeros((len(y), len(targets)))
+    oof_knn_esc, oof_knn = np.zeros(len(y)), np.zeros((len(y), len(targets)))
     oof_top_sim = np.zeros(len(y))
     folds = StratifiedKFold(opts.calibration_folds, shuffle=True, random_state=config.training.seed)
     escalated = np.flatnonzero(labels.escalate)
 
     splits = list(folds.split(X, y))
-    # The heads of every fold and the final heads are independent: fitted in parallel processes (threads would
-    # share liblinear's global random state, and the same data would no longer give the same model).
-    final_y = labels.target[escalated].astype(str)
-    tasks = [("final escalation", -1, X, y, False, None), ("final target", -1, X[escalated], final_y, balanced, None)]
-    for i, (fit_idx, val_idx) in enumerate(splits):
-        esc_fit = fit_idx[labels.escalate[fit_idx]]
-        tasks.append(("escalation", i, X[fit_idx], y[fit_idx], False, X[val_idx]))
-        tasks.append(("target", i, X[esc_fit], labels.target[esc_fit].astype(str), balanced, X[val_idx]))
-    jobs = opts.fit_jobs or os.cpu_count() or 1
+    esc_grid, tgt_grid = head_grid(config)
+    jobs = [HeadJob("escalation", p, i) for p in esc_grid for i in range(len(splits))]
+    jobs += [HeadJob("target", p, i) for p in tgt_grid for i in range(len(splits))]
+    chosen = len(esc_grid) == len(tgt_grid) == 1
+    if chosen:  # nothing to choose: the final heads go with the folds' in one parallel round
+        jobs += [HeadJob("escalation", esc_grid[0]), HeadJob("target", tgt_grid[0])]
     finals: dict[str, LinearHead] = {}
-    results = Parallel(n_jobs=jobs, return_as="generator")(
-        delayed(_fit_head)(config, weighted, X_fit, y_fit, X_val, targets if kind == "target" else None)
-        for kind, _, X_fit, y_fit, weighted, X_val in tasks
-    )
-    for (kind, i, *_), result in zip(tasks, results, strict=True):
-        if kind.startswith("final"):
-            finals[kind] = result
+    oof: dict[HeadJob, np.ndarray] = {}
+
+    def run(batch: list[HeadJob]) -> None:
+        # Every head is independent: fitted in parallel processes (threads would share liblinear's global random
+        # state, and the same data would no longer give the same model).
+        final_y = labels.target[escalated].astype(str)
+        tasks = []
+        for job in batch:
+            if job.fold < 0:
+                fit = (X, y, None) if job.head == "escalation" else (X[escalated], final_y, None)
+            else:
+                fit_idx, val_idx = splits[job.fold]
+                if job.head == "escalation":
+                    fit = (X[fit_idx], y[fit_idx], X[val_idx])
+                else:
+                    esc_fit = fit_idx[labels.escalate[fit_idx]]
+                    fit = (X[esc_fit], labels.target[esc_fit].astype(str), X[val_idx])
+            tasks.append((job, fit))
+        results = Parallel(n_jobs=opts.fit_jobs or os.cpu_count() or 1, return_as="generator")(
+            delayed(_fit_head)(config, job.params, *fit, targets if job.head == "target" else None)
+            for job, fit in tasks
+        )
+        for (job, _), result in zip(tasks, results, strict=True):
+            if job.fold < 0:
+                finals[job.head] = result
+            else:
+                oof[job] = result
             steps.update()
-            continue
-        val_idx = splits[i][1]
-        if kind == "escalation":
-            oof_esc[val_idx] = result
-            continue
-        oof_scores[val_idx] = result
-        fit_idx = splits[i][0]
+
+    def gathered(head: str, params: HeadParams) -> np.ndarray:
+        parts = [oof[HeadJob(head, params, i)] for i in range(len(splits))]
+        out = np.zeros((len(y), *parts[0].shape[1:]))
+        for (_, val_idx), part in zip(splits, parts, strict=True):
+            out[val_idx] = part
+        return out
+
+    steps.total = len(jobs) + (0 if chosen else 2) + 1
+    run(jobs)
+    esc_params = max(esc_grid, key=lambda p: average_precision_score(y, gathered("escalation", p)))
+    truth = target_idx[escalated]
+    tgt_params = max(tgt_grid, key=lambda p: target_selection_score(truth, gathered("target", p)[escalated]))
+    if not chosen:
+        run([HeadJob("escalation", esc_params), HeadJob("target", tgt_params)])
+    oof_esc, oof_scores = gathered("escalation", esc_params), gathered("target", tgt_params)
+    for fit_idx, val_idx in splits:
         nb, sims = exact_top_k(embeddings[val_idx], embeddings[fit_idx], max(opts.knn_k, candidates))
         if words is not None:
             nb, sims = rerank(nb, sims, words[val_idx], words[fit_idx], opts.knn_words_weight)
@@ -246,8 +330,7 @@ def fit_router(
         oof_knn_esc[val_idx], oof_knn[val_idx] = knn_vote(
             sims, labels.escalate[fit_idx][nb], target_idx[fit_idx][nb], len(targets), opts.knn_temperature
         )
-        steps.update()
-    escalation_head, target_head = finals["final escalation"], finals["final target"]
+    escalation_head, target_head = finals["escalation"], finals["target"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         use_knn = opts.knn_weight > 0
@@ -312,4 +395,9 @@ def fit_router(
         target_thresholds=target_thresholds,
         rules=list(config.rules),
         static=static,
+        head_params={
+            "escalation_C": esc_params.C,
+            "target_C": tgt_params.C,
+            "target_class_weight": "balanced" if tgt_params.balanced else "none",
+        },
     )

@@ -87,6 +87,39 @@ def known_limits(router: EscalationRouter, evaluation: Evaluation, worst: int = 
     return limits
 
 
+def rare_teams(router: EscalationRouter, evaluation: Evaluation) -> pd.DataFrame:
+    """Teams with few training tickets: their validation answers (out of fold), holdout support and routing."""
+    counts = router.train_counts()
+    tt = router.target_thresholds
+    support = dict(zip(evaluation.per_target["target"], evaluation.per_target["support"], strict=True))
+    rows = []
+    for team, n in sorted(counts.items(), key=lambda kv: (kv[1], kv[0])):
+        if n >= RARE_TICKETS or team not in support:
+            continue
+        answers = (tt.unproven or {}).get(team) if tt else None
+        routing = (
+            "never (no thresholds)"
+            if tt is None
+            else (
+                "own threshold"
+                if team in tt.per_target
+                else "unproven: never routed"
+                if tt.unproven is not None
+                else "shared threshold"
+            )
+        )
+        rows.append(
+            {
+                "team": team,
+                "training tickets": n,
+                "validation answers": "" if answers is None else answers,
+                "holdout support": int(support[team]),
+                "routing": routing,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def model_card(
     router: EscalationRouter, evaluation: Evaluation, info: dict[str, object], name: str, version: str
 ) -> str:
@@ -121,11 +154,22 @@ def model_card(
     ]
     if router.target_thresholds:
         tt = router.target_thresholds
+        others = (
+            "the others are suggested but never routed until their precision is shown (too few validation answers)"
+            if tt.unproven is not None
+            else f"the others use {tt.fallback:.3f} (chosen on all targets)"
+        )
         lines.append(
-            f"- Routing: {len(tt.per_target)} targets have their own threshold on P(target); the others use "
-            f"{tt.fallback:.3f} (chosen on all targets); a threshold is the lowest at which the lower end of the "
-            "precision's Wilson interval reaches the target. See `evaluation/coverage_precision.png` to pick another "
-            "operating point."
+            f"- Routing: {len(tt.per_target)} targets have their own threshold on P(target); {others}; a threshold "
+            "is the lowest at which the lower end of the precision's Wilson interval reaches the target, and never "
+            "below 0.5. Nothing is routed when the escalation answer is `resolve_first`. See "
+            "`evaluation/coverage_precision.png` to pick another operating point."
+        )
+    if router.head_params:
+        lines.append(
+            "- Heads chosen on the training tickets' out-of-fold answers: "
+            + ", ".join(f"{k} {v}" for k, v in router.head_params.items())
+            + "."
         )
     lines += [
         "",
@@ -137,6 +181,11 @@ def model_card(
         "",
         "## Per target (training tickets, holdout metrics, threshold)",
         _table(per_target),
+        "",
+        f"## Rare teams (fewer than {RARE_TICKETS} training tickets)",
+        "Suggested like every team; routed automatically only once validation shows their precision.",
+        "",
+        _table(rare_teams(router, evaluation)),
         "",
         "## Known limits",
         *[f"- {limit}" for limit in known_limits(router, evaluation)],

@@ -355,22 +355,23 @@ def generate(rows: int = 3000, seed: int = 7) -> pd.DataFrame:
         if rng.random() < 0.08:
             subject, body = rng.choice(VAGUE_SUBJECTS), rng.choice(VAGUE_BODIES)
         resolver, resolution = team, _fill(rng.choice(resolutions), rng)
-        # Hierarchical escalations, each from a cue a real lead would recognise (~11% of tickets).
+        # Hierarchical escalations are rare (~5% of tickets), and each comes with a cue a real lead would
+        # recognise: a ticket without one goes to the first line or a specialist team, never up the hierarchy.
         cue = rng.random()
-        if cue < 0.025:
+        if cue < 0.012:
             body += " " + rng.choice(LEGAL)
             resolver = MANAGER
-        elif cue < 0.05:
+        elif cue < 0.024:
             body += " " + _fill(rng.choice(REPEATED), rng)
             resolver = MANAGER
-        elif cue < 0.07:
+        elif cue < 0.036:
             body += " " + rng.choice(MANAGER_REQUEST)
             resolver = MANAGER
-        elif cue < 0.09 and team == "billing":
+        elif cue < 0.1 and team == "billing":
             amount = rng.randint(REFUND_LIMIT + 100, 9000)
             body += f" We dispute the charge of ${amount:,}.00 and demand a full refund."
             resolver = MANAGER
-        elif tier == "vip" and cue < 0.35 and team != FIRST_LINE:
+        elif tier == "vip" and cue < 0.2 and team != FIRST_LINE:
             body += " " + rng.choice(VIP_ANGER)
             resolver = MANAGER
         if resolver == MANAGER:
@@ -404,7 +405,6 @@ SAMPLE_CONFIG = {
         "metadata": ["channel", "customer_tier"],
     },
     "teams": {"first_line": [FIRST_LINE], "hierarchical": [MANAGER]},
-    "min_examples": 30,
     "rules": [
         {
             "name": "legal-threat",

@@ -104,9 +104,14 @@ def train(
         log.info("%s", merge.summary())
     labels = derive_labels(tickets["target"].to_numpy(dtype=str), config.teams, config.min_examples)
     if len(labels.targets) < 2:
+        pooling = (
+            f" after pooling targets with fewer than {config.min_examples} tickets (min_examples)"
+            if config.min_examples > 1
+            else ""
+        )
         raise DataError(
-            f"{data}: after pooling targets with fewer than {config.min_examples} tickets "
-            f"(min_examples) only {labels.targets} remain; lower min_examples or add data"
+            f"{data}: tickets escalate to {len(labels.targets)} target(s){pooling}: {labels.targets}; a model "
+            "needs two escalation targets to choose from (add data, or check teams.first_line)"
         )
     train_idx, hold_idx, how = split_holdout(tickets, labels, config)
     config = settle_max_length(config, tickets["text"].iloc[train_idx].tolist(), settings.embedding_cache)
@@ -125,8 +130,9 @@ def train(
     train_labels = derive_labels(train_t["target"].to_numpy(dtype=str), config.teams, config.min_examples)
     if len(train_labels.targets) < 2:
         raise DataError(
-            f"{data}: the training split ({len(train_t)} tickets, holdout {how}) has only {train_labels.targets} "
-            f"after pooling targets with fewer than {config.min_examples} tickets; lower min_examples or add data"
+            f"{data}: the training split ({len(train_t)} tickets, holdout {how}) escalates only to "
+            f"{train_labels.targets}; a model needs two escalation targets to choose from (add data"
+            + (", or lower min_examples)" if config.min_examples > 1 else ")")
         )
     # The holdout is labelled with the training split's targets, so pooled names agree.
     hold_labels = derive_labels(hold_t["target"].to_numpy(dtype=str), config.teams, 1)
@@ -190,6 +196,7 @@ def train(
                 **data_window,
             }
         )
+        mlflow.log_params({f"chosen.{k}": v for k, v in router.head_params.items()})
         mlflow.log_metrics(evaluation.metrics)
         mlflow.log_metrics(
             {

@@ -3,8 +3,10 @@
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
+from features.data import DataError
 from tests.conftest import Trained
 from training.benchmark import Product, run_benchmark, write_results
 
@@ -25,8 +27,9 @@ def test_benchmark_on_the_sample(trained: Trained, tmp_path: Path) -> None:
     names = [r["model"] for r in result.rows]
     assert names == [
         "most frequent target",
-        "TF-IDF (word 1-2 + char 2-5) + LR",
-        "embeddings + LR",
+        "TF-IDF (word 1-2 + char 2-5) + LR, C by inner CV",
+        "TF-IDF nearest-neighbour vote",
+        "embeddings + LR, C by inner CV",
         "product",
         "no vote",
     ]
@@ -35,9 +38,25 @@ def test_benchmark_on_the_sample(trained: Trained, tmp_path: Path) -> None:
     assert rows["product"]["target_top1_accuracy"] > rows["most frequent target"]["target_top1_accuracy"] + 0.4
     # the thresholds chosen inside each training fold hold their precision on the unseen fold
     assert rows["product"]["escalate_precision"] >= 0.85 and rows["product"]["routing_precision"] >= 0.85
-    assert "routing_precision" not in rows["embeddings + LR"]
+    assert "routing_precision" not in rows["embeddings + LR, C by inner CV"]
+    # every baseline's settings were chosen inside each training part, one choice per fold, from its grid
+    tfidf = rows["TF-IDF (word 1-2 + char 2-5) + LR, C by inner CV"]["chosen"]
+    assert len(tfidf) == 2 and all(c["target_C"] in (1.0, 10.0, 100.0) for c in tfidf)
+    assert all(c["target_k"] in (5, 10, 30) for c in rows["TF-IDF nearest-neighbour vote"]["chosen"])
+    assert all(c["target_C"] in (0.1, 0.5, 2.0) for c in rows["product"]["chosen"])
+    # per team size, and per team for the product: routed share and precision on unseen tickets
+    sizes = rows["product"]["by_team_size"]
+    assert sum(v["tickets"] for v in sizes.values()) == sum(v[0] for v in rows["product"]["per_team_routing"].values())
+    per_team = rows["product"]["per_team_routing"]
+    assert set(per_team) >= {"billing", "engineering"} and all(
+        n >= routed >= right for n, routed, right in per_team.values()
+    )
+    # the sample has dates: the product is also scored on the newest tickets
+    assert [r["model"] for r in result.meta["newest"]["rows"]] == ["product", "no vote"]
     md, js = write_results(result, tmp_path, "t")
-    assert "| product |" in md.read_text() and json.loads(js.read_text())["folds"] == 2
+    text = md.read_text()
+    assert "| product |" in text and "## By team size" in text and "## Routing per team: product" in text
+    assert json.loads(js.read_text())["folds"] == 2
     again = run_benchmark(
         trained.data,
         trained.config,
@@ -83,3 +102,28 @@ def test_variant_can_add_a_metadata_column_the_config_does_not_name(trained: Tra
         b["target_top1_accuracy"],
         b["escalation_average_precision"],
     )
+
+
+def test_cross_language_split_trains_on_one_value_and_scores_another(trained: Trained, tmp_path: Path) -> None:
+    result = run_benchmark(
+        trained.data,
+        trained.config,
+        cache=tmp_path / "cache.sqlite",
+        baselines=False,
+        progress=False,
+        log=lambda _: None,
+        split_by=("channel", "email", "chat"),
+    )
+    assert "trained on channel = email" in result.meta["split"] and result.meta["newest"] is None
+    scored = sum(v["tickets"] for v in result.rows[0]["by_team_size"].values())
+    assert 0 < scored < 0.5 * result.meta["escalated"]  # the chat tickets only
+    with pytest.raises(DataError, match="no rows with channel = 'fax'"):
+        run_benchmark(
+            trained.data,
+            trained.config,
+            cache=tmp_path / "c.sqlite",
+            baselines=False,
+            progress=False,
+            log=lambda _: None,
+            split_by=("channel", "email", "fax"),
+        )

@@ -7,6 +7,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -229,6 +230,14 @@ def test_files_that_are_not_what_they_claim(tmp_path: Path, name: str, content: 
 
 def test_training_split_with_one_target_left_is_a_clear_error(tmp_path: Path) -> None:
     data, config = write_sample(tmp_path, rows=300, seed=5)
-    with pytest.raises(DataError, match=r"the training split \(240 tickets, holdout newest\) has only \['other'\]"):
+    frame = pd.read_csv(data).sort_values("created_at", kind="stable")
+    escalated = frame["resolved_by"] != "service-desk"
+    newest = np.arange(len(frame)) >= 280  # only the newest tickets, all in the holdout, know a second team
+    frame.loc[escalated & ~newest, "resolved_by"] = "billing"
+    frame.loc[escalated & newest, "resolved_by"] = "engineering"
+    frame.to_csv(data, index=False)
+    with pytest.raises(
+        DataError, match=r"the training split \(240 tickets, holdout newest\) escalates only to \['billing'\]"
+    ):
         train(data, config, store_settings(tmp_path), progress=False)
     assert not (tmp_path / "mlflow.db").exists()  # refused before anything reached MLflow

@@ -134,3 +134,51 @@ def test_outage_rule_adds_engineering(router: EscalationRouter) -> None:
     assert [r["name"] for r in result["explanation"]["rules"]] == ["outage"]
     plain = _one(router, "I was charged twice for the Team plan. Please refund one.")
     assert plain["explanation"]["rules"] == []
+
+
+@pytest.fixture(scope="module")
+def answers(router: EscalationRouter, trained: Trained) -> list[dict]:
+    """The router's answers to every ticket of the sample export, as agents would see them."""
+    from features.config import load_config
+    from features.data import read_export, to_tickets
+
+    tickets = to_tickets(read_export(trained.data), load_config(trained.config))
+    return router.predict(tickets, top_k=3, n_similar=3)
+
+
+def test_routing_never_contradicts_the_escalation_answer(answers: list[dict]) -> None:
+    told = [a["routing"] for a in answers if a["escalation"]["decision"] == "resolve_first"]
+    assert len(told) > 100  # the first line keeps about half the sample
+    assert all(r["decision"] == "uncertain" for r in told)
+    assert any(r["threshold_scope"] == "escalation" for r in told)  # some would have been routed on P(target) alone
+    routed = [a["routing"] for a in answers if a["routing"]["decision"] == "route"]
+    assert routed and all(r["probability"] >= 0.5 for r in routed if r["threshold_scope"] != "rule")
+
+
+def test_similar_tickets_never_read_the_same(answers: list[dict]) -> None:
+    for answer in answers:
+        shown = [" ".join(s["snippet"].lower().split()) for s in answer["explanation"]["similar_tickets"]]
+        assert len(shown) == len(set(shown)), shown
+    assert sum(len(a["explanation"]["similar_tickets"]) == 3 for a in answers) > 0.9 * len(answers)
+
+
+def test_key_terms_leave_out_words_that_mean_nothing_alone(answers: list[dict]) -> None:
+    from features.router import UNINFORMATIVE
+
+    for answer in answers:
+        for term in answer["explanation"]["key_terms"]:
+            if term["field"] == "text":
+                assert not set(term["term"].split()) <= UNINFORMATIVE, term
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Cannot log in to VPN: the client says certificate expired",
+        "The new laptop does not connect to the office wifi",
+        "My printer shows a paper jam error",
+    ],
+)
+def test_a_ticket_outside_the_templates_is_not_sent_up_the_hierarchy(router: EscalationRouter, text: str) -> None:
+    result = _one(router, text)
+    assert not (result["routing"]["decision"] == "route" and result["routing"]["target"] == "support-manager")

@@ -13,7 +13,8 @@ def test_minimal_config_gets_defaults() -> None:
     config = parse_config(GOOD)
     assert config.columns.text == ["body"]
     assert config.teams.first_line == ["desk"]
-    assert config.min_examples == 30 and config.training.target_precision == 0.9
+    assert config.min_examples == 1 and config.training.target_precision == 0.9  # no team pooled by default
+    assert config.model.C == "auto" and config.model.class_weight == "auto"
     assert config.flat_params()["columns.text"] == "body"
 
 
