@@ -194,6 +194,10 @@ def benchmark(
         ),
     ] = None,
     baselines: Annotated[bool, typer.Option(help="Include the baseline columns.")] = True,
+    baselines_from: Annotated[
+        Path | None,
+        typer.Option(help="Reuse the baseline rows of an earlier quality_NAME.json on the same data and split."),
+    ] = None,
     split_by: Annotated[
         str | None,
         typer.Option(
@@ -220,7 +224,16 @@ def benchmark(
         raise typer.BadParameter(f"{split_by!r}: expected COLUMN:TRAIN:TEST", param_hint="--split-by")
     settings = _settings()
     result = run_benchmark(
-        data, config, folds, seed, variants, baselines=baselines, progress=progress, log=typer.echo, split_by=split
+        data,
+        config,
+        folds,
+        seed,
+        variants,
+        baselines=baselines,
+        progress=progress,
+        log=typer.echo,
+        split_by=split,
+        baselines_from=baselines_from,
     )
     files = write_results(result, output, name)
     run_id = log_to_mlflow(result, name, settings.tracking_uri, files)

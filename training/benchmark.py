@@ -501,6 +501,25 @@ def newest_split(tickets: pd.DataFrame, fraction: float) -> Split | None:
     return Split([(np.sort(order[:cut]), np.sort(order[cut:]))], f"newest {fraction:.0%} held out by date")
 
 
+def reused_baselines(
+    path: str | Path, data: str | Path, tickets: int, split: str, embedding_model: str
+) -> list[dict[str, Any]]:
+    """The baseline rows of an earlier result on the same data, tickets and split: the baselines do not depend on
+    the product's settings, and the tuned TF-IDF one costs most of a run. The embeddings baseline is kept only
+    when the earlier run embedded with the same model."""
+    try:
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot read earlier results ({err})") from None
+    same = (Path(str(earlier.get("data"))).resolve() == Path(data).resolve(), earlier.get("tickets") == tickets)
+    if not all(same) or earlier.get("split") != split:
+        raise DataError(f"{path}: earlier results are of other data or another split; run the baselines again")
+    skip = set(earlier.get("variants", {}))
+    if earlier.get("embedding_model") != embedding_model:
+        skip |= {row["model"] for row in earlier["rows"] if row["model"].startswith("embeddings")}
+    return [row for row in earlier["rows"] if row["model"] not in skip]
+
+
 def run_benchmark(
     data: str | Path,
     config_path: str | Path,
@@ -512,6 +531,7 @@ def run_benchmark(
     progress: bool = True,
     log: Callable[[str], None] = print,
     split_by: tuple[str, str, str] | None = None,
+    baselines_from: str | Path | None = None,
 ) -> BenchmarkResult:
     """Score every candidate on the same folds (or on one split by a column's values, `split_by`) and return one
     row per candidate; with dates, the product is also scored on the newest tickets."""
@@ -614,7 +634,15 @@ def run_benchmark(
         log(f"{name}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items() if isinstance(v, float)))
         return row
 
-    rows = [scored(make, split.parts) for make in candidates + products]
+    reused_rows = (
+        reused_baselines(baselines_from, data, len(tickets), split.description, opts.embedding_model)
+        if baselines_from
+        else []
+    )
+    if reused_rows:
+        candidates = []
+        log(f"baselines reused from {baselines_from} (same data, tickets and split)")
+    rows = reused_rows + [scored(make, split.parts) for make in candidates + products]
     newest = None if split_by else newest_split(tickets, config.training.holdout_fraction)
     newest_rows = [scored(make, newest.parts) for make in products] if newest else []
     meta = {

@@ -62,11 +62,24 @@ def test_benchmark_on_the_sample(trained: Trained, tmp_path: Path) -> None:
         trained.config,
         folds=2,
         cache=tmp_path / "cache.sqlite",
-        baselines=False,
         progress=False,
         log=lambda _: None,
+        baselines_from=js,
     )
-    assert again.rows[0]["target_top1_accuracy"] == rows["product"]["target_top1_accuracy"]  # cached, same folds
+    # the baselines come from the earlier result on the same folds; the product is computed again, the same
+    assert [r["model"] for r in again.rows] == names[:4] + ["product"]
+    assert again.rows[:4] == json.loads(js.read_text())["rows"][:4]
+    assert again.rows[4]["target_top1_accuracy"] == rows["product"]["target_top1_accuracy"]  # cached, same folds
+    with pytest.raises(DataError, match="other data or another split"):
+        run_benchmark(
+            trained.data,
+            trained.config,
+            folds=3,
+            cache=tmp_path / "cache.sqlite",
+            baselines_from=js,
+            progress=False,
+            log=lambda _: None,
+        )
 
 
 def test_variant_can_add_a_metadata_column_the_config_does_not_name(trained: Trained, tmp_path: Path) -> None:

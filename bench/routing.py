@@ -1,0 +1,163 @@
+"""How far routing can go: ways of choosing routing thresholds on each training part's out-of-fold answers,
+judged on its unseen fold, and the ceiling (a threshold chosen on the unseen answers themselves).
+
+python bench/routing.py            # the IT tickets when ../shared/data is there, else the sample
+
+Per fold, the product is trained as the quality benchmark trains it; the out-of-fold answers its thresholds are
+chosen on are captured and every strategy below picks thresholds from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from harness import parse_args, save  # noqa: E402  (harness puts the project on the path)
+
+import training.fit as fit  # noqa: E402
+from features.embed_cache import EmbeddingCache  # noqa: E402
+from features.labels import derive_labels  # noqa: E402
+from training.benchmark import fold_splits, load_labelled, markdown_table  # noqa: E402
+from training.encode import exported_encoder, settle_max_length  # noqa: E402
+
+NEVER = 2.0
+Strategy = Callable[[np.ndarray, np.ndarray, list[str]], dict[str, float]]
+
+
+def per_target(z: float) -> Strategy:
+    """Each target its own threshold, its precision's Wilson lower end at the target (the product's way)."""
+
+    def choose(truth: np.ndarray, proba: np.ndarray, targets: list[str]) -> dict[str, float]:
+        return fit.choose_target_thresholds(truth, proba, targets, 0.9, z=z).per_target
+
+    return choose
+
+
+def one_threshold(z: float, veto: bool = False) -> Strategy:
+    """One threshold for every proven target (20+ answers); with `veto`, a target whose own answers above it
+    fall short gets its own, higher one."""
+
+    def choose(truth: np.ndarray, proba: np.ndarray, targets: list[str]) -> dict[str, float]:
+        top = proba.argmax(axis=1)
+        p, right = proba[np.arange(len(top)), top], top == truth
+        proven = np.bincount(top, minlength=len(targets)) >= 20
+        found = fit.lowest_precise_threshold(right[proven[top]], p[proven[top]], 0.9, z)
+        shared = NEVER if found is None else max(found, fit.ROUTE_FLOOR)
+        out = {}
+        for j, name in enumerate(targets):
+            if not proven[j]:
+                continue
+            mine, above = top == j, (top == j) & (p >= shared)
+            out[name] = shared
+            if veto and above.sum() >= 5 and right[above].mean() < 0.9:
+                own = fit.lowest_precise_threshold(right[mine], p[mine], 0.9)
+                out[name] = NEVER if own is None else max(own, shared)
+        return out
+
+    return choose
+
+
+STRATEGIES = {
+    "per target, Wilson z=1 (the product)": per_target(1.0),
+    "per target, Wilson z=0.5": per_target(0.5),
+    "per target, point precision": per_target(0.0),
+    "one threshold, Wilson z=1": one_threshold(1.0),
+    "one threshold, Wilson z=2": one_threshold(2.0),
+    "one threshold z=2, per-target veto": one_threshold(2.0, veto=True),
+}
+
+
+def main() -> None:
+    args, name = parse_args(__doc__ or "", lambda parser: parser.add_argument("--seed", type=int, default=42))
+    from harness import parse_sets
+
+    from features.config import load_config
+    from training.benchmark import with_overrides
+
+    config = with_overrides(load_config(args.config), parse_sets(args.set))
+    labelled = load_labelled(args.data, config)
+    cache = ".cache/embeddings.sqlite"
+    config = settle_max_length(config, labelled.tickets["text"].tolist(), cache)
+    opts = config.model
+    embeddings, _ = EmbeddingCache(cache).embed(
+        labelled.tickets["text"].tolist(),
+        opts.embedding_model,
+        opts.max_seq_length,
+        opts.embed_batch_size,
+        True,
+        exported_encoder(opts, cache),
+    )
+    captured: dict[str, np.ndarray] = {}
+    original = fit.choose_target_thresholds
+
+    def capture(truth: np.ndarray, proba: np.ndarray, *rest: object, **kw: object) -> object:
+        captured.update(truth=truth, proba=proba)
+        return original(truth, proba, *rest, **kw)  # type: ignore[arg-type]
+
+    fit.choose_target_thresholds = capture  # type: ignore[assignment]
+    counts = {s: np.zeros(2) for s in STRATEGIES}
+    per_fold: dict[str, list[float]] = {s: [] for s in STRATEGIES}
+    unseen_p, unseen_right = [], []
+    for train_idx, test_idx in fold_splits(labelled.resolver, 5, args.seed):
+        tickets = labelled.tickets.iloc[train_idx].reset_index(drop=True)
+        labels = derive_labels(labelled.resolver[train_idx], config.teams, config.min_examples)
+        router = fit.fit_router(tickets, embeddings[train_idx], labels, config, progress=False)
+        scored = router.score(labelled.tickets.iloc[test_idx].reset_index(drop=True), embeddings[test_idx])
+        on = labelled.escalate[test_idx]
+        p_tgt = scored.targets[on]
+        top = p_tgt.argmax(axis=1)
+        p_top, names = p_tgt[np.arange(len(top)), top], np.array(router.targets, dtype=object)[top]
+        right = names == labelled.resolver[test_idx][on]
+        kept_first = scored.escalation[on] < router.thresholds.resolve_first  # never routed, as the router answers
+        unseen_p.append(np.where(kept_first, -1.0, p_top))
+        unseen_right.append(right)
+        for label, strategy in STRATEGIES.items():
+            chosen = strategy(captured["truth"], captured["proba"], router.targets)
+            routed = np.array([p >= chosen.get(n, NEVER) for p, n in zip(p_top, names, strict=True)]) & ~kept_first
+            counts[label] += [routed.sum(), (routed & right).sum()]
+            per_fold[label].append(float((routed & right).sum() / max(routed.sum(), 1)))
+    escalated = int(labelled.escalate.sum())
+    rows = [
+        {
+            "strategy": label,
+            "coverage": routed / escalated,
+            "precision": right / max(routed, 1),
+            "worst_fold": min(per_fold[label]),
+        }
+        for label, (routed, right) in counts.items()
+    ]
+    p, right = np.concatenate(unseen_p), np.concatenate(unseen_right)
+    order = np.argsort(-p, kind="stable")
+    precision = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
+    ceiling = (np.flatnonzero(precision >= 0.9).max() + 1) / len(order) if (precision >= 0.9).any() else 0.0
+    rows.append(
+        {
+            "strategy": "ceiling: one threshold chosen on the unseen answers",
+            "coverage": ceiling,
+            "precision": 0.9,
+            "worst_fold": float("nan"),
+        }
+    )
+    cols = [
+        ("strategy", "routing thresholds", "{}"),
+        ("coverage", "routed (escalated tickets)", "{:.3f}"),
+        ("precision", "routed precision", "{:.3f}"),
+        ("worst_fold", "worst fold", "{:.3f}"),
+    ]
+    notes = (
+        f"`{args.data.name}`, 5-fold stratified CV (seed {args.seed}), target precision 0.9; thresholds chosen on "
+        "each training part's out-of-fold answers, applied to its unseen fold (nothing routed where the escalation "
+        f"answer is resolve_first). Team top-1 on the unseen folds: {right.mean():.3f}."
+    )
+    save(
+        f"routing_{name}",
+        "Routing thresholds: coverage against precision",
+        markdown_table(rows, cols),
+        notes,
+        {"rows": rows},
+    )
+    print(markdown_table(rows, cols))
+
+
+if __name__ == "__main__":
+    main()
