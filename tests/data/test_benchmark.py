@@ -8,7 +8,7 @@ import yaml
 
 from features.data import DataError
 from tests.conftest import Trained
-from training.benchmark import Product, run_benchmark, write_results
+from training.benchmark import KnnVote, Product, TunedLinear, run_benchmark, write_results
 
 
 def test_benchmark_on_the_sample(trained: Trained, tmp_path: Path) -> None:
@@ -41,8 +41,8 @@ def test_benchmark_on_the_sample(trained: Trained, tmp_path: Path) -> None:
     assert "routing_precision" not in rows["embeddings + LR, C by inner CV"]
     # every baseline's settings were chosen inside each training part, one choice per fold, from its grid
     tfidf = rows["TF-IDF (word 1-2 + char 2-5) + LR, C by inner CV"]["chosen"]
-    assert len(tfidf) == 2 and all(c["target_C"] in (1.0, 10.0, 100.0) for c in tfidf)
-    assert all(c["target_k"] in (5, 10, 30) for c in rows["TF-IDF nearest-neighbour vote"]["chosen"])
+    assert len(tfidf) == 2 and all(c["target_C"] in TunedLinear.TARGET_GRID for c in tfidf)
+    assert all(c["target_k"] in KnnVote.TARGET_GRID for c in rows["TF-IDF nearest-neighbour vote"]["chosen"])
     assert all(c["target_C"] in (0.1, 0.5, 2.0) for c in rows["product"]["chosen"])
     # per team size, and per team for the product: routed share and precision on unseen tickets
     sizes = rows["product"]["by_team_size"]
