@@ -8,11 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from features.embed import embed_texts
 
 if TYPE_CHECKING:
     from features.onnx_encoder import OnnxEncoder
+
+
+STORE_EVERY = 512  # tickets embedded between two writes to the cache
 
 
 def _key(reference: str, max_seq_length: int | None, text: str) -> str:
@@ -56,15 +60,20 @@ class EmbeddingCache:
                 ).fetchall()
                 found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
         missing = list(dict.fromkeys(k for k in keys if k not in found))
-        if missing:
-            first_text = {k: t for k, t in zip(keys, texts, strict=True)}
-            new = embed_texts([first_text[k] for k in missing], reference, max_seq_length, batch_size, progress, onnx)
+        first_text = {k: t for k, t in zip(keys, texts, strict=True)}
+        bar = tqdm(total=len(missing), desc="embedding", unit="ticket", disable=not progress or not missing)
+        # stored a chunk at a time: an embedding run that is stopped keeps what it computed
+        for start in range(0, len(missing), STORE_EVERY):
+            chunk = missing[start : start + STORE_EVERY]
+            new = embed_texts([first_text[k] for k in chunk], reference, max_seq_length, batch_size, False, onnx)
             with self._connect() as db:
                 db.executemany(
                     "insert or replace into vectors values (?, ?)",
-                    [(k, v.astype(np.float32).tobytes()) for k, v in zip(missing, new, strict=True)],
+                    [(k, v.astype(np.float32).tobytes()) for k, v in zip(chunk, new, strict=True)],
                 )
-            found.update(zip(missing, new, strict=True))
+            found.update(zip(chunk, new, strict=True))
+            bar.update(len(chunk))
+        bar.close()
         fresh = set(missing)
         reused = sum(1 for k in keys if k not in fresh)
         return np.vstack([found[k] for k in keys]).astype(np.float32), reused
