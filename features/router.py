@@ -70,8 +70,8 @@ class Thresholds:
 class TargetThresholds:
     """Per-target operating points on P(target): below its threshold the top target is `uncertain`.
 
-    Targets with too few validation answers to measure their precision share the threshold chosen on all
-    targets together (`fallback`).
+    Targets with too few validation answers to show their precision are never routed (`unproven`; `fallback` is
+    above 1). Artefacts made before `unproven` existed share the threshold chosen on all targets (`fallback`).
     """
 
     per_target: dict[str, float]

@@ -210,7 +210,10 @@ class ModelInfo(BaseModel):
     pooled_as_other: dict[str, int]
     thresholds: Thresholds
     target_thresholds: dict[str, float] = Field(description="Per-target thresholds on P(target).")
-    target_threshold_fallback: float | None = Field(description="The threshold of targets without their own.")
+    target_threshold_fallback: float | None = Field(
+        description="The threshold of targets without their own: above 1 (never routed) for models that route a "
+        "team only once its own precision is shown."
+    )
     target_precision: float
     metrics: dict[str, float]
     training: dict[str, str | int | float]
