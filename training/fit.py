@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -283,22 +284,21 @@ def fit_router(
     finals: dict[str, LinearHead] = {}
     oof: dict[HeadJob, np.ndarray] = {}
 
+    @cache
+    def data_for(head: str, fold: int) -> tuple[sp.csr_matrix, np.ndarray, sp.csr_matrix | None]:
+        """(X, y, X_val) of a head: sliced once per fold, whatever the number of settings tried on it."""
+        if fold < 0:
+            return (X, y, None) if head == "escalation" else (X[escalated], labels.target[escalated].astype(str), None)
+        fit_idx, val_idx = splits[fold]
+        if head == "escalation":
+            return X[fit_idx], y[fit_idx], X[val_idx]
+        esc_fit = fit_idx[labels.escalate[fit_idx]]
+        return X[esc_fit], labels.target[esc_fit].astype(str), X[val_idx]
+
     def run(batch: list[HeadJob]) -> None:
         # Every head is independent: fitted in parallel processes (threads would share liblinear's global random
         # state, and the same data would no longer give the same model).
-        final_y = labels.target[escalated].astype(str)
-        tasks = []
-        for job in batch:
-            if job.fold < 0:
-                fit = (X, y, None) if job.head == "escalation" else (X[escalated], final_y, None)
-            else:
-                fit_idx, val_idx = splits[job.fold]
-                if job.head == "escalation":
-                    fit = (X[fit_idx], y[fit_idx], X[val_idx])
-                else:
-                    esc_fit = fit_idx[labels.escalate[fit_idx]]
-                    fit = (X[esc_fit], labels.target[esc_fit].astype(str), X[val_idx])
-            tasks.append((job, fit))
+        tasks = [(job, data_for(job.head, job.fold)) for job in batch]
         results = Parallel(n_jobs=opts.fit_jobs or os.cpu_count() or 1, return_as="generator")(
             delayed(_fit_head)(config, job.params, *fit, targets if job.head == "target" else None)
             for job, fit in tasks
