@@ -34,7 +34,7 @@ from features.labels import derive_labels
 from features.router import EscalationRouter
 from training.encode import exported_encoder, settle_max_length, static_encoder
 from training.evaluate import routing_decisions, target_metrics
-from training.fit import fit_router, target_selection_score
+from training.fit import fit_router, newest_split, target_selection_score
 from training.validate import check_columns
 
 
@@ -504,13 +504,10 @@ def cross_language(raw: pd.DataFrame, column: str, train_value: str, test_value:
     )
 
 
-def newest_split(tickets: pd.DataFrame, fraction: float) -> Split | None:
-    """Oldest tickets to train, the newest `fraction` to score, where (nearly) every ticket has a date."""
-    if "created_at" not in tickets.columns or tickets["created_at"].notna().mean() <= 0.95:
-        return None
-    order = np.argsort(tickets["created_at"].to_numpy(dtype="datetime64[ns]"), kind="stable")
-    cut = int(round(len(order) * (1 - fraction)))
-    return Split([(np.sort(order[:cut]), np.sort(order[cut:]))], f"newest {fraction:.0%} held out by date")
+def newest_holdout(tickets: pd.DataFrame, fraction: float) -> Split | None:
+    """Oldest tickets to train, the newest `fraction` to score, as training holds out where dates exist."""
+    parts = newest_split(tickets, fraction)
+    return Split([parts], f"newest {fraction:.0%} held out by date") if parts else None
 
 
 def reused_baselines(
@@ -655,7 +652,7 @@ def run_benchmark(
         candidates = []
         log(f"baselines reused from {baselines_from} (same data, tickets and split)")
     rows = reused_rows + [scored(make, split.parts) for make in candidates + products]
-    newest = None if split_by else newest_split(tickets, config.training.holdout_fraction)
+    newest = None if split_by else newest_holdout(tickets, config.training.holdout_fraction)
     newest_rows = [scored(make, newest.parts) for make in products] if newest else []
     meta = {
         "data": str(data),

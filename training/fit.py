@@ -46,10 +46,9 @@ def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -
     at all).
     """
     fraction, n = config.training.holdout_fraction, len(tickets)
-    if "created_at" in tickets.columns and tickets["created_at"].notna().mean() > 0.95:
-        order = np.argsort(tickets["created_at"].to_numpy(dtype="datetime64[ns]"), kind="stable")
-        cut = int(round(n * (1 - fraction)))
-        return np.sort(order[:cut]), np.sort(order[cut:]), "newest"
+    by_date = newest_split(tickets, fraction)
+    if by_date is not None:
+        return *by_date, "newest"
     seed = config.training.seed
     for strata, how in (
         (_strata(np.where(labels.escalate, labels.target, "")), "stratified"),
@@ -62,6 +61,15 @@ def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -
             continue
     train, holdout = train_test_split(np.arange(n), test_size=fraction, random_state=seed)
     return np.sort(train), np.sort(holdout), "random"
+
+
+def newest_split(tickets: pd.DataFrame, fraction: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(oldest, newest `fraction`) row positions where (nearly) every ticket has a date, else None."""
+    if "created_at" not in tickets.columns or tickets["created_at"].notna().mean() <= 0.95:
+        return None
+    order = np.argsort(tickets["created_at"].to_numpy(dtype="datetime64[ns]"), kind="stable")
+    cut = int(round(len(order) * (1 - fraction)))
+    return np.sort(order[:cut]), np.sort(order[cut:])
 
 
 def _strata(values: np.ndarray) -> np.ndarray:
