@@ -192,7 +192,21 @@ class ModelOptions(_Strict):
         description="'balanced' up-weights small teams in the target head; null weighs every ticket alike; 'auto' "
         "chooses between the two with C, on the training tickets' out-of-fold answers.",
     )
-    knn_k: int = Field(10, ge=1, le=200, description="Neighbours in the similar-ticket vote.")
+    knn_k: int | Literal["auto"] = Field(
+        "auto",
+        description="Neighbours in the similar-ticket vote, or 'auto': chosen from knn_k_grid on the training "
+        "tickets' out-of-fold answers, with the blend (never on the holdout).",
+    )
+    knn_k_grid: list[int] = Field([10, 30], min_length=1, description="Values 'auto' chooses knn_k from.")
+
+    @field_validator("knn_k", "knn_k_grid")
+    @classmethod
+    def _neighbours(cls, value: int | str | list[int]) -> int | str | list[int]:
+        values = value if isinstance(value, list) else [value] if isinstance(value, int) else []
+        if any(not 1 <= k <= 200 for k in values):
+            raise ValueError("neighbours must be between 1 and 200")
+        return sorted(set(value)) if isinstance(value, list) else value
+
     knn_weight: float = Field(
         0.3, ge=0, lt=1, description="Share of the similar-ticket vote in P(target); 0 switches the vote off."
     )

@@ -274,11 +274,9 @@ def fit_router(
     targets = list(labels.targets)
     target_idx = np.array([targets.index(t) if e else -1 for t, e in zip(labels.target, labels.escalate, strict=True)])
     words = X[:, : lexical.n_words].tocsr() if opts.knn_words_weight > 0 and lexical.n_words else None
-    candidates = opts.knn_candidates if words is not None else opts.knn_k
+    candidates = opts.knn_candidates if words is not None else 0
     steps.update()
 
-    oof_knn_esc, oof_knn = np.zeros(len(y)), np.zeros((len(y), len(targets)))
-    oof_top_sim = np.zeros(len(y))
     folds = StratifiedKFold(opts.calibration_folds, shuffle=True, random_state=config.training.seed)
     escalated = np.flatnonzero(labels.escalate)
 
@@ -333,34 +331,39 @@ def fit_router(
     if not chosen:
         run([HeadJob("escalation", esc_params), HeadJob("target", tgt_params)])
     oof_esc, oof_scores = gathered("escalation", esc_params), gathered("target", tgt_params)
+    # Each training ticket's nearest tickets in the other folds, as many as the largest k tried, best first.
+    ks = opts.knn_k_grid if opts.knn_k == "auto" else [opts.knn_k]
+    oof_nb = np.zeros((len(y), max(ks)), dtype=int)
+    oof_sims = np.full((len(y), max(ks)), -1.0)
     for fit_idx, val_idx in splits:
-        nb, sims = exact_top_k(embeddings[val_idx], embeddings[fit_idx], max(opts.knn_k, candidates))
+        nb, sims = exact_top_k(embeddings[val_idx], embeddings[fit_idx], max(max(ks), candidates))
         if words is not None:
             nb, sims = rerank(nb, sims, words[val_idx], words[fit_idx], opts.knn_words_weight)
-        nb, sims = nb[:, : opts.knn_k], sims[:, : opts.knn_k]
-        oof_top_sim[val_idx] = sims[:, 0] if sims.shape[1] else 0.0
-        oof_knn_esc[val_idx], oof_knn[val_idx] = knn_vote(
-            sims, labels.escalate[fit_idx][nb], target_idx[fit_idx][nb], len(targets), opts.knn_temperature
-        )
+        width = min(max(ks), nb.shape[1])
+        oof_nb[val_idx, :width], oof_sims[val_idx, :width] = fit_idx[nb[:, :width]], sims[:, :width]
     escalation_head, target_head = finals["escalation"], finals["target"]
+    use_knn = opts.knn_weight > 0
+    temperature = _fit_temperature(oof_scores[escalated], truth)
+
+    def blended(k: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float] | None]:
+        """Out of fold with the vote of k neighbours: (P(escalation) vote, P(target) of escalated, stack)."""
+        nb, sims = oof_nb[:, :k], oof_sims[:, :k]
+        knn_esc, knn = knn_vote(sims, labels.escalate[nb], target_idx[nb], len(targets), opts.knn_temperature)
+        e = escalated
+        if opts.target_blend == "stacked" and use_knn:
+            stack = _fit_stack(oof_scores[e], knn[e], sims[e, 0], truth, temperature)
+            return knn_esc, stacked_targets(oof_scores[e], knn[e], sims[e, 0], stack), stack
+        return knn_esc, blend_targets(oof_scores[e], temperature, knn[e], opts.knn_weight), None
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        use_knn = opts.knn_weight > 0
+        tried = {k: blended(k) for k in (ks if use_knn else ks[:1])}
+        knn_k = max(tried, key=lambda k: (target_selection_score(truth, tried[k][1]), -k))
+        oof_knn_esc, oof_targets, stack = tried[knn_k]
         inputs = calibrator_inputs(oof_esc, oof_knn_esc, use_knn)
         calibrator = LogisticRegression(C=1e6).fit(inputs, y)
         thresholds = choose_thresholds(y, calibrator.predict_proba(inputs)[:, 1], config.training.target_precision)
-        temperature = _fit_temperature(oof_scores[escalated], target_idx[escalated])
-        stack = None
-        if opts.target_blend == "stacked" and use_knn:
-            stack = _fit_stack(
-                oof_scores[escalated], oof_knn[escalated], oof_top_sim[escalated], target_idx[escalated], temperature
-            )
-            oof_targets = stacked_targets(oof_scores[escalated], oof_knn[escalated], oof_top_sim[escalated], stack)
-        else:
-            oof_targets = blend_targets(oof_scores[escalated], temperature, oof_knn[escalated], opts.knn_weight)
-        target_thresholds = choose_target_thresholds(
-            target_idx[escalated], oof_targets, targets, config.training.target_precision
-        )
+        target_thresholds = choose_target_thresholds(truth, oof_targets, targets, config.training.target_precision)
     steps.close()
 
     mask = mask or Masker()  # the index travels with the model and is shown to agents: no personal data in it
@@ -398,7 +401,7 @@ def fit_router(
         index=index,
         target_temperature=temperature,
         target_stack=stack,
-        knn_k=opts.knn_k,
+        knn_k=knn_k,
         knn_weight=opts.knn_weight,
         knn_temperature=opts.knn_temperature,
         knn_words_weight=opts.knn_words_weight if words is not None else 0.0,
@@ -411,5 +414,6 @@ def fit_router(
             "escalation_C": esc_params.C,
             "target_C": tgt_params.C,
             "target_class_weight": "balanced" if tgt_params.balanced else "none",
+            "knn_k": knn_k,
         },
     )

@@ -44,6 +44,7 @@ def test_benchmark_on_the_sample(trained: Trained, tmp_path: Path) -> None:
     assert len(tfidf) == 2 and all(c["target_C"] in TunedLinear.TARGET_GRID for c in tfidf)
     assert all(c["target_k"] in KnnVote.TARGET_GRID for c in rows["TF-IDF nearest-neighbour vote"]["chosen"])
     assert all(c["target_C"] in (0.1, 0.5, 2.0) for c in rows["product"]["chosen"])
+    assert all(c["knn_k"] in (10, 30) for c in rows["product"]["chosen"])  # the vote's k, chosen out of fold too
     # per team size, and per team for the product: routed share and precision on unseen tickets
     sizes = rows["product"]["by_team_size"]
     assert sum(v["tickets"] for v in sizes.values()) == sum(v[0] for v in rows["product"]["per_team_routing"].values())

@@ -15,6 +15,7 @@ def test_minimal_config_gets_defaults() -> None:
     assert config.teams.first_line == ["desk"]
     assert config.min_examples == 1 and config.training.target_precision == 0.9  # no team pooled by default
     assert config.model.C == "auto" and config.model.class_weight == "auto"
+    assert config.model.knn_k == "auto" and config.model.knn_k_grid == [10, 30]
     assert config.flat_params()["columns.text"] == "body"
 
 
@@ -27,6 +28,8 @@ def test_minimal_config_gets_defaults() -> None:
         ({**GOOD, "teams": {"first_line": []}}, "teams.first_line"),
         ({**GOOD, "teams": {"first_line": ["a"], "hierarchical": ["a"]}}, "both first_line and hierarchical"),
         ({**GOOD, "training": {"target_precision": 1.5}}, "training.target_precision"),
+        ({**GOOD, "model": {"knn_k": 0}}, "model.knn_k"),
+        ({**GOOD, "model": {"knn_k_grid": [10, 500]}}, "neighbours must be between 1 and 200"),
         ("just text", "expected a mapping"),
     ],
 )
