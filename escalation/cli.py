@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -167,13 +168,15 @@ def predict(
 ) -> None:
     """Score a file of tickets with the champion (the API's fields plus the ticket id on every line)."""
     from features.config import load_config
+    from features.privacy import masker_for
     from serving.model_store import load_champion
     from serving.predict import predict_file
 
     settings = _settings()
     cfg = load_config(config)
+    mask = masker_for(settings)
     model = load_champion(settings)
-    count = predict_file(data, cfg, model, output, settings.top_k, settings.n_similar, progress=progress)
+    count = predict_file(data, cfg, model, output, settings.top_k, settings.n_similar, progress=progress, mask=mask)
     typer.echo(f"scored {count} tickets with {model.name} v{model.version} ({model.alias}) -> {output}")
 
 
@@ -330,9 +333,12 @@ def serve(
     import uvicorn
 
     from serving.app import create_app
+    from serving.model_store import REGISTRY_CLIENT_ENV
     from serving.observe import use_json_logs
 
     settings = _settings()
+    for name, value in REGISTRY_CLIENT_ENV.items():  # this process serves: registry calls fail fast
+        os.environ.setdefault(name, value)
     if settings.log_format == "json":
         use_json_logs(logging.getLevelName(settings.log_level))
     else:

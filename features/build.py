@@ -9,6 +9,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import OneHotEncoder
 
+from features.privacy import mask_credentials
+
 CHAR_SOURCE = "chars"
 _SEP = "\x1f"
 
@@ -41,7 +43,7 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: pd.DataFrame, y: object = None, **_: object) -> sp.csr_matrix:
         """Fit and transform in one pass over the texts (the analysers are most of the cost)."""
-        texts = X["text"].to_numpy(dtype=str)
+        texts = _texts(X)
         self.text_ = (
             TfidfVectorizer(
                 ngram_range=(1, 2),
@@ -94,13 +96,20 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> sp.csr_matrix:
         blocks = []
+        texts = _texts(X) if self.text_ is not None or self.chars_ is not None else []
         if self.text_ is not None:
-            blocks.append(self.text_.transform(X["text"].to_numpy(dtype=str)))
+            blocks.append(self.text_.transform(texts))
         if self.chars_ is not None:
-            blocks.append(self.chars_.transform(X["text"].to_numpy(dtype=str)))
+            blocks.append(self.chars_.transform(texts))
         if self.meta_ is not None:
             blocks.append(self.meta_.transform(self._meta(X)))
         return _stacked(blocks, len(X))
+
+
+def _texts(X: pd.DataFrame) -> list[str]:
+    """The texts the vocabularies see: credentials masked, so no password or token becomes a feature (and a key
+    term shown to agents) or is stored in the model's vocabulary."""
+    return [mask_credentials(t) for t in X["text"].to_numpy(dtype=str)]
 
 
 def _stacked(blocks: list[sp.spmatrix], rows: int) -> sp.csr_matrix:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -41,14 +40,11 @@ def resolve_model(reference: str) -> tuple[str, bool]:
 def load_encoder(reference: str, max_seq_length: int | None = None) -> SentenceTransformer:
     """Load a sentence-transformers model once per process; local weights load with the hub switched off."""
     location, local = resolve_model(reference)
-    if local:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
     with _lock:
-        try:
-            model = SentenceTransformer(location, device="cpu")
+        try:  # local weights never ask a hub (and the process environment is left as it was)
+            model = SentenceTransformer(location, device="cpu", local_files_only=local)
         except Exception as err:  # the library raises many kinds; all mean "cannot use this model"
             raise EmbeddingModelError(
                 f"embedding model {reference!r} could not be loaded from {location!r}: {err}"

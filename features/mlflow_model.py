@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
 
+from features.privacy import Masker
 from features.router import EscalationRouter
 
 ARTEFACT_KEY = "router"
+log = logging.getLogger(__name__)
 
 
 class ModelUnavailable(RuntimeError):
@@ -18,14 +21,19 @@ class ModelUnavailable(RuntimeError):
 
 
 class RouterModel(mlflow.pyfunc.PythonModel):
-    """Loads the router artefact; `predict` takes canonical tickets (id, text, metadata columns)."""
+    """Loads the router artefact; `predict` takes canonical tickets (id, text, metadata columns) and answers in
+    the API's shape, masked as the API masks (names from ESCALATION_MASK_NAMES / _FILE where set)."""
 
     router: EscalationRouter
+    mask: Masker | None = None
 
     def load_context(self, context: Any) -> None:
         self.router = EscalationRouter.load(context.artifacts[ARTEFACT_KEY])
+        self.mask = environment_masker()
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from serving.present import present
+
         params = params or {}
         frame = model_input.copy()
         if "id" not in frame.columns:
@@ -33,16 +41,32 @@ class RouterModel(mlflow.pyfunc.PythonModel):
         for name in self.router.metadata:
             if name not in frame.columns:
                 frame[name] = ""
+        mask = self.mask or Masker()
         results = self.router.predict(
             frame, top_k=int(params.get("top_k", 3)), n_similar=int(params.get("n_similar", 3))
         )
         return pd.DataFrame(
             {
-                "id": [r["id"] for r in results],
-                "escalation_probability": [r["escalation"]["probability"] for r in results],
-                "decision": [r["escalation"]["decision"] for r in results],
-                "top_target": [r["suggestions"][0]["target"] if r["suggestions"] else "" for r in results],
-                "routing": [r["routing"]["decision"] for r in results],
-                "result_json": [json.dumps(r) for r in results],
+                "id": [r.id for r in results],
+                "escalation_probability": [r.escalation.probability for r in results],
+                "decision": [r.escalation.decision for r in results],
+                "top_target": [r.targets[0].target if r.targets else "" for r in results],
+                "routing": [r.routing.decision for r in results],
+                "result_json": [json.dumps(present(r, mask)) for r in results],
             }
         )
+
+
+def environment_masker() -> Masker:
+    """The masker of the names the environment lists (as the server reads them); patterns only when it lists none
+    or its settings do not read."""
+    from pydantic import ValidationError
+
+    from features.privacy import masker_for
+    from features.settings import Settings
+
+    try:
+        return masker_for(Settings())
+    except (ValidationError, OSError) as err:
+        log.warning("names to mask not read (%s): masking patterns and credentials only", err)
+        return Masker()

@@ -1,4 +1,6 @@
-"""Masking of personal data in what the service shows: e-mail addresses, phone, card and IBAN numbers, listed names.
+"""Masking of personal data in what the service shows: e-mail addresses, phone, card and IBAN numbers, listed names,
+and credentials (a password, PIN, token, secret or API key where the text says what it is, and tokens of
+well-known shapes).
 
 Cards and IBANs are masked only when their check digits hold (Luhn, mod 97), and phone numbers only when they are
 written like phone numbers (a leading + or 0, or digits in groups), so order numbers, dates, amounts and error
@@ -22,6 +24,24 @@ IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", re.IGNORECASE)
 PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ()./-]{6,24}\d(?![\w])")
 DATE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}(?!\d)")
 WORD = re.compile(r"\w+(?:[-']\w+)*", re.UNICODE)
+# Tokens whose shape says what they are, wherever they stand: GitHub, GitLab, Slack, Stripe, Google and AWS keys,
+# JSON web tokens, bearer credentials and private key blocks.
+TOKEN = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{30,255}|glpat-[A-Za-z0-9_-]{20,64}"
+    r"|xox[abposr]-[A-Za-z0-9-]{10,255}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,255}|AIza[A-Za-z0-9_-]{35}"
+    r"|(?:AKIA|ASIA)[A-Z0-9]{16}|eyJ[A-Za-z0-9_-]{8,2048}\.[A-Za-z0-9_-]{8,2048}\.[A-Za-z0-9_-]{8,2048})"
+    r"|(?<=\bBearer )[A-Za-z0-9._~+/-]{16,2048}=*"
+    r"|-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----.{0,10000}?-----END [A-Z ]{0,40}PRIVATE KEY-----",
+    re.DOTALL,
+)
+# "password: X", "reset my pw to X", "Passwort ist X", "API key = X", "PIN 1234": the word that names a credential,
+# a separator, then the value (up to white space; a full stop or comma after it is kept).
+_NAMED = r"pass(?:word|wort|code|phrase)?|pwd?|kennwort|pin(?:[ -]?code)?|token|secret|api[ _-]?key|access[ _-]?key"
+CREDENTIAL = re.compile(
+    rf"\b(?P<name>{_NAMED})(?P<sep>\s{{0,3}}(?:[:=]|\bis\b|\bto\b|\bist\b|\blautet\b|\bwas\b|\bauf\b)\s{{0,3}}"
+    r"(?:[:=]\s{0,3})?|\s{1,3}(?=\d{4,8}\b))(?P<value>[^\s,;]{1,256}?)(?=[.,;:!?)]?(?:\s|$))",
+    re.IGNORECASE,
+)
 _DIGIT, _ALNUM = re.compile(r"\d"), re.compile(r"[A-Za-z0-9]")
 
 
@@ -79,6 +99,30 @@ def _phone(match: re.Match[str]) -> str:
     return text
 
 
+def _secret_like(value: str, name: str) -> bool:
+    """Whether a value after a credential's name looks like one: a PIN is digits; anything else holds a digit or a
+    sign, or is long, so 'password is expired' or 'token to the team' stay readable."""
+    if name.lower().startswith("pin"):
+        return value.isdigit() and 4 <= len(value) <= 8
+    if value.startswith("[") and value.endswith("]"):  # already a placeholder
+        return False
+    has_digit_or_sign = any(ch.isdigit() or not ch.isalnum() for ch in value)
+    return has_digit_or_sign or len(value) >= 12 or (value[1:] != value[1:].lower() and len(value) >= 6)
+
+
+def _credential(match: re.Match[str]) -> str:
+    if not _secret_like(match.group("value"), match.group("name")):
+        return match.group()
+    return f"{match.group('name')}{match.group('sep')}[credential]"
+
+
+def mask_credentials(text: str) -> str:
+    """Credentials replaced by '[credential]' (what training feeds its vocabulary, and part of every `Masker`)."""
+    if not text:
+        return text
+    return CREDENTIAL.sub(_credential, TOKEN.sub("[credential]", text))
+
+
 class Masker:
     """Replaces personal data with placeholders; `names` are masked as whole words, case-insensitively."""
 
@@ -93,6 +137,7 @@ class Masker:
     def __call__(self, text: str) -> str:
         if not text:
             return text
+        text = mask_credentials(text)
         text = EMAIL.sub("[email]", text)
         text = IBAN.sub(_iban, text)
         text = CARD.sub(_card, text)

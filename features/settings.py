@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         DEFAULT_FEEDBACK_URL,
         description="SQLAlchemy URL of the suggestions and feedback store (PostgreSQL for a team).",
     )
+    retry_after_seconds: int = Field(
+        5,
+        ge=1,
+        le=3600,
+        description="When the feedback store is down: the Retry-After clients are given, and the pause before the "
+        "server tries the store again.",
+    )
 
     keys_file: str = Field(
         "keys.json", description="API keys (hashes and roles only); add keys with `escalation keys add --role ROLE`."

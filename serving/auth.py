@@ -163,7 +163,7 @@ def require(role: Role):  # noqa: ANN201 - a FastAPI dependency factory
     async def check(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> StoredKey | None:
-        ring: KeyRing | None = request.app.state.keyring
+        ring: KeyRing | None = request.app.state.runtime.keyring
         if ring is None:  # ESCALATION_AUTH_DISABLED=1
             return None
         if not ring.keys():

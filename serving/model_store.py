@@ -37,6 +37,9 @@ CACHED = "local cache"
 NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}  # the registry answered: there is no such alias
 
 log = logging.getLogger(__name__)
+# MLflow's HTTP client retries an unreachable server for minutes by default; a server wants to know sooner. MLflow
+# reads these from the environment only, so the process that serves (`escalation serve`) sets them, not the app.
+REGISTRY_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 class RegistryUnreachable(ModelUnavailable):

@@ -14,6 +14,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from features.results import Suggestion
+
 log = logging.getLogger("escalation.access")
 errors = logging.getLogger("serving.errors")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -46,6 +48,7 @@ class Metrics:
             ["name", "version", "alias"],
             registry=r,
         )
+        self.in_flight = Gauge("escalation_http_requests_in_flight", "Requests being answered now.", registry=r)
         self.decisions = Counter("escalation_decisions", "Escalation decisions given.", ["decision"], registry=r)
         self.routing = Counter("escalation_routing", "Routing decisions given.", ["decision"], registry=r)
         self.feedback_failures = Counter(
@@ -60,10 +63,10 @@ class Metrics:
         if version is not None:
             self.model.labels(name, version, alias).set(1)
 
-    def answered(self, results: list[dict[str, Any]]) -> None:
+    def answered(self, results: list[Suggestion]) -> None:
         for r in results:
-            self.decisions.labels(r["escalation"]["decision"]).inc()
-            self.routing.labels(r["routing"]["decision"]).inc()
+            self.decisions.labels(r.escalation.decision).inc()
+            self.routing.labels(r.routing.decision).inc()
 
 
 class RequestContext:
@@ -82,6 +85,7 @@ class RequestContext:
         token = request_id.set(rid)
         started = time.perf_counter()
         status, responded = 500, False
+        self.metrics.in_flight.inc()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, responded
@@ -103,6 +107,7 @@ class RequestContext:
             await send_with_id({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:
+            self.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"  # the template: no ids in labels
             method = scope["method"]

@@ -9,7 +9,9 @@ from tqdm.auto import tqdm
 
 from features.config import RouterConfig
 from features.data import DataError, read_export, to_tickets
+from features.privacy import Masker
 from serving.model_store import LoadedModel
+from serving.present import present
 
 
 def predict_file(
@@ -21,8 +23,10 @@ def predict_file(
     n_similar: int = 3,
     chunk: int = 256,
     progress: bool = True,
+    mask: Masker | None = None,
 ) -> int:
-    """Write the API's fields (plus the ticket id) for every ticket in `data`; returns the count."""
+    """Write the API's fields, masked as the API masks them, for every ticket in `data`; returns the count."""
+    mask = mask or Masker()
     raw = read_export(data)
     needed = [*config.columns.text, *([config.columns.id] if config.columns.id else [])]
     missing = [c for c in needed if c not in raw.columns]
@@ -43,7 +47,7 @@ def predict_file(
         for start in range(0, len(tickets), chunk):
             part = tickets.iloc[start : start + chunk].reset_index(drop=True)
             for result in model.router.predict(part, top_k=top_k, n_similar=n_similar):
-                fh.write(json.dumps({**result, "model": ref}, ensure_ascii=False) + "\n")
+                fh.write(json.dumps({**present(result, mask), "model": ref}, ensure_ascii=False) + "\n")
             bar.update(len(part))
     partial.replace(output)  # a crash never leaves a half-written file under the real name
     return len(tickets)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,8 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.settings import Settings
+from serving.model_store import REGISTRY_CLIENT_ENV
 from training.sample_data import write_sample
 from training.train import TrainResult, train
+
+for _name, _value in REGISTRY_CLIENT_ENV.items():  # as `escalation serve` does: a dead registry fails fast
+    os.environ.setdefault(_name, _value)
 
 ROWS = 900  # enough for every team to pass min_examples, small enough to embed in seconds
 
@@ -76,7 +81,7 @@ def predict_in_fresh_process(folder: Path) -> tuple[str, bool]:
         f"r = EscalationRouter.load({str(folder)!r})\n"
         "out = r.predict(pd.DataFrame({'id': ['1'], 'text': ['I was charged twice, please refund'], "
         "'channel': [''], 'customer_tier': ['']}))\n"
-        "print(out[0]['suggestions'][0]['target'], 'torch' in sys.modules)\n"
+        "print(out[0].targets[0].target, 'torch' in sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1], check=True

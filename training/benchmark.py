@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from training.encode import exported_encoder, settle_max_length, static_encoder
 from training.evaluate import routing_decisions, target_metrics
 from training.fit import fit_router, newest_split, target_selection_score
 from training.validate import check_columns
+from training.version import code_version
 
 
 @dataclass
@@ -401,16 +401,13 @@ def machine() -> dict[str, Any]:
         if Path("/proc/cpuinfo").exists()
         else platform.processor()
     )
-    commit = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=Path(__file__).parent
-    ).stdout.strip()  # "-dirty": measured on uncommitted changes to that commit
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "code_version": commit or "unknown",
+        "code_version": code_version(),  # "-dirty": measured on uncommitted changes
     }
 
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
     f1_score,
@@ -19,10 +16,10 @@ from sklearn.metrics import (  # noqa: E402
     roc_auc_score,
 )
 
-from features.labels import OTHER, Labels  # noqa: E402
-from features.privacy import Masker  # noqa: E402
-from features.router import EscalationRouter, TargetThresholds, Thresholds  # noqa: E402
-from training.slices import RARE_TICKETS, rare, slice_masks  # noqa: E402
+from features.labels import OTHER, Labels
+from features.privacy import Masker
+from features.router import EscalationRouter, TargetThresholds, Thresholds
+from training.slices import RARE_TICKETS, rare, slice_masks
 
 
 @dataclass
@@ -249,7 +246,8 @@ def confusion_png(evaluation: Evaluation, path: str | Path, largest: int = 15) -
     matrix = confusion_matrix(evaluation.y_true, evaluation.y_pred, labels=labels).astype(float)
     matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     size = max(5.0, 0.5 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    fig = Figure(figsize=(size, size * 0.85))
+    ax = fig.subplots()
     im = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -271,7 +269,6 @@ def confusion_png(evaluation: Evaluation, path: str | Path, largest: int = 15) -
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
@@ -281,7 +278,8 @@ def reliability_png(evaluation: Evaluation, path: str | Path, bins: int = 10) ->
         ("P(escalation)", evaluation.p_escalation, evaluation.escalate.astype(float)),
         ("P(top target)", evaluation.p_top, (evaluation.y_true == evaluation.y_pred).astype(float)),
     ]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig = Figure(figsize=(10, 4.5))
+    axes = fig.subplots(1, 2)
     for ax, (title, p, y) in zip(axes, panels, strict=True):
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfectly calibrated")
         points = calibration_bins(y, p, bins)
@@ -296,7 +294,6 @@ def reliability_png(evaluation: Evaluation, path: str | Path, bins: int = 10) ->
     fig.suptitle("Reliability on the holdout (numbers: tickets per bin)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
@@ -322,7 +319,8 @@ def coverage_precision_table(evaluation: Evaluation) -> pd.DataFrame:
 def coverage_precision_png(evaluation: Evaluation, thresholds: Thresholds, path: str | Path) -> Path:
     """Precision against coverage as the threshold moves, with the chosen operating points marked."""
     table = coverage_precision_table(evaluation)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig = Figure(figsize=(10, 4.5))
+    axes = fig.subplots(1, 2)
     chosen = [
         (
             "escalate",
@@ -357,7 +355,6 @@ def coverage_precision_png(evaluation: Evaluation, thresholds: Thresholds, path:
         ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 

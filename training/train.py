@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import mlflow
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 from features.config import load_config
 from features.data import DataError, fingerprint, load_export, to_tickets
@@ -38,6 +34,7 @@ from training.fit import fit_router, split_holdout
 from training.model_card import HEADLINE, model_card
 from training.retrain import MergeReport, merge_feedback
 from training.validate import RowReport, check_columns, screen_rows, validate_export
+from training.version import code_version
 
 log = logging.getLogger(__name__)
 CHALLENGER = "challenger"
@@ -57,20 +54,6 @@ class TrainResult:
     embeddings_reused: int = 0
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
     rows: RowReport = field(default_factory=RowReport)
-
-
-def _code_version() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def train(
@@ -189,7 +172,7 @@ def train(
                 "holdout": how,
                 "targets": len(router.targets),
                 "pooled_targets": ",".join(sorted(train_labels.pooled)) or "none",
-                "code_version": _code_version(),
+                "code_version": code_version(),
                 "feedback_rows": merge.feedback_rows,
                 "rows_read": rows.rows_read,
                 "rows_skipped": rows.rows_skipped,
@@ -303,7 +286,8 @@ def _log_comparison(comparison: pd.DataFrame, champion_version: str) -> None:
         {f"champion_{r.metric}": float(r.champion) for r in comparison.itertuples() if r.champion is not None}
     )
     shown = comparison.dropna(subset=["champion"])
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(shown) + 1.5))
+    fig = Figure(figsize=(8, 0.45 * len(shown) + 1.5))
+    ax = fig.subplots()
     y = np.arange(len(shown))
     ax.barh(y - 0.2, shown["champion"], height=0.4, label=f"champion v{champion_version}", color="#999999")
     ax.barh(y + 0.2, shown["challenger"], height=0.4, label="challenger (this run)", color="#1f77b4")
@@ -317,7 +301,6 @@ def _log_comparison(comparison: pd.DataFrame, champion_version: str) -> None:
         path = Path(tmp) / "champion_vs_challenger.png"
         fig.savefig(path, dpi=110)
         mlflow.log_artifact(str(path), "comparison")
-    plt.close(fig)
 
 
 def _log_evaluation(evaluation: Evaluation, router: EscalationRouter) -> None:

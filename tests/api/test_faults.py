@@ -30,6 +30,7 @@ class Served:
     url: str
     headers: dict[str, str]
     log: Path
+    admin: dict[str, str]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         self.process.send_signal(sig)
@@ -60,7 +61,7 @@ def served(trained: Trained, tmp_path: Path) -> Iterator[Served]:
         process = subprocess.Popen(
             [ESCALATION, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    server = Served(process, f"http://127.0.0.1:{port}", bearer(settings, "agent"), log)
+    server = Served(process, f"http://127.0.0.1:{port}", bearer(settings, "agent"), log, bearer(settings, "admin"))
     deadline = time.monotonic() + 120
     while True:
         assert process.poll() is None, log.read_text()[-3000:]
@@ -77,6 +78,17 @@ def served(trained: Trained, tmp_path: Path) -> Iterator[Served]:
         process.wait()
 
 
+def _wait_until_answering(served: Served, requests: int, timeout: float = 60) -> None:
+    """Until the server's in-flight gauge shows `requests` being answered (besides the scrape asking)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = httpx.get(f"{served.url}/metrics", headers=served.admin, timeout=10).text
+        found = next(line for line in text.splitlines() if line.startswith("escalation_http_requests_in_flight "))
+        if float(found.split()[1]) >= requests + 1:
+            return
+        assert time.monotonic() < deadline, f"{requests} requests not in flight after {timeout} s: {found}"
+
+
 def test_sigterm_drains_requests_in_flight(served: Served) -> None:
     batch = {"tickets": [ticket(id=f"S-{i}", body=f"Charged twice, invoice {i}. Please refund.") for i in range(100)]}
 
@@ -85,7 +97,7 @@ def test_sigterm_drains_requests_in_flight(served: Served) -> None:
 
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(post) for _ in range(3)]
-        time.sleep(0.5)  # the three are being answered: 300 tickets take seconds here
+        _wait_until_answering(served, 3)  # the three are being answered: 300 tickets take seconds here
         assert not any(f.done() for f in futures)
         code = served.stop(signal.SIGTERM)
         answers = [f.result() for f in futures]

@@ -89,13 +89,16 @@ def test_store_down_is_503_with_retry_after_and_suggestions_still_answer(store_d
 
 def test_writes_resume_when_the_store_comes_back(trained: Trained, tmp_path: Path) -> None:
     folder = tmp_path / "not-yet"  # sqlite cannot create its file in a folder that does not exist: store down
-    settings = trained.settings.model_copy(update={"feedback_url": f"sqlite:///{folder / 'feedback.db'}"})
+    settings = trained.settings.model_copy(
+        update={"feedback_url": f"sqlite:///{folder / 'feedback.db'}", "retry_after_seconds": 1}
+    )
     body = {"ticket_id": "B-1", "escalated": False, "accepted_suggestion": True}
     with TestClient(create_app(settings), headers=bearer(settings, "agent")) as c:
         down = c.post("/v1/feedback", json=body)
-        assert down.status_code == 503 and down.headers["retry-after"] == "5"
+        assert down.status_code == 503 and down.headers["retry-after"] == "1"  # the setting
         folder.mkdir()  # the store is back
-        time.sleep(5.2)  # as Retry-After asked
+        assert c.post("/v1/feedback", json=body).status_code == 503  # not tried again before Retry-After
+        time.sleep(1.1)  # as Retry-After asked
         up = c.post("/v1/feedback", json=body)
         assert up.status_code == 200 and up.json()["status"] == "created"  # nothing was half-written before
     assert FeedbackStore(settings.feedback_url).feedback_frame()["ticket_id"].tolist() == ["B-1"]

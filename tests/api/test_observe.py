@@ -38,6 +38,7 @@ def test_metrics_count_requests_decisions_and_the_model_served(client: TestClien
     histogram = 'escalation_http_request_duration_seconds_count{method="POST",route="/v1/suggestions",status="200"}'
     assert _value(after, histogram) - _value(before, histogram) == 3
     assert "escalation_feedback_write_failures_total 0.0" in after
+    assert _value(after, "escalation_http_requests_in_flight") == 1  # the scrape itself, nothing left hanging
     assert client.get("/metrics", headers=bearer(trained.settings, "agent")).status_code == 403
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from features.feedback import FeedbackStore
+from features.results import Suggestion
 from features.router import EscalationRouter
 from serving.batcher import Busy, MicroBatcher
 from serving.recorder import SuggestionRecorder
@@ -43,10 +44,10 @@ def test_concurrent_requests_share_calls_and_get_their_own_answers(trained: Trai
     assert batcher.tickets == 48
     assert batcher.calls < 48  # at least some requests were scored together
     for i, answer in enumerate(answers):
-        assert answer["id"] == f"B-{i}"
+        assert answer.id == f"B-{i}"
         expected = alone[i % len(TEXTS)]
-        assert [s["target"] for s in answer["suggestions"]] == [s["target"] for s in expected["suggestions"]]
-        assert answer["escalation"]["probability"] == pytest.approx(expected["escalation"]["probability"], abs=2e-3)
+        assert [t.target for t in answer.targets] == [t.target for t in expected.targets]
+        assert answer.escalation.probability == pytest.approx(expected.escalation.probability, abs=2e-3)
 
 
 def test_different_answer_sizes_are_not_mixed_and_errors_reach_the_caller(trained: Trained) -> None:
@@ -56,13 +57,13 @@ def test_different_answer_sizes_are_not_mixed_and_errors_reach_the_caller(traine
         with ThreadPoolExecutor(4) as pool:
             small = pool.submit(batcher.predict, router, frame(0), 1, 0)
             large = pool.submit(batcher.predict, router, frame(1), 5, 3)
-            assert len(small.result()[0]["suggestions"]) == 1
-            assert len(large.result()[0]["suggestions"]) == 5
-            assert len(large.result()[0]["explanation"]["similar_tickets"]) == 3
+            assert len(small.result()[0].targets) == 1
+            assert len(large.result()[0].targets) == 5
+            assert len(large.result()[0].similar) == 3
         assert batcher.calls == 2  # both arrived within the 20 ms window, yet were scored apart
         with pytest.raises(KeyError):
             batcher.predict(router, pd.DataFrame({"id": ["x"]}), 3, 0)  # no text column
-        assert batcher.predict(router, frame(2), 3, 0)[0]["id"] == "B-2"  # the worker survived the error
+        assert batcher.predict(router, frame(2), 3, 0)[0].id == "B-2"  # the worker survived the error
     finally:
         batcher.close()
 
@@ -73,13 +74,13 @@ def test_large_batches_go_in_chunks_and_shutdown_refuses_new_jobs(trained: Train
     try:
         big = pd.concat([frame(i) for i in range(10)], ignore_index=True)
         answers = batcher.predict(router, big, 3, 0)
-        assert [a["id"] for a in answers] == [f"B-{i}" for i in range(10)]
+        assert [a.id for a in answers] == [f"B-{i}" for i in range(10)]
         assert batcher.calls == 3  # 4 + 4 + 2
         with ThreadPoolExecutor(2) as pool:  # a job that fails on its own fails alone; the worker goes on
             bad = pool.submit(batcher.predict, router, frame(2).drop(columns="text"), 3, 0)
             with pytest.raises(KeyError):
                 bad.result()
-            assert pool.submit(batcher.predict, router, frame(1), 3, 0).result()[0]["id"] == "B-1"
+            assert pool.submit(batcher.predict, router, frame(1), 3, 0).result()[0].id == "B-1"
     finally:
         batcher.close()
     with pytest.raises(Busy, match="shutting down"):
@@ -93,7 +94,7 @@ class Gated:
     def __init__(self, router: EscalationRouter) -> None:
         self.router, self.started, self.gate = router, threading.Event(), threading.Event()
 
-    def predict(self, frame: pd.DataFrame, **kwargs: int) -> list[dict[str, object]]:
+    def predict(self, frame: pd.DataFrame, **kwargs: int) -> list[Suggestion]:
         self.started.set()
         assert self.gate.wait(30), "the test never opened the gate"
         return self.router.predict(frame, **kwargs)
@@ -112,8 +113,8 @@ def test_a_caller_that_waits_too_long_gets_busy_and_its_job_is_skipped(trained: 
                 batcher.predict(gated, frame(0), 3, 0)  # type: ignore[arg-type]
             batcher.timeout = 30.0
             gated.gate.set()
-            assert first.result()[0]["id"] == "B-2"  # the patient caller still gets its answer
-        assert batcher.predict(router, frame(1), 3, 0)[0]["id"] == "B-1"  # the worker goes on
+            assert first.result()[0].id == "B-2"  # the patient caller still gets its answer
+        assert batcher.predict(router, frame(1), 3, 0)[0].id == "B-1"  # the worker goes on
         assert batcher.calls == 2  # the first and the last; the single whose caller gave up was never scored
     finally:
         gated.gate.set()

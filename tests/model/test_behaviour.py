@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from features.privacy import Masker
 from features.router import EscalationRouter
+from serving.present import present
 from tests.conftest import Trained
 from training.register import load_router
 
@@ -17,7 +19,7 @@ def router(trained: Trained) -> EscalationRouter:
 
 def _one(router: EscalationRouter, text: str, tier: str = "standard", channel: str = "email") -> dict:
     frame = pd.DataFrame({"id": ["t"], "text": [text], "channel": [channel], "customer_tier": [tier]})
-    return router.predict(frame, top_k=3, n_similar=3)[0]
+    return present(router.predict(frame, top_k=3, n_similar=3)[0], Masker())
 
 
 def _prob(result: dict, target: str) -> float:
@@ -143,7 +145,7 @@ def answers(router: EscalationRouter, trained: Trained) -> list[dict]:
     from features.data import read_export, to_tickets
 
     tickets = to_tickets(read_export(trained.data), load_config(trained.config))
-    return router.predict(tickets, top_k=3, n_similar=3)
+    return [present(r, Masker()) for r in router.predict(tickets, top_k=3, n_similar=3)]
 
 
 def test_routing_never_contradicts_the_escalation_answer(answers: list[dict]) -> None:

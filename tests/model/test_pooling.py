@@ -25,9 +25,9 @@ def test_other_is_never_suggested_and_pooled_teams_are_scored_as_wrong(trained: 
     router = fit_router(tickets, embeddings, labels, config, progress=False)
 
     results = router.predict(tickets, top_k=len(router.targets), n_similar=1, embeddings=embeddings)
-    assert all(s["target"] != OTHER for r in results for s in r["suggestions"])
-    assert all(r["routing"]["target"] != OTHER for r in results)
-    by_model = {s["target"] for r in results for s in r["suggestions"] if s.get("rule") is None}
+    assert all(t.target != OTHER for r in results for t in r.targets)
+    assert all(r.routing.target != OTHER for r in results)
+    by_model = {t.target for r in results for t in r.targets if t.rule is None}
     assert by_model == set(router.targets) - {OTHER}  # every other target still ranked
 
     # evaluated on the real team names: a pooled team's ticket is never answered right

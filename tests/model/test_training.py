@@ -140,10 +140,10 @@ def test_per_target_thresholds_travel_with_the_model(trained: Trained) -> None:
     assert tt is not None and tt.target_precision == 0.9
     assert set(tt.per_target) <= set(router.targets) and len(tt.per_target) >= 3
     result = router.predict(pd.DataFrame({"id": ["x"], "text": ["I was charged twice, please refund one"]}))[0]
-    routing = result["routing"]
-    assert routing["target"] == result["suggestions"][0]["target"] == "billing"
-    assert routing["threshold"] == round(tt.decide("billing", 0.0)[1], 4)
-    assert routing["decision"] == ("route" if routing["probability"] >= routing["threshold"] else "uncertain")
+    routing = result.routing
+    assert routing.target == result.targets[0].target == "billing"
+    assert routing.threshold == round(tt.decide("billing", 0.0)[1], 4)
+    assert routing.decision == ("route" if routing.probability >= routing.threshold else "uncertain")
 
 
 def test_a_large_index_saves_its_graph_and_the_server_restores_it(tmp_path: Path) -> None:

@@ -95,3 +95,40 @@ def test_hostile_text_costs_linear_time(hostile: str) -> None:
     mask(hostile)
     mask.term(hostile)
     assert time.perf_counter() - started < 2.0  # a DoS guard, not a speed goal: quadratic regexes took 7-9 s
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("please reset password to Summer2024x", "please reset password to [credential]"),
+        ("Passwort: geheim123, danke", "Passwort: [credential], danke"),
+        ("Kennwort lautet Winter2023", "Kennwort lautet [credential]"),
+        ("new pw: Abc!def.", "new pw: [credential]."),
+        ("the PIN is 98765.", "the PIN is [credential]."),
+        ("PIN 1234 please", "PIN [credential] please"),
+        ("api key = 4f9a8b7c6d5e4f3a2b1c", "api key = [credential]"),
+        ("secret: correcthorsebatterystaple", "secret: [credential]"),
+        ("token ghp_8fK2mQ9xLr4TzW1vB7nY3cJ6hD0sA5eP2uGk in the log", "token [credential] in the log"),
+        ("AKIAABCDEFGHIJKLMNOP leaked", "[credential] leaked"),
+        ("Authorization: Bearer abcdefghijklmnopqrstuvwxyz123", "Authorization: Bearer [credential]"),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N", "[credential]"),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY----- attached", "[credential] attached"),
+    ],
+)
+def test_credentials_are_masked_where_the_text_says_what_they_are(text: str, masked: str) -> None:
+    assert mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my password is expired",
+        "password reset not working",
+        "error code 1234 on login",
+        "the token to the team was sent",
+        "PIN code is wrong",
+        "pin 12 of the connector",
+    ],
+)
+def test_words_about_credentials_stay_readable(text: str) -> None:
+    assert mask(text) == text

@@ -1,0 +1,41 @@
+"""Importing the package, building an app and loading an encoder change nothing process-wide."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# Set by the libraries themselves on import (PyTorch's compiler cache, MLflow's telemetry id), not by this code.
+LIBRARIES_OWN = ("TORCHINDUCTOR_", "_MLFLOW_TELEMETRY_")
+
+PROBE = """
+import importlib, json, os, pkgutil, sys
+OWN = __OWN__
+before = dict(os.environ)
+for package in ("features", "training", "serving", "escalation"):
+    importlib.import_module(package)
+    for info in pkgutil.walk_packages(sys.modules[package].__path__, package + "."):
+        importlib.import_module(info.name)
+from features.settings import Settings
+from serving.app import create_app
+create_app(Settings(auth_disabled=True))
+from features.embed import load_encoder
+load_encoder("sentence-transformers/all-MiniLM-L6-v2")
+changed = sorted(
+    k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k) and not k.startswith(OWN)
+)
+print(json.dumps({"changed": changed, "pyplot": "matplotlib.pyplot" in sys.modules}))
+"""
+
+
+def test_imports_app_and_encoder_leave_the_process_as_it_was(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "MLFLOW_"))}
+    probe = PROBE.replace("__OWN__", repr(LIBRARIES_OWN))
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=True
+    )
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found == {"changed": [], "pyplot": False}, found
