@@ -7,7 +7,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-encoders demo test lint clean
+.PHONY: install install-encoders demo test test-fast lint clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Under a minute: everything that neither trains, benchmarks nor starts a server (`slow`, marked in tests/conftest.py).
+test-fast: lint
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns mlartifacts .pytest_cache

@@ -20,6 +20,18 @@ from training.train import TrainResult, train
 for _name, _value in REGISTRY_CLIENT_ENV.items():  # as `escalation serve` does: a dead registry fails fast
     os.environ.setdefault(_name, _value)
 
+SLOW_FIXTURES = {"trained", "sample"}  # a trained champion, or the sample export tests train on
+SLOW_FOLDERS = {"model", "api"}  # every test there trains a model or serves one
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` what trains, benchmarks or serves: by the fixtures it needs, or by where it lives."""
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or folder in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
+
+
 ROWS = 900  # enough for every team to pass min_examples, small enough to embed in seconds
 
 

@@ -118,6 +118,7 @@ def _malformed(frame: pd.DataFrame, tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # trains a model through the command line
 def test_malformed_rows_are_counted_reported_and_skipped(export: tuple) -> None:
     frame, config, tmp_path = export
     data = _malformed(frame, tmp_path)
