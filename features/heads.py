@@ -107,6 +107,37 @@ def stacked_targets(scores: np.ndarray, knn: np.ndarray, top_sim: np.ndarray, pa
     return softmax(logits)
 
 
+def vote_of_neighbours(
+    idx: np.ndarray,
+    sims: np.ndarray,
+    escalated: np.ndarray,
+    target_idx: np.ndarray,
+    n_targets: int,
+    k: int,
+    temperature: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The vote of each row's k nearest resolved tickets (`idx` and `sims` best first, indices into `escalated`
+    and `target_idx`): P(escalation), P(target | escalation) and the nearest one's similarity."""
+    nb, near = idx[:, :k], sims[:, :k]
+    p_esc, p_tgt = knn_vote(near, escalated[nb], target_idx[nb], n_targets, temperature)
+    return p_esc, p_tgt, near[:, 0] if near.shape[1] else np.zeros(len(idx))
+
+
+def target_probabilities(
+    scores: np.ndarray,
+    vote: np.ndarray,
+    top_sim: np.ndarray,
+    temperature: float,
+    stack: tuple[float, ...] | None,
+    weight: float,
+) -> np.ndarray:
+    """P(target | escalation), the same way at training (out of fold) and at serving: the stacked blend when its
+    weights were fitted, else the head's softmax mixed with a fixed share `weight` of the vote (0: head alone)."""
+    if stack is not None:
+        return stacked_targets(scores, vote, top_sim, stack)
+    return blend_targets(scores, temperature, vote, weight)
+
+
 def calibrator_inputs(esc_scores: np.ndarray, knn_esc: np.ndarray, use_knn: bool) -> np.ndarray:
     """What the escalation calibrator sees: the head's score, and the neighbours' escalation share."""
     return np.column_stack([esc_scores, knn_esc]) if use_knn else esc_scores.reshape(-1, 1)

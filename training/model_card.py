@@ -11,7 +11,7 @@ from training.slices import RARE_TICKETS, SHORT_WORDS
 HEADLINE = [
     ("escalation_average_precision", "Escalation average precision"),
     ("escalation_roc_auc", "Escalation ROC-AUC"),
-    ("escalation_precision_at_threshold", "Precision of `escalate` answers"),
+    ("escalate_precision", "Precision of `escalate` answers"),
     ("escalation_recall_at_threshold", "Share of escalations told `escalate`"),
     ("resolve_first_precision", "Precision of `resolve_first` answers"),
     ("uncertain_rate", "Tickets left `uncertain` (human triage)"),
