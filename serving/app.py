@@ -23,6 +23,7 @@ from features.privacy import masker_for
 from features.settings import Settings, get_settings
 from serving.auth import KeyRing
 from serving.batcher import MicroBatcher
+from serving.docs import serve_docs
 from serving.limits import BodyGuard
 from serving.model_store import (
     LoadedModel,
@@ -127,7 +128,10 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         version="0.1.0",
         summary="Whether and where to escalate a support ticket, with similar past tickets and key terms.",
         lifespan=lifespan,
+        docs_url=None,  # served by serving.docs with local assets
+        redoc_url=None,
     )
+    serve_docs(app)
     app.state.runtime = state
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
