@@ -1,4 +1,5 @@
-"""`escalation train`: validate, embed, fit, evaluate, log to MLflow, register and decide on `champion`."""
+"""`escalation train`, in named stages: prepare (validate, label, split, embed), fit and evaluate, challenge the
+champion on the same holdout, log the run and register the model, promote (or keep it as `challenger`)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
 
-from features.config import load_config
+from features.config import RouterConfig, load_config
 from features.data import DataError, fingerprint, load_export, to_tickets
-from features.labels import derive_labels
+from features.labels import Labels, derive_labels
 from features.privacy import masker_for
 from features.router import EscalationRouter
 from features.settings import Settings
 from training import register
-from training.encode import embed_tickets, settle_max_length
+from training.encode import Embedded, embed_tickets, settle_max_length
 from training.evaluate import (
     Evaluation,
     confusion_png,
@@ -56,6 +60,53 @@ class TrainResult:
     rows: RowReport = field(default_factory=RowReport)
 
 
+@dataclass
+class Prepared:
+    """The `prepare` stage's output: usable tickets, their labels, the holdout split and the embeddings."""
+
+    config: RouterConfig
+    tickets: pd.DataFrame
+    train_t: pd.DataFrame
+    hold_t: pd.DataFrame
+    train_labels: Labels
+    hold_labels: Labels
+    how: str  # how the holdout was chosen
+    embedded: Embedded
+    train_idx: np.ndarray
+    hold_idx: np.ndarray
+    rows: RowReport
+    merge: MergeReport
+
+    @property
+    def train_embeddings(self) -> np.ndarray:
+        return self.embedded.vectors[self.train_idx]
+
+    @property
+    def hold_embeddings(self) -> np.ndarray:
+        return self.embedded.vectors[self.hold_idx]
+
+
+@dataclass
+class Fitted:
+    """The `fit_and_evaluate` stage's output: the router and its holdout evaluation."""
+
+    router: EscalationRouter
+    evaluation: Evaluation
+    fit_seconds: float
+    graph_seconds: float
+
+
+@dataclass
+class Challenge:
+    """The `challenge` stage's output: the champion on the same holdout, and whether the challenger replaces it."""
+
+    champion: ModelVersion | None
+    champion_metrics: dict[str, float] | None
+    promoted: bool
+    reason: str
+    comparison: pd.DataFrame
+
+
 def train(
     data: str | Path,
     config_path: str | Path,
@@ -72,6 +123,50 @@ def train(
     cannot be used are skipped and reported (`TrainResult.rows`, `data_report.json`), or with `strict` refuse
     the whole file.
     """
+    prepared = prepare(data, config_path, settings, progress, feedback, strict)
+    fitted = fit_and_evaluate(prepared, settings, progress)
+    client = register.connect(settings)
+    challenged = challenge(prepared, fitted, settings, client)
+    if dry_run:
+        return _result(prepared, fitted, challenged, "", "", f"dry run, nothing logged: would have {challenged.reason}")
+    with mlflow.start_run() as run:
+        version = log_run(run, prepared, fitted, challenged, data, settings, feedback is not None)
+        promoted, reason = promote(run, prepared, fitted, challenged, version, settings, client)
+    return _result(prepared, fitted, challenged, run.info.run_id, str(version.version), reason, promoted)
+
+
+def _result(
+    prepared: Prepared,
+    fitted: Fitted,
+    challenged: Challenge,
+    run_id: str,
+    version: str,
+    reason: str,
+    promoted: bool | None = None,
+) -> TrainResult:
+    return TrainResult(
+        run_id=run_id,
+        version=version,
+        promoted=challenged.promoted if promoted is None else promoted,
+        reason=reason,
+        metrics=fitted.evaluation.metrics,
+        pooled=prepared.train_labels.pooled,
+        merge=prepared.merge,
+        embeddings_reused=prepared.embedded.reused,
+        comparison=challenged.comparison,
+        rows=prepared.rows,
+    )
+
+
+def prepare(
+    data: str | Path,
+    config_path: str | Path,
+    settings: Settings,
+    progress: bool,
+    feedback: pd.DataFrame | None,
+    strict: bool,
+) -> Prepared:
+    """Read and screen the export, merge feedback, derive labels, split the holdout and embed every ticket."""
     config = load_config(config_path)
     export = load_export(data)
     check_columns(export.frame, config, data)
@@ -99,16 +194,14 @@ def train(
     train_idx, hold_idx, how = split_holdout(tickets, labels, config)
     config = settle_max_length(config, tickets["text"].iloc[train_idx].tolist(), settings.embedding_cache)
     embedded = embed_tickets(tickets["text"].tolist(), train_idx, config.model, settings.embedding_cache, progress)
-    embeddings, reused, embed_seconds = embedded.vectors, embedded.reused, embedded.seconds
     log.info(
         "embeddings (%s encoder%s): %d reused from cache, %d computed in %.0f s",
         config.model.encoder,
         ", ONNX Runtime" if embedded.onnx is not None else "",
-        reused,
+        embedded.reused,
         embedded.computed,
-        embed_seconds,
+        embedded.seconds,
     )
-
     train_t, hold_t = tickets.iloc[train_idx].reset_index(drop=True), tickets.iloc[hold_idx].reset_index(drop=True)
     train_labels = derive_labels(train_t["target"].to_numpy(dtype=str), config.teams, config.min_examples)
     if len(train_labels.targets) < 2:
@@ -119,128 +212,138 @@ def train(
         )
     # The holdout is labelled with the training split's targets, so pooled names agree.
     hold_labels = derive_labels(hold_t["target"].to_numpy(dtype=str), config.teams, 1)
+    return Prepared(
+        config, tickets, train_t, hold_t, train_labels, hold_labels, how, embedded, train_idx, hold_idx, rows, merge
+    )
+
+
+def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> Fitted:
+    """Fit the router on the training split (what it stores masked) and evaluate it on the holdout."""
     started = time.perf_counter()
     mask = masker_for(settings)  # the listed names too, in everything training stores
-    router = fit_router(train_t, embeddings[train_idx], train_labels, config, progress, embedded.static, mask)
-    router.onnx = embedded.onnx
+    p = prepared
+    router = fit_router(p.train_t, p.train_embeddings, p.train_labels, p.config, progress, p.embedded.static, mask)
+    router.onnx = p.embedded.onnx
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     if router.index.build_graph(settings.ann_threshold):  # saved in the artefact: servers restore, not rebuild
-        log.info("similar-ticket graph over %d tickets built in %.0f s", len(train_t), time.perf_counter() - started)
+        log.info("similar-ticket graph over %d tickets built in %.0f s", len(p.train_t), time.perf_counter() - started)
     graph_seconds = time.perf_counter() - started
-    evaluation = evaluate(router, hold_t, embeddings[hold_idx], hold_labels, mask=mask)
+    evaluation = evaluate(router, p.hold_t, p.hold_embeddings, p.hold_labels, mask=mask)
     router.metrics = dict(evaluation.metrics)
+    return Fitted(router, evaluation, fit_seconds, graph_seconds)
 
-    client = register.connect(settings)
+
+def challenge(prepared: Prepared, fitted: Fitted, settings: Settings, client: MlflowClient) -> Challenge:
+    """Score the champion on the same holdout and decide whether the challenger replaces it."""
     champion = register.champion_version(client, settings)
-    old, old_error = _champion_metrics(champion, router, hold_t, embeddings[hold_idx], hold_labels, settings)
-    promoted, reason = _decide(router.metrics, old, old_error, champion, config, settings)
-    comparison = _comparison(router.metrics, old)
-    if dry_run:
-        return TrainResult(
-            "",
-            "",
-            promoted,
-            f"dry run, nothing logged: would have {reason}",
-            evaluation.metrics,
-            train_labels.pooled,
-            merge,
-            reused,
-            comparison,
-            rows,
-        )
+    p = prepared
+    old, old_error = _champion_metrics(champion, fitted.router, p.hold_t, p.hold_embeddings, p.hold_labels, settings)
+    promoted, reason = _decide(fitted.router.metrics, old, old_error, champion, p.config, settings)
+    return Challenge(champion, old, promoted, reason, _comparison(fitted.router.metrics, old))
 
-    with mlflow.start_run() as run:
-        data_window = {}
-        if "created_at" in tickets.columns and tickets["created_at"].notna().any():
-            data_window = {"data_from": str(tickets["created_at"].min()), "data_to": str(tickets["created_at"].max())}
-        router.info = {
-            "run_id": run.info.run_id,
-            "data_fingerprint": fingerprint(data),
-            "holdout": how,
-            "trained_rows": len(train_t),
+
+def log_run(
+    run: Run,
+    prepared: Prepared,
+    fitted: Fitted,
+    challenged: Challenge,
+    data: str | Path,
+    settings: Settings,
+    with_feedback: bool,
+) -> ModelVersion:
+    """Log the run a lead reviews (parameters, metrics, plots, tables, comparison) and register the model."""
+    p, router, evaluation = prepared, fitted.router, fitted.evaluation
+    data_window = {}
+    if "created_at" in p.tickets.columns and p.tickets["created_at"].notna().any():
+        data_window = {"data_from": str(p.tickets["created_at"].min()), "data_to": str(p.tickets["created_at"].max())}
+    router.info = {
+        "run_id": run.info.run_id,
+        "data_fingerprint": fingerprint(data),
+        "holdout": p.how,
+        "trained_rows": len(p.train_t),
+        **data_window,
+    }
+    mlflow.log_params(p.config.flat_params())
+    mlflow.log_params(
+        {
+            "data_path": str(data),
+            "data_fingerprint": router.info["data_fingerprint"],
+            "rows": len(p.tickets),
+            "train_rows": len(p.train_t),
+            "holdout_rows": len(p.hold_t),
+            "holdout": p.how,
+            "targets": len(router.targets),
+            "pooled_targets": ",".join(sorted(p.train_labels.pooled)) or "none",
+            "code_version": code_version(),
+            "feedback_rows": p.merge.feedback_rows,
+            "rows_read": p.rows.rows_read,
+            "rows_skipped": p.rows.rows_skipped,
             **data_window,
         }
-        mlflow.log_params(config.flat_params())
-        mlflow.log_params(
-            {
-                "data_path": str(data),
-                "data_fingerprint": router.info["data_fingerprint"],
-                "rows": len(tickets),
-                "train_rows": len(train_t),
-                "holdout_rows": len(hold_t),
-                "holdout": how,
-                "targets": len(router.targets),
-                "pooled_targets": ",".join(sorted(train_labels.pooled)) or "none",
-                "code_version": code_version(),
-                "feedback_rows": merge.feedback_rows,
-                "rows_read": rows.rows_read,
-                "rows_skipped": rows.rows_skipped,
-                **data_window,
-            }
-        )
-        mlflow.log_params({f"chosen.{k}": v for k, v in router.head_params.items()})
-        mlflow.log_metrics(evaluation.metrics)
-        mlflow.log_metrics(
-            {
-                "embed_seconds": embed_seconds,
-                "embeddings_reused": reused,
-                "fit_seconds": fit_seconds,
-                "graph_seconds": graph_seconds,
-                "threshold_escalate": router.thresholds.escalate,
-                "threshold_resolve_first": router.thresholds.resolve_first,
-                "feedback_relabelled": merge.changed,
-            }
-        )
-        if router.target_thresholds:
-            mlflow.log_metric("target_threshold_fallback", router.target_thresholds.fallback)
-        _log_evaluation(evaluation, router)
-        register.log_json({"pooled_as_other": train_labels.pooled, "kinds": router.kinds}, "evaluation/labels.json")
-        if config.rules:
-            rules = rule_report(router, hold_t, hold_t["target"].to_numpy(dtype=str))
-            mlflow.log_table(rules, "evaluation/rules.json")
-            register.log_json([r.model_dump() for r in config.rules], "rules.json")
-            for r in rules.itertuples():
-                mlflow.log_metric(f"rule_{r.rule}_fired", r.fired)
-                if r.fired:
-                    mlflow.log_metric(f"rule_{r.rule}_agreement", r.agreement)
-        register.log_json(rows.as_dict(), "data_report.json")
-        if feedback is not None:
-            register.log_json(merge.as_dict(), "feedback_merge.json")
-        if old is not None:
-            _log_comparison(comparison, champion.version if champion else "?")
-
-        example = hold_t[["id", "text", *config.columns.metadata]].head(3).reset_index(drop=True)
-        version = register.log_model(router, example, settings)
-        if promoted:  # a version that cannot be loaded back and score a ticket never becomes champion
-            try:
-                register.load_router(settings, version.version).smoke_test()
-            except Exception as err:
-                promoted, reason = False, f"not promoted: v{version.version} failed to load back and score ({err})"
-                log.error("%s", reason)
-        mlflow.set_tag("promotion", reason)
-        client.set_model_version_tag(settings.model_name, version.version, "promotion", reason)
-        card = model_card(router, evaluation, router.info, settings.model_name, str(version.version))
-        mlflow.log_text(card, "model_card.md")
-        client.update_model_version(
-            settings.model_name, version.version, description=_description(run, evaluation, router, how, reason)
-        )
-        if promoted:
-            client.set_registered_model_alias(settings.model_name, settings.model_alias, version.version)
-        else:
-            client.set_registered_model_alias(settings.model_name, CHALLENGER, version.version)
-    return TrainResult(
-        run.info.run_id,
-        str(version.version),
-        promoted,
-        reason,
-        evaluation.metrics,
-        train_labels.pooled,
-        merge,
-        reused,
-        comparison,
-        rows,
     )
+    mlflow.log_params({f"chosen.{k}": v for k, v in router.head_params.items()})
+    mlflow.log_metrics(evaluation.metrics)
+    mlflow.log_metrics(
+        {
+            "embed_seconds": p.embedded.seconds,
+            "embeddings_reused": p.embedded.reused,
+            "fit_seconds": fitted.fit_seconds,
+            "graph_seconds": fitted.graph_seconds,
+            "threshold_escalate": router.thresholds.escalate,
+            "threshold_resolve_first": router.thresholds.resolve_first,
+            "feedback_relabelled": p.merge.changed,
+        }
+    )
+    if router.target_thresholds:
+        mlflow.log_metric("target_threshold_fallback", router.target_thresholds.fallback)
+    _log_evaluation(evaluation, router)
+    register.log_json({"pooled_as_other": p.train_labels.pooled, "kinds": router.kinds}, "evaluation/labels.json")
+    if p.config.rules:
+        rules = rule_report(router, p.hold_t, p.hold_t["target"].to_numpy(dtype=str))
+        mlflow.log_table(rules, "evaluation/rules.json")
+        register.log_json([r.model_dump() for r in p.config.rules], "rules.json")
+        for r in rules.itertuples():
+            mlflow.log_metric(f"rule_{r.rule}_fired", r.fired)
+            if r.fired:
+                mlflow.log_metric(f"rule_{r.rule}_agreement", r.agreement)
+    register.log_json(p.rows.as_dict(), "data_report.json")
+    if with_feedback:
+        register.log_json(p.merge.as_dict(), "feedback_merge.json")
+    if challenged.champion_metrics is not None:
+        _log_comparison(challenged.comparison, challenged.champion.version if challenged.champion else "?")
+    example = p.hold_t[["id", "text", *p.config.columns.metadata]].head(3).reset_index(drop=True)
+    return register.log_model(router, example, settings)
+
+
+def promote(
+    run: Run,
+    prepared: Prepared,
+    fitted: Fitted,
+    challenged: Challenge,
+    version: ModelVersion,
+    settings: Settings,
+    client: MlflowClient,
+) -> tuple[bool, str]:
+    """Move the serving alias to the new version when it won and loads back and scores a ticket; else it becomes
+    the `challenger`. Tags, model card and description say why."""
+    promoted, reason = challenged.promoted, challenged.reason
+    if promoted:  # a version that cannot be loaded back and score a ticket never becomes champion
+        try:
+            register.load_router(settings, version.version).smoke_test()
+        except Exception as err:
+            promoted, reason = False, f"not promoted: v{version.version} failed to load back and score ({err})"
+            log.error("%s", reason)
+    router, evaluation = fitted.router, fitted.evaluation
+    mlflow.set_tag("promotion", reason)
+    client.set_model_version_tag(settings.model_name, version.version, "promotion", reason)
+    card = model_card(router, evaluation, router.info, settings.model_name, str(version.version))
+    mlflow.log_text(card, "model_card.md")
+    description = _description(run, evaluation, router, prepared.how, reason)
+    client.update_model_version(settings.model_name, version.version, description=description)
+    alias = settings.model_alias if promoted else CHALLENGER
+    client.set_registered_model_alias(settings.model_name, alias, version.version)
+    return promoted, reason
 
 
 def _champion_metrics(
