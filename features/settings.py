@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import Literal
 
@@ -25,14 +26,16 @@ class Settings(BaseSettings):
     model_name: str = Field("escalation-router", description="Registered model name.")
     model_alias: str = Field("champion", description="Registry alias that serving follows.")
     experiment: str = Field("escalation-router", description="MLflow experiment for training runs.")
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="Interface `escalation serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `escalation serve` listens on.")
     max_batch_size: int = Field(100, ge=1, le=10_000, description="Most tickets in one batch request.")
     max_text_chars: int = Field(
         20_000, ge=100, description="Characters of subject+body+messages read; longer tickets are cut, with a note."
     )
     max_body_bytes: int = Field(
-        4_000_000, ge=10_000, description="Largest request body; larger ones get 413 before they are read whole."
+        4_000_000,
+        ge=10_000,
+        description="Largest request body; larger ones get 413 (read and dropped, never kept whole).",
     )
     top_k: int = Field(3, ge=1, le=20, description="Targets returned per suggestion.")
     n_similar: int = Field(3, ge=0, le=20, description="Similar past tickets returned per suggestion.")
@@ -110,6 +113,21 @@ class Settings(BaseSettings):
                 "use a database URL such as sqlite:///mlflow.db or an http(s) tracking server"
             )
         return value
+
+
+def markdown_table() -> str:
+    """The settings as a Markdown table, from their own names, defaults and descriptions (docs/settings.md is this
+    text; a test fails when the two differ: regenerate with `make docs`)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        variables = [str(a) for a in alias.choices] if isinstance(alias, AliasChoices) else []
+        variables = variables or [f"ESCALATION_{name.upper()}"]
+        default = info.default_factory() if info.default_factory is not None else info.default  # type: ignore[call-arg]
+        shown = json.dumps(default) if isinstance(default, list | bool) else str(default)
+        shown = f"`{shown}`" if shown else "(none)"
+        rows.append(f"| {', '.join(f'`{v}`' for v in variables)} | {shown} | {info.description or ''} |")
+    return "\n".join(rows) + "\n"
 
 
 @lru_cache
