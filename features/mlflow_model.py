@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from typing import Any
 
+import mlflow.artifacts
 import mlflow.pyfunc
 import pandas as pd
+from mlflow import MlflowClient
 
 from features.privacy import Masker
 from features.router import EscalationRouter
@@ -55,6 +58,24 @@ class RouterModel(mlflow.pyfunc.PythonModel):
                 "result_json": [json.dumps(present(r, mask)) for r in results],
             }
         )
+
+
+def download_registered(tracking_uri: str, name: str, version: str | int, folder: str) -> str:
+    """Copy a registered version's files into `folder` (returns their path), from the store at `tracking_uri`,
+    leaving MLflow's process-wide tracking and registry URI as they were."""
+    source = MlflowClient(tracking_uri, tracking_uri).get_model_version_download_uri(name, str(version))
+    return mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=tracking_uri, dst_path=folder)
+
+
+def load_registered(tracking_uri: str, name: str, version: str | int) -> RouterModel:
+    """A registered version's pyfunc wrapper, read from the store at `tracking_uri` without touching MLflow's
+    process-wide tracking or registry URI. Its files stay in a folder of their own (the encoder's graph is opened
+    from there on first use), as `mlflow.pyfunc.load_model` keeps its downloads."""
+    local = download_registered(tracking_uri, name, version, tempfile.mkdtemp(prefix="escalation-model-"))
+    wrapper = mlflow.pyfunc.load_model(local).unwrap_python_model()
+    if not isinstance(wrapper, RouterModel):
+        raise TypeError(f"models:/{name}/{version} is not an escalation router model")
+    return wrapper
 
 
 def environment_masker() -> Masker:

@@ -18,7 +18,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from features.mlflow_model import ModelUnavailable, RouterModel
+from features.mlflow_model import ModelUnavailable, RouterModel, download_registered, load_registered
 from features.router import EscalationRouter
 from features.settings import Settings
 
@@ -85,9 +85,7 @@ def load_version(settings: Settings, version: str) -> LoadedModel:
     """Load one registered version and run a smoke prediction; a version that fails is never served."""
     uri = f"models:/{settings.model_name}/{version}"
     try:
-        mlflow.set_registry_uri(settings.tracking_uri)
-        mlflow.set_tracking_uri(settings.tracking_uri)
-        router = _ready(mlflow.pyfunc.load_model(uri).unwrap_python_model(), uri, settings)
+        router = _ready(load_registered(settings.tracking_uri, settings.model_name, version), uri, settings)
     except Exception as err:  # any failure here means this version must not be served
         raise ModelUnavailable(scrub(f"{uri} could not be loaded: {err}")) from err
     log.info("loaded %s (alias %s)", uri, settings.model_alias)
@@ -138,9 +136,9 @@ def _remember(settings: Settings, loaded: LoadedModel) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     try:
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{loaded.name}/{loaded.version}", dst_path=str(staging / "model")
-        )
+        got = download_registered(settings.tracking_uri, loaded.name, loaded.version, str(staging / "download"))
+        os.replace(got, staging / "model")  # the model's files arrive in a folder of the store's naming
+        shutil.rmtree(staging / "download", ignore_errors=True)
         (staging / "served.json").write_text(json.dumps({**meta, "cached_at": datetime.now(UTC).isoformat()}))
         old = folder.with_name(f".{folder.name}-old")
         shutil.rmtree(old, ignore_errors=True)

