@@ -713,19 +713,31 @@ def write_results(result: BenchmarkResult, folder: str | Path, name: str) -> tup
 
 
 def log_to_mlflow(result: BenchmarkResult, name: str, tracking_uri: str, files: tuple[Path, Path]) -> str:
-    """One MLflow run in experiment 'escalation-benchmark' with every row's metrics and the table."""
-    import mlflow
+    """One MLflow run in experiment 'escalation-benchmark' with every row's metrics and the table (through a
+    client on `tracking_uri`: MLflow's process-wide URI is left as it was)."""
+    import time as clock
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("escalation-benchmark")
-    with mlflow.start_run(run_name=f"quality-{name}") as run:
-        mlflow.log_params({k: v for k, v in result.meta.items() if isinstance(v, str | int)})
-        for row in result.rows:
-            slug = "".join(ch if ch.isalnum() else "_" for ch in row["model"]).strip("_")[:40]
-            mlflow.log_metrics({f"{slug}.{k}": v for k, v in row.items() if isinstance(v, float) and not np.isnan(v)})
-            for bucket, found in row.get("by_team_size", {}).items():
-                key = "".join(ch if ch.isalnum() else "_" for ch in bucket)
-                mlflow.log_metrics({f"{slug}.size_{key}.{k}": float(v) for k, v in found.items()})
-        for path in files:
-            mlflow.log_artifact(str(path))
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunStatus
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("escalation-benchmark")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("escalation-benchmark")
+    run = client.create_run(experiment_id, run_name=f"quality-{name}")
+    now = int(clock.time() * 1000)
+    params = [Param(k, str(v)) for k, v in result.meta.items() if isinstance(v, str | int)]
+    metrics: list[Metric] = []
+    for row in result.rows:
+        slug = "".join(ch if ch.isalnum() else "_" for ch in row["model"]).strip("_")[:40]
+        metrics += [
+            Metric(f"{slug}.{k}", v, now, 0) for k, v in row.items() if isinstance(v, float) and not np.isnan(v)
+        ]
+        for bucket, found in row.get("by_team_size", {}).items():
+            key = "".join(ch if ch.isalnum() else "_" for ch in bucket)
+            metrics += [Metric(f"{slug}.size_{key}.{k}", float(v), now, 0) for k, v in found.items()]
+    for start in range(0, max(len(metrics), len(params)), 100):  # the store takes batches of limited size
+        client.log_batch(run.info.run_id, metrics=metrics[start : start + 100], params=params[start : start + 100])
+    for path in files:
+        client.log_artifact(run.info.run_id, str(path))
+    client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
     return run.info.run_id

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from features.data import DataError
 from tests.conftest import Trained
-from training.benchmark import KnnVote, Product, TunedLinear, run_benchmark, write_results
+from training.benchmark import KnnVote, Product, TunedLinear, log_to_mlflow, run_benchmark, write_results
 
 
 def test_benchmark_on_the_sample(trained: Trained, tmp_path: Path) -> None:
@@ -58,6 +59,11 @@ def test_benchmark_on_the_sample(trained: Trained, tmp_path: Path) -> None:
     text = md.read_text()
     assert "| product |" in text and "## By team size" in text and "## Routing per team: product" in text
     assert json.loads(js.read_text())["folds"] == 2
+    store = f"sqlite:///{tmp_path / 'bench.db'}"
+    run_id = log_to_mlflow(result, "t", store, (md, js))
+    logged = MlflowClient(store).get_run(run_id)
+    assert logged.data.metrics["product.target_top1_accuracy"] == rows["product"]["target_top1_accuracy"]
+    assert logged.info.status == "FINISHED" and logged.data.params["folds"] == "2"
     again = run_benchmark(
         trained.data,
         trained.config,
