@@ -24,7 +24,6 @@ import pandas as pd  # noqa: E402
 
 from features.config import load_config  # noqa: E402
 from features.embed import embed_texts, resolve_model  # noqa: E402
-from features.embed_cache import EmbeddingCache  # noqa: E402
 from training.benchmark import (  # noqa: E402
     Fold,
     Product,
@@ -35,6 +34,7 @@ from training.benchmark import (  # noqa: E402
     markdown_table,
     score,
 )
+from training.embed_cache import EmbeddingCache  # noqa: E402
 from training.encode import settle_max_length  # noqa: E402
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from harness import Poster, Server, parse_args, payload, percentiles, save, serve, tickets_of, trained_store
 
-from features.feedback import FeedbackStore
+from serving.feedback_store import FeedbackStore
 from training.benchmark import markdown_table
 
 

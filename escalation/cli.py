@@ -146,7 +146,7 @@ def retrain(
     strict: StrictOpt = False,
 ) -> None:
     """Retrain on newly resolved tickets plus agents' feedback; the challenger replaces the champion only if better."""
-    from features.feedback import FeedbackStore, StoreUnavailable
+    from serving.feedback_store import FeedbackStore, StoreUnavailable
     from training.train import train as run_training
 
     settings = _settings()

@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 
-from features.feedback import FeedbackStore
 from features.settings import Settings
 from serving.auth import require
+from serving.feedback_store import FeedbackStore
 from serving.model_store import LoadedModel
 from serving.schemas import ErrorOut
 from serving.state import NO_STORE, AppState, StoreDown

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from features.feedback import FeedbackStore
+from serving.feedback_store import FeedbackStore
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from features.feedback import FeedbackStore, StoreUnavailable
 from features.privacy import Masker
 from features.settings import Settings
 from serving.auth import KeyRing
+from serving.feedback_store import FeedbackStore, StoreUnavailable
 from serving.model_store import LoadedModel
 from serving.observe import Metrics
 

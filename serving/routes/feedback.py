@@ -6,8 +6,8 @@ import logging
 
 from fastapi import APIRouter
 
-from features.feedback import Feedback, StoreUnavailable
 from serving.deps import AGENT, ANALYST, ERRORS, State, Store, store_down
+from serving.feedback_store import Feedback, StoreUnavailable
 from serving.schemas import FeedbackIn, FeedbackOut, IsoDateTime, MetricsSummary
 
 log = logging.getLogger("serving.app")

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from features.feedback import FeedbackStore
+from serving.feedback_store import FeedbackStore
 from tests.conftest import Trained, bearer, ticket
 
 ESCALATION = str(Path(sys.executable).with_name("escalation"))

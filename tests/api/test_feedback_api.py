@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from features.feedback import FeedbackStore
 from serving.app import create_app
+from serving.feedback_store import FeedbackStore
 from tests.conftest import Trained, bearer, ticket
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from features.feedback import Feedback, FeedbackStore, StoreUnavailable
+from serving.feedback_store import Feedback, FeedbackStore, StoreUnavailable
 
 POSTGRES = os.environ.get("ESCALATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

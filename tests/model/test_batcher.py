@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
-from features.feedback import FeedbackStore
 from features.results import Suggestion
 from features.router import EscalationRouter
 from serving.batcher import Busy, MicroBatcher
+from serving.feedback_store import FeedbackStore
 from serving.recorder import SuggestionRecorder
 from tests.conftest import Trained
 from training.register import load_router

@@ -4,6 +4,7 @@ loads it with MLflow and scores a ticket, without PyTorch; and the import names 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from importlib.metadata import packages_distributions
@@ -31,9 +32,15 @@ def test_a_fresh_environment_from_the_model_requirements_loads_and_scores(traine
     assert any(r.startswith("escalation-router==0.") for r in requirements), requirements  # pinned to this code
     assert not any("torch" in r or "sentence-transformers" in r for r in requirements), requirements
 
-    wheels = tmp_path / "wheels"  # this project as users get it: a wheel of the checkout
+    source = tmp_path / "source"  # this project as users get it: a wheel of its packages, built off the checkout
+    source.mkdir()
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / part, source / part)
+    for package in IMPORT_NAMES:
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", wheels, ROOT],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", wheels, source],
         check=True,
         timeout=600,
     )

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from escalation.cli import app
-from features.feedback import Feedback, FeedbackStore
+from serving.feedback_store import Feedback, FeedbackStore
 from tests.conftest import store_settings
 from training.sample_data import write_sample
 from training.train import train

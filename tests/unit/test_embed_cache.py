@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import features.embed_cache as embed_cache
+import training.embed_cache as embed_cache
 from features.embed import embed_texts
-from features.embed_cache import EmbeddingCache
+from training.embed_cache import EmbeddingCache
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 TEXTS = ["charged twice", "VPN certificate expired", "printer jam", "reset my password", "webhook fails"]
