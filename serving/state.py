@@ -27,8 +27,8 @@ NO_STORE = "feedback store unavailable; retry later"
 class StoreDown(Exception):
     """The feedback store cannot be reached now; ask again after `retry_after` seconds."""
 
-    def __init__(self, detail: str, retry_after: int):
-        super().__init__(detail)
+    def __init__(self, retry_after: int):
+        super().__init__(NO_STORE)
         self.retry_after = retry_after
 
 
@@ -50,13 +50,13 @@ class StoreHandle:
         with self._lock:
             if self._store is None:
                 if time.monotonic() < self._retry_at:
-                    raise StoreDown(NO_STORE, self.retry_after)
+                    raise StoreDown(self.retry_after)
                 try:
                     self._store = FeedbackStore(self.url)
                 except StoreUnavailable as err:
                     self._retry_at = time.monotonic() + self.retry_after
                     log.error("%s", err)
-                    raise StoreDown(NO_STORE, self.retry_after) from None
+                    raise StoreDown(self.retry_after) from None
             return self._store
 
 

@@ -32,7 +32,7 @@ from features.labels import derive_labels
 from features.router import EscalationRouter
 from training.embed_cache import EmbeddingCache
 from training.encode import exported_encoder, settle_max_length, static_encoder
-from training.evaluate import Answers, operating_answers, operating_metrics, target_metrics
+from training.evaluate import Answers, operating_answers, operating_metrics, routing_decisions, target_metrics
 from training.fit import fit_router, newest_split, target_selection_score
 from training.validate import check_columns
 from training.version import code_version
@@ -248,10 +248,9 @@ def operating_answers_on(router: EscalationRouter, fold: Fold, p_esc: np.ndarray
     on = fold.escalate
     top = p_tgt[on].argmax(axis=1)
     top1 = np.array(router.targets, dtype=object)[top]
-    p_top = p_tgt[on][np.arange(len(top)), top]
-    return operating_answers(
-        fold.escalate, p_esc, router.thresholds, fold.resolver[on], top1, p_top, router.target_thresholds
-    )
+    resolve_first = p_esc[on] < router.thresholds.resolve_first
+    routed = routing_decisions(top1, p_tgt[on][np.arange(len(top)), top], router.target_thresholds, resolve_first)
+    return operating_answers(fold.escalate, p_esc, router.thresholds, fold.resolver[on], top1, routed)
 
 
 def recall_at_precision(y: np.ndarray, p: np.ndarray, precision: float = 0.9) -> float:

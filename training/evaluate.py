@@ -79,15 +79,13 @@ def operating_answers(
     thresholds: Thresholds,
     truth: np.ndarray,
     top1: np.ndarray,
-    p_top: np.ndarray,
-    target_thresholds: TargetThresholds | None,
+    routed: np.ndarray,
 ) -> Answers:
     """Count the answers on unseen tickets as the router gives them: `escalate` and `resolve_first` by P(escalation),
-    and for the escalated tickets (`truth`, `top1`, `p_top` in their order) the routed ones, right only when they
-    name the team that resolved the ticket. Nothing is routed where the answer is `resolve_first`."""
+    and for the escalated tickets (`truth`, `top1`, `routed` from `routing_decisions`, in their order) the routed
+    ones, right only when they name the team that resolved the ticket."""
     escalate = escalate.astype(bool)
     esc, res = p_esc >= thresholds.escalate, p_esc < thresholds.resolve_first
-    routed = routing_decisions(top1, p_top, target_thresholds, res[escalate])
     right = routed & (top1 == truth)
     teams = {
         str(team): [int(mine.sum()), int(routed[mine].sum()), int(right[mine].sum())]
@@ -257,7 +255,7 @@ def evaluate(
     p_top = p_tgt[escalated].max(axis=1) if len(escalated) else np.zeros(0)
     resolve_first = p_esc[escalated] < router.thresholds.resolve_first
     routed = routing_decisions(top1, p_top, router.target_thresholds, resolve_first)
-    answers = operating_answers(labels.escalate, p_esc, router.thresholds, truth, top1, p_top, router.target_thresholds)
+    answers = operating_answers(labels.escalate, p_esc, router.thresholds, truth, top1, routed)
     metrics.update(operating_metrics(answers))
     metrics["escalation_ece"] = expected_calibration_error(labels.escalate.astype(float), p_esc)
     metrics["target_ece"] = expected_calibration_error((truth == top1).astype(float), p_top)

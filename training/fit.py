@@ -334,7 +334,7 @@ def fit_router(
     # Each training ticket's nearest tickets in the other folds, as many as the largest k tried, best first.
     ks = opts.knn_k_grid if opts.knn_k == "auto" else [opts.knn_k]
     oof_nb = np.zeros((len(y), max(ks)), dtype=int)
-    oof_sims = np.full((len(y), max(ks)), -1.0)
+    oof_sims = np.full((len(y), max(ks)), -np.inf)  # slots a small fold cannot fill weigh nothing in the vote
     for fit_idx, val_idx in splits:
         nb, sims = exact_top_k(embeddings[val_idx], embeddings[fit_idx], max(max(ks), candidates))
         if words is not None:

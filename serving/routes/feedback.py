@@ -27,7 +27,7 @@ def feedback(body: FeedbackIn, store: Store, state: State) -> FeedbackOut:
     except StoreUnavailable as err:
         state.metrics.feedback_failures.inc()
         log.error("feedback for %s not stored: %s", body.ticket_id, err)
-        raise store_down(state.settings.retry_after_seconds) from None
+        raise store_down(state.store.retry_after) from None
     return FeedbackOut(**stored.__dict__)
 
 
@@ -42,4 +42,4 @@ def metrics_summary(
         return MetricsSummary(**store.summary(since, until))
     except StoreUnavailable as err:
         log.error("%s", err)
-        raise store_down(state.settings.retry_after_seconds) from None
+        raise store_down(state.store.retry_after) from None
