@@ -32,7 +32,7 @@ import json, sys, time, numpy as np, psutil, os
 from pathlib import Path
 from features.config import ModelOptions
 from training.encode import exported_encoder
-from features.embed import embed_texts, load_encoder
+from features.encoders.transformer import embed_texts, load_encoder
 texts = json.loads(Path(sys.argv[1]).read_text())
 model, runtime, length, cache = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 proc = psutil.Process(os.getpid()); before = proc.memory_info().rss

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from features.config import load_config  # noqa: E402
-from features.embed import embed_texts, resolve_model  # noqa: E402
+from features.encoders.transformer import embed_texts, resolve_model  # noqa: E402
 from training.benchmark import (  # noqa: E402
     Fold,
     Product,

@@ -36,7 +36,7 @@ from harness import (
     trained_store,
 )
 
-from features.embed import choose_max_length, load_encoder
+from features.encoders.transformer import choose_max_length, load_encoder
 from training.benchmark import markdown_table
 
 LEVELS = (1, 4, 16)
@@ -50,7 +50,7 @@ def bare_encoder(texts: list[str], reference: str, max_seq_length: int | None) -
 
 def bare_onnx(texts: list[str], reference: str, max_seq_length: int, folder: Path) -> dict[str, float]:
     """The same encoder exported to ONNX Runtime (what a model with runtime 'onnx' serves with), measured alike."""
-    from features.onnx_encoder import export_encoder
+    from features.encoders.onnx import export_encoder
 
     encoder = export_encoder(reference, max_seq_length, folder)
     return timed(lambda batch, size: encoder.encode(batch, batch_size=size), texts)

@@ -15,10 +15,10 @@ import numpy as np
 from harness import parse_args, save  # noqa: E402  (harness puts the project on the path)
 
 import training.fit as fit  # noqa: E402
-from features.labels import derive_labels  # noqa: E402
 from training.benchmark import fold_splits, load_labelled, markdown_table  # noqa: E402
 from training.embed_cache import EmbeddingCache  # noqa: E402
 from training.encode import exported_encoder, settle_max_length  # noqa: E402
+from training.labels import derive_labels  # noqa: E402
 
 NEVER = 2.0
 Strategy = Callable[[np.ndarray, np.ndarray, list[str]], dict[str, float]]

@@ -22,8 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from features.ann import ApproximateIndex  # noqa: E402
-from features.heads import exact_top_k  # noqa: E402
+from features.model.graph import ApproximateIndex  # noqa: E402
+from features.model.heads import exact_top_k  # noqa: E402
 from training.benchmark import machine, markdown_table  # noqa: E402
 
 DIM = 384

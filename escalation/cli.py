@@ -53,9 +53,10 @@ def friendly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from features.config import ConfigError
         from features.data import DataError
-        from features.embed import EmbeddingModelError
+        from features.encoders.transformer import EmbeddingModelError
         from serving.auth import KeysFileError
         from serving.model_store import ModelUnavailable
+        from training.register import PromotionRefused
 
         try:
             return func(*args, **kwargs)
@@ -63,7 +64,15 @@ def friendly(func: F) -> F:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "settings"
             typer.echo(f"error: setting {where}: {first['msg']}", err=True)
-        except (ConfigError, DataError, EmbeddingModelError, KeysFileError, ModelUnavailable, OSError) as err:
+        except (
+            ConfigError,
+            DataError,
+            EmbeddingModelError,
+            KeysFileError,
+            ModelUnavailable,
+            PromotionRefused,
+            OSError,
+        ) as err:
             typer.echo(f"error: {err}", err=True)
         except ModuleNotFoundError as err:
             if (err.name or "").split(".")[0] not in TRAIN_EXTRA_MODULES:
@@ -180,7 +189,7 @@ def predict(
 ) -> None:
     """Score a file of tickets with the champion (the API's fields plus the ticket id on every line)."""
     from features.config import load_config
-    from features.privacy import masker_for
+    from features.text.privacy import masker_for
     from serving.model_store import load_champion
     from serving.predict import predict_file
 

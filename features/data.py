@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.clean import clean_texts
 from features.config import RouterConfig
+from features.text.clean import clean_texts
 
 READERS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 # What a file really is when its first bytes say so, whatever its name claims.

@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import ThreadpoolController
 
-from features.privacy import masker_for
 from features.settings import Settings, get_settings
+from features.text.privacy import masker_for
 from serving.auth import KeyRing
 from serving.batcher import MicroBatcher
 from serving.docs import serve_docs

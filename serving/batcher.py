@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.router import EscalationRouter
+from features.model.router import EscalationRouter
 
 log = logging.getLogger(__name__)
 

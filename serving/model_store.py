@@ -18,8 +18,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from features.mlflow_model import ModelUnavailable, RouterModel, download_registered, load_registered
-from features.router import EscalationRouter
+from features.model.pyfunc import RouterModel, download_registered, load_registered
+from features.model.router import EscalationRouter
 from features.settings import Settings
 
 __all__ = [
@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 # MLflow's HTTP client retries an unreachable server for minutes by default; a server wants to know sooner. MLflow
 # reads these from the environment only, so the process that serves (`escalation serve`) sets them, not the app.
 REGISTRY_CLIENT_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+class ModelUnavailable(RuntimeError):
+    """No servable model: no alias yet, registry unreachable, or the version failed to load or score."""
 
 
 class RegistryUnreachable(ModelUnavailable):

@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from features.results import Suggestion
+from features.model.results import Suggestion
 
 log = logging.getLogger("escalation.access")
 errors = logging.getLogger("serving.errors")

@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from features.config import RouterConfig
 from features.data import DataError, read_export, to_tickets
-from features.privacy import Masker
+from features.text.privacy import Masker
 from serving.model_store import LoadedModel
 from serving.present import present
 

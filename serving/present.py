@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from features.privacy import Masker
-from features.results import Suggestion
+from features.model.results import Suggestion
+from features.text.privacy import Masker
 
 
 def present(answer: Suggestion, mask: Masker) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from features.clean import printable
+from features.text.clean import printable
 
 Text = Annotated[str, AfterValidator(printable)]  # control characters and lone surrogates cleaned, not refused
 MetadataValue = Annotated[str, Field(max_length=1000), AfterValidator(printable)] | int | float | bool | None

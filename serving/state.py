@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from features.privacy import Masker
 from features.settings import Settings
+from features.text.privacy import Masker
 from serving.auth import KeyRing
 from serving.feedback_store import FeedbackStore, StoreUnavailable
 from serving.model_store import LoadedModel

@@ -89,7 +89,7 @@ def predict_in_fresh_process(folder: Path) -> tuple[str, bool]:
     """Load the router saved in `folder` in a new Python process and suggest for a billing ticket:
     (the top target, whether PyTorch got imported)."""
     code = (
-        "import sys; from features.router import EscalationRouter; import pandas as pd\n"
+        "import sys; from features.model.router import EscalationRouter; import pandas as pd\n"
         f"r = EscalationRouter.load({str(folder)!r})\n"
         "out = r.predict(pd.DataFrame({'id': ['1'], 'text': ['I was charged twice, please refund'], "
         "'channel': [''], 'customer_tier': ['']}))\n"

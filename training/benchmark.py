@@ -28,12 +28,12 @@ from tqdm.auto import tqdm
 
 from features.config import ConfigError, RouterConfig, load_config, parse_config
 from features.data import DataError, read_export, to_tickets
-from features.labels import derive_labels
-from features.router import EscalationRouter
+from features.model.router import EscalationRouter
 from training.embed_cache import EmbeddingCache
 from training.encode import exported_encoder, settle_max_length, static_encoder
 from training.evaluate import Answers, operating_answers, operating_metrics, routing_decisions, target_metrics
 from training.fit import fit_router, newest_split, target_selection_score
+from training.labels import derive_labels
 from training.validate import check_columns
 from training.version import code_version
 

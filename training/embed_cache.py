@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from features.embed import embed_texts
+from features.encoders.transformer import embed_texts
 
 if TYPE_CHECKING:
-    from features.onnx_encoder import OnnxEncoder
+    from features.encoders.onnx import OnnxEncoder
 
 
 STORE_EVERY = 512  # tickets embedded between two writes to the cache

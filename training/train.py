@@ -19,10 +19,9 @@ from mlflow.entities.model_registry import ModelVersion
 
 from features.config import RouterConfig, load_config
 from features.data import DataError, fingerprint, load_export, to_tickets
-from features.labels import Labels, derive_labels
-from features.privacy import masker_for
-from features.router import EscalationRouter
+from features.model.router import EscalationRouter
 from features.settings import Settings
+from features.text.privacy import masker_for
 from training import register
 from training.encode import Embedded, embed_tickets, settle_max_length
 from training.evaluate import (
@@ -35,6 +34,7 @@ from training.evaluate import (
     rule_report,
 )
 from training.fit import fit_router, split_holdout
+from training.labels import Labels, derive_labels
 from training.model_card import HEADLINE, model_card
 from training.retrain import MergeReport, merge_feedback
 from training.validate import RowReport, check_columns, screen_rows, validate_export

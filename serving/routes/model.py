@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from features.router import EscalationRouter
+from features.model.router import EscalationRouter
 from serving.deps import ADMIN, ANALYST, ERRORS, Model, State
 from serving.schemas import ModelInfo, ReloadOut
 

@@ -8,10 +8,10 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException
 from fastapi.exceptions import RequestValidationError
 
-from features.clean import join_parts
-from features.privacy import Masker
-from features.results import Suggestion
+from features.model.results import Suggestion
 from features.settings import Settings
+from features.text.clean import join_parts
+from features.text.privacy import Masker
 from serving.batcher import Busy
 from serving.deps import AGENT, ERRORS, AppSettings, Model, State
 from serving.handoff import Message as HandoffMessage

@@ -16,11 +16,10 @@ import pytest
 import uvicorn
 from mlflow import MlflowClient
 
-from features.mlflow_model import ModelUnavailable
 from features.settings import Settings
 from serving.app import create_app
 from tests.conftest import store_settings, ticket
-from training.register import promote
+from training.register import PromotionRefused, promote
 from training.sample_data import write_sample
 from training.train import train
 
@@ -127,7 +126,7 @@ def test_rollback_is_followed_by_polling(server: str, registry: Registry) -> Non
 
 
 def test_a_version_that_cannot_serve_is_never_swapped_in(server: str, registry: Registry) -> None:
-    with pytest.raises(ModelUnavailable, match="cannot serve"):
+    with pytest.raises(PromotionRefused, match="cannot serve"):
         promote(registry.settings, 3)
     # someone moves the alias by hand anyway: the server keeps v1 and says why
     registry.client.set_registered_model_alias("escalation-router", "champion", "3")
@@ -140,5 +139,5 @@ def test_a_version_that_cannot_serve_is_never_swapped_in(server: str, registry: 
 
 
 def test_promote_unknown_version_is_a_clear_error(registry: Registry) -> None:
-    with pytest.raises(ModelUnavailable, match="has no version 99"):
+    with pytest.raises(PromotionRefused, match="has no version 99"):
         promote(registry.settings, 99)

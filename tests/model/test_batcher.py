@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
-from features.results import Suggestion
-from features.router import EscalationRouter
+from features.model.results import Suggestion
+from features.model.router import EscalationRouter
 from serving.batcher import Busy, MicroBatcher
 from serving.feedback_store import FeedbackStore
 from serving.recorder import SuggestionRecorder

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.privacy import Masker
-from features.router import EscalationRouter
+from features.model.router import EscalationRouter
+from features.text.privacy import Masker
 from serving.present import present
 from tests.conftest import Trained
 from training.register import load_router
@@ -165,7 +165,7 @@ def test_similar_tickets_never_read_the_same(answers: list[dict]) -> None:
 
 
 def test_key_terms_leave_out_words_that_mean_nothing_alone(answers: list[dict]) -> None:
-    from features.router import UNINFORMATIVE
+    from features.model.router import UNINFORMATIVE
 
     for answer in answers:
         for term in answer["explanation"]["key_terms"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from features.config import DEFAULT_EMBEDDING_MODEL, ConfigError, parse_config
-from features.embed import choose_max_length
+from features.encoders.transformer import choose_max_length
 from tests.conftest import Trained
 from training.benchmark import run_benchmark
 from training.register import load_router

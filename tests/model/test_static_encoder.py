@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from features.config import DEFAULT_EMBEDDING_MODEL
-from features.embed import embed_texts
-from features.static_embed import StaticEncoder, fit_static
+from features.encoders.static import StaticEncoder, fit_static
+from features.encoders.transformer import embed_texts
 from tests.conftest import Trained, predict_in_fresh_process, store_settings
 from training.train import train
 

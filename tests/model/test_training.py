@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from features.router import EscalationRouter
+from features.model.router import EscalationRouter
 from serving.model_store import load_champion
 from tests.conftest import Trained, store_settings
 from training.register import load_router

@@ -2,8 +2,8 @@ import pickle
 
 import numpy as np
 
-from features.heads import exact_top_k
-from features.router import SimilarIndex
+from features.model.heads import exact_top_k
+from features.model.router import SimilarIndex
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.bundled import READY, BundledModelError, _sha256, assemble, mpnet_parts
-from features.embed import embed_texts, resolve_model
+from features.encoders.bundled import READY, BundledModelError, _sha256, assemble, mpnet_parts
+from features.encoders.transformer import embed_texts, resolve_model
 
 
 def _split_model(tmp_path: Path, parts: int = 3) -> list[Path]:

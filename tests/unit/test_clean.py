@@ -1,6 +1,6 @@
 import pytest
 
-from features.clean import clean_text, join_parts, snippet
+from features.text.clean import clean_text, join_parts, snippet
 
 
 @pytest.mark.parametrize(

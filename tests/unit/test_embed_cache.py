@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import training.embed_cache as embed_cache
-from features.embed import embed_texts
+from features.encoders.transformer import embed_texts
 from training.embed_cache import EmbeddingCache
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.svm import LinearSVC
 
-from features.heads import MISSING_SCORE, aligned_scores, blend_targets, exact_top_k, knn_vote
+from features.model.heads import MISSING_SCORE, aligned_scores, blend_targets, exact_top_k, knn_vote
 from training.benchmark import recall_at_precision, score
 
 
@@ -39,7 +39,7 @@ def test_benchmark_metrics() -> None:
 
 
 def test_stacked_blend_reduces_to_temperature_and_trusts_near_duplicates() -> None:
-    from features.heads import softmax, stacked_targets
+    from features.model.heads import softmax, stacked_targets
 
     scores = np.array([[2.0, 0.0, -1.0], [2.0, 0.0, -1.0]])
     vote = np.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]])

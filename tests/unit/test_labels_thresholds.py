@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from features.config import Teams
-from features.labels import OTHER, derive_labels
-from features.router import TargetThresholds, Thresholds
+from features.model.router import TargetThresholds, Thresholds
 from training.fit import ROUTE_FLOOR, choose_target_thresholds, choose_thresholds, lowest_precise_threshold
+from training.labels import OTHER, derive_labels
 
 TEAMS = Teams(first_line=["desk"], hierarchical=["manager"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from features.privacy import Masker, iban_ok, luhn_ok
+from features.text.privacy import Masker, iban_ok, luhn_ok
 
 mask = Masker(["Anna Schmidt", "Jörg", "O'Brien"])
 

@@ -1,4 +1,4 @@
-from features.router import EscalationRouter
+from features.model.router import EscalationRouter
 
 OLD_STATE = {
     "embedding_model": "m",

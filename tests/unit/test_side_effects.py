@@ -22,7 +22,7 @@ for package in ("features", "training", "serving", "escalation"):
 from features.settings import Settings
 from serving.app import create_app
 create_app(Settings(auth_disabled=True))
-from features.embed import load_encoder
+from features.encoders.transformer import load_encoder
 load_encoder("sentence-transformers/all-MiniLM-L6-v2")
 changed = sorted(
     k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k) and not k.startswith(OWN)

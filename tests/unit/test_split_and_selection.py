@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from features.config import Teams, parse_config
-from features.labels import derive_labels
-from features.router import distinct
+from features.model.router import distinct
 from training.fit import HeadParams, head_grid, split_holdout, target_selection_score
+from training.labels import derive_labels
 
 TEAMS = Teams(first_line=["desk"])
 

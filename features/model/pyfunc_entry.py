@@ -2,6 +2,6 @@
 
 import mlflow.models
 
-from features.mlflow_model import RouterModel
+from features.model.pyfunc import RouterModel
 
 mlflow.models.set_model(RouterModel())

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from features.config import Teams
-
-OTHER = "other"
+from features.model.router import OTHER
 
 
 @dataclass

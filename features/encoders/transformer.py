@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.bundled import BUNDLED_MODELS, BundledModelError
+from features.encoders.bundled import BUNDLED_MODELS, BundledModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
-    from features.onnx_encoder import OnnxEncoder
+    from features.encoders.onnx import OnnxEncoder
 
 _lock = threading.Lock()
 

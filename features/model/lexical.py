@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import OneHotEncoder
 
-from features.privacy import mask_credentials
+from features.text.privacy import mask_credentials
 
 CHAR_SOURCE = "chars"
 _SEP = "\x1f"

@@ -1,0 +1,89 @@
+"""The MLflow pyfunc face of the router, so any MLflow client can load and score it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from typing import Any
+
+import mlflow.artifacts
+import mlflow.pyfunc
+import pandas as pd
+from mlflow import MlflowClient
+
+from features.model.router import EscalationRouter
+from features.text.privacy import Masker
+
+ARTEFACT_KEY = "router"
+log = logging.getLogger(__name__)
+
+
+class RouterModel(mlflow.pyfunc.PythonModel):
+    """Loads the router artefact; `predict` takes canonical tickets (id, text, metadata columns) and answers in
+    the API's shape, masked as the API masks (names from ESCALATION_MASK_NAMES / _FILE where set)."""
+
+    router: EscalationRouter
+    mask: Masker | None = None
+
+    def load_context(self, context: Any) -> None:
+        self.router = EscalationRouter.load(context.artifacts[ARTEFACT_KEY])
+        self.mask = environment_masker()
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from serving.present import present
+
+        params = params or {}
+        frame = model_input.copy()
+        if "id" not in frame.columns:
+            frame["id"] = [f"row-{i + 1}" for i in range(len(frame))]
+        for name in self.router.metadata:
+            if name not in frame.columns:
+                frame[name] = ""
+        mask = self.mask or Masker()
+        results = self.router.predict(
+            frame, top_k=int(params.get("top_k", 3)), n_similar=int(params.get("n_similar", 3))
+        )
+        return pd.DataFrame(
+            {
+                "id": [r.id for r in results],
+                "escalation_probability": [r.escalation.probability for r in results],
+                "decision": [r.escalation.decision for r in results],
+                "top_target": [r.targets[0].target if r.targets else "" for r in results],
+                "routing": [r.routing.decision for r in results],
+                "result_json": [json.dumps(present(r, mask)) for r in results],
+            }
+        )
+
+
+def download_registered(tracking_uri: str, name: str, version: str | int, folder: str) -> str:
+    """Copy a registered version's files into `folder` (returns their path), from the store at `tracking_uri`,
+    leaving MLflow's process-wide tracking and registry URI as they were."""
+    source = MlflowClient(tracking_uri, tracking_uri).get_model_version_download_uri(name, str(version))
+    return mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=tracking_uri, dst_path=folder)
+
+
+def load_registered(tracking_uri: str, name: str, version: str | int) -> RouterModel:
+    """A registered version's pyfunc wrapper, read from the store at `tracking_uri` without touching MLflow's
+    process-wide tracking or registry URI. Its files stay in a folder of their own (the encoder's graph is opened
+    from there on first use), as `mlflow.pyfunc.load_model` keeps its downloads."""
+    local = download_registered(tracking_uri, name, version, tempfile.mkdtemp(prefix="escalation-model-"))
+    wrapper = mlflow.pyfunc.load_model(local).unwrap_python_model()
+    if not isinstance(wrapper, RouterModel):
+        raise TypeError(f"models:/{name}/{version} is not an escalation router model")
+    return wrapper
+
+
+def environment_masker() -> Masker:
+    """The masker of the names the environment lists (as the server reads them); patterns only when it lists none
+    or its settings do not read."""
+    from pydantic import ValidationError
+
+    from features.settings import Settings
+    from features.text.privacy import masker_for
+
+    try:
+        return masker_for(Settings())
+    except (ValidationError, OSError) as err:
+        log.warning("names to mask not read (%s): masking patterns and credentials only", err)
+        return Masker()

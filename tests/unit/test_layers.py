@@ -1,0 +1,42 @@
+"""The design card's boundaries, read from every import statement (lazy ones inside functions too)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# The pyfunc is a consumer of the router's answers like the API: it shows them through serving's one presenter.
+ALLOWED = {("features/model/pyfunc.py", "serving.present")}
+
+
+def imports(package: str) -> list[tuple[str, str]]:
+    found = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            found += [(path.relative_to(ROOT).as_posix(), name) for name in names]
+    return found
+
+
+def crossing(package: str, forbidden: set[str]) -> list[tuple[str, str]]:
+    return [
+        (where, name)
+        for where, name in imports(package)
+        if name.split(".")[0] in forbidden and (where, name) not in ALLOWED
+    ]
+
+
+def test_serving_never_imports_training() -> None:
+    assert crossing("serving", {"training"}) == []
+
+
+def test_features_import_neither_side() -> None:
+    assert crossing("features", {"training", "serving", "escalation"}) == []
+
+
+def test_the_check_sees_imports_inside_functions() -> None:
+    assert ("features/model/pyfunc.py", "serving.present") in imports("features")
+    assert any(name.startswith("training.") for where, name in imports("escalation") if where == "escalation/cli.py")
