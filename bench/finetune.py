@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from features.config import load_config  # noqa: E402
-from features.encoders.transformer import embed_texts, resolve_model  # noqa: E402
+from features.encoders.transformer import TransformerEncoder, embed_texts, resolve_model  # noqa: E402
 from training.benchmark import (  # noqa: E402
     Fold,
     Product,
@@ -123,7 +123,7 @@ def main() -> None:
     config = settle_max_length(config, texts)
     opts = config.model
     base, _ = EmbeddingCache(args.cache).embed(
-        texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, True
+        texts, TransformerEncoder(opts.embedding_model, opts.max_seq_length), opts.embed_batch_size, True
     )
     splits = fold_splits(resolver, args.folds, 42)
 

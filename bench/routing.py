@@ -17,7 +17,7 @@ from harness import parse_args, save  # noqa: E402  (harness puts the project on
 import training.fit as fit  # noqa: E402
 from training.benchmark import fold_splits, load_labelled, markdown_table  # noqa: E402
 from training.embed_cache import EmbeddingCache  # noqa: E402
-from training.encode import exported_encoder, settle_max_length  # noqa: E402
+from training.encode import serving_encoder, settle_max_length  # noqa: E402
 from training.labels import derive_labels  # noqa: E402
 
 NEVER = 2.0
@@ -80,12 +80,7 @@ def main() -> None:
     config = settle_max_length(config, labelled.tickets["text"].tolist(), cache)
     opts = config.model
     embeddings, _ = EmbeddingCache(cache).embed(
-        labelled.tickets["text"].tolist(),
-        opts.embedding_model,
-        opts.max_seq_length,
-        opts.embed_batch_size,
-        True,
-        exported_encoder(opts, cache),
+        labelled.tickets["text"].tolist(), serving_encoder(opts, cache), opts.embed_batch_size, True
     )
     captured: dict[str, np.ndarray] = {}
     original = fit.choose_target_thresholds

@@ -60,6 +60,13 @@ def store_settings(folder: Path) -> Settings:
     )
 
 
+def point_mlflow_at(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `runs:/` and `models:/` URIs in a test resolve against this store, through the environment (restored
+    after the test): the code under test sets no process-wide MLflow URI, and neither may a test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.tracking_uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", settings.tracking_uri)
+
+
 def bearer(settings: Settings, role: str = "admin") -> dict[str, str]:
     """The Authorization header of a new key of `role` in the settings' keys file."""
     from serving.auth import add_key

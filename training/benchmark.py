@@ -30,7 +30,7 @@ from features.config import ConfigError, RouterConfig, load_config, parse_config
 from features.data import DataError, read_export, to_tickets
 from features.model.router import EscalationRouter
 from training.embed_cache import EmbeddingCache
-from training.encode import exported_encoder, settle_max_length, static_encoder
+from training.encode import serving_encoder, settle_max_length, static_encoder
 from training.evaluate import Answers, operating_answers, operating_metrics, routing_decisions, target_metrics
 from training.fit import fit_router, newest_split, target_selection_score
 from training.labels import derive_labels
@@ -231,12 +231,13 @@ class Product:
         if opts.encoder == "static":  # fitted on this fold's training texts (and their transformer embeddings)
             static = static_encoder(fold.tickets["text"].tolist(), opts, self.cache, False, fold.embeddings)
             embeddings = static.encode(fold.tickets["text"].tolist())
-        self.router_ = fit_router(fold.tickets, embeddings, labels, self.config, progress=False, static=static)
+        self.router_ = fit_router(fold.tickets, embeddings, labels, self.config, progress=False, encoder=static)
         self.params_ = dict(self.router_.head_params)
         return self
 
     def predict(self, fold: Fold) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        embeddings = None if self.router_.static is not None else fold.embeddings  # static encodes in the timing
+        static = self.router_.encoder.runtime == "static"
+        embeddings = None if static else fold.embeddings  # a static table encodes within the timing
         scored = self.router_.score(fold.tickets, embeddings)
         p_esc, p_tgt = scored.escalation, self.router_.suggestible(scored.targets)
         self.answers_ = operating_answers_on(self.router_, fold, p_esc, p_tgt)
@@ -504,11 +505,9 @@ def run_benchmark(
     started = time.perf_counter()
     embeddings, reused = EmbeddingCache(cache).embed(
         tickets["text"].tolist(),
-        opts.embedding_model,
-        opts.max_seq_length,
+        serving_encoder(opts.model_copy(update={"encoder": "transformer"}), cache),
         opts.embed_batch_size,
         progress,
-        exported_encoder(opts.model_copy(update={"encoder": "transformer"}), cache),
     )
     embed_seconds = time.perf_counter() - started
     log(
@@ -714,29 +713,19 @@ def write_results(result: BenchmarkResult, folder: str | Path, name: str) -> tup
 def log_to_mlflow(result: BenchmarkResult, name: str, tracking_uri: str, files: tuple[Path, Path]) -> str:
     """One MLflow run in experiment 'escalation-benchmark' with every row's metrics and the table (through a
     client on `tracking_uri`: MLflow's process-wide URI is left as it was)."""
-    import time as clock
-
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunStatus
 
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name("escalation-benchmark")
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment("escalation-benchmark")
-    run = client.create_run(experiment_id, run_name=f"quality-{name}")
-    now = int(clock.time() * 1000)
-    params = [Param(k, str(v)) for k, v in result.meta.items() if isinstance(v, str | int)]
-    metrics: list[Metric] = []
+    from training.tracking import Tracker
+
+    metrics: dict[str, float] = {}
     for row in result.rows:
         slug = "".join(ch if ch.isalnum() else "_" for ch in row["model"]).strip("_")[:40]
-        metrics += [
-            Metric(f"{slug}.{k}", v, now, 0) for k, v in row.items() if isinstance(v, float) and not np.isnan(v)
-        ]
+        metrics.update({f"{slug}.{k}": v for k, v in row.items() if isinstance(v, float) and not np.isnan(v)})
         for bucket, found in row.get("by_team_size", {}).items():
             key = "".join(ch if ch.isalnum() else "_" for ch in bucket)
-            metrics += [Metric(f"{slug}.size_{key}.{k}", float(v), now, 0) for k, v in found.items()]
-    for start in range(0, max(len(metrics), len(params)), 100):  # the store takes batches of limited size
-        client.log_batch(run.info.run_id, metrics=metrics[start : start + 100], params=params[start : start + 100])
-    for path in files:
-        client.log_artifact(run.info.run_id, str(path))
-    client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
-    return run.info.run_id
+            metrics.update({f"{slug}.size_{key}.{k}": float(v) for k, v in found.items()})
+    with Tracker.start(MlflowClient(tracking_uri), "escalation-benchmark", run_name=f"quality-{name}") as run:
+        run.params({k: v for k, v in result.meta.items() if isinstance(v, str | int)})
+        run.metrics(metrics)
+        run.files(files)
+    return run.run_id

@@ -10,10 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from features.encoders.transformer import embed_texts
-
 if TYPE_CHECKING:
-    from features.encoders.onnx import OnnxEncoder
+    from features.encoders import Encoder
 
 
 STORE_EVERY = 512  # tickets embedded between two writes to the cache
@@ -38,18 +36,16 @@ class EmbeddingCache:
     def embed(
         self,
         texts: list[str],
-        reference: str,
-        max_seq_length: int | None = None,
+        encoder: Encoder,
         batch_size: int = 32,
         progress: bool = False,
-        onnx: OnnxEncoder | None = None,
     ) -> tuple[np.ndarray, int]:
-        """Vectors for `texts` (cached ones reused, new ones embedded and stored) and how many were reused.
-        The ONNX export of a model gives its PyTorch embeddings (checked at export: cosine > 0.9999), so both
-        share entries."""
-        keys = [_key(reference, max_seq_length, t) for t in texts]
+        """Vectors for `texts` (cached ones reused, new ones embedded by `encoder` and stored) and how many were
+        reused. Entries are keyed by the encoder's source and length, not its runtime: the ONNX export of a model
+        gives its PyTorch embeddings (checked at export: cosine > 0.9999), so both share them."""
+        keys = [_key(encoder.source, encoder.max_seq_length, t) for t in texts]
         if not keys:
-            return embed_texts([], reference, max_seq_length), 0
+            return encoder.encode([], batch_size), 0
         found: dict[str, np.ndarray] = {}
         with self._connect() as db:
             unique = list(dict.fromkeys(keys))
@@ -65,7 +61,7 @@ class EmbeddingCache:
         # stored a chunk at a time: an embedding run that is stopped keeps what it computed
         for start in range(0, len(missing), STORE_EVERY):
             chunk = missing[start : start + STORE_EVERY]
-            new = embed_texts([first_text[k] for k in chunk], reference, max_seq_length, batch_size, False, onnx)
+            new = encoder.encode([first_text[k] for k in chunk], batch_size, False)
             with self._connect() as db:
                 db.executemany(
                     "insert or replace into vectors values (?, ?)",

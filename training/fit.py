@@ -21,7 +21,8 @@ from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 
 from features.config import RouterConfig
-from features.encoders.static import StaticEncoder
+from features.encoders import Encoder
+from features.encoders.transformer import TransformerEncoder
 from features.model.heads import (
     aligned_scores,
     calibrator_inputs,
@@ -257,11 +258,13 @@ def fit_router(
     labels: Labels,
     config: RouterConfig,
     progress: bool = True,
-    static: StaticEncoder | None = None,
+    encoder: Encoder | None = None,
     mask: Masker | None = None,
 ) -> EscalationRouter:
     """Train both heads; calibrate them and pick thresholds on out-of-fold scores blended with the neighbour vote.
-    The similar-ticket snippets and resolutions the model keeps are masked with `mask` (patterns only by default)."""
+    The similar-ticket snippets and resolutions the model keeps are masked with `mask` (patterns only by default).
+    `encoder` is what made `embeddings` and what the model will serve with (default: the config's transformer on
+    PyTorch)."""
     opts = config.model
     if opts.max_seq_length == "auto":
         raise ValueError("settle model.max_seq_length 'auto' first (training.encode.settle_max_length)")
@@ -388,8 +391,7 @@ def fit_router(
     kinds.update({t: config.teams.kind(t) for t in set(tickets["target"].to_numpy(dtype=str)) if t not in kinds})
     kinds.update({r.target: r.kind or config.teams.kind(r.target) for r in config.rules if r.target not in kinds})
     return EscalationRouter(
-        embedding_model=opts.embedding_model,
-        max_seq_length=opts.max_seq_length,
+        encoder=encoder or TransformerEncoder(opts.embedding_model, opts.max_seq_length),
         embedding_weight=opts.embedding_weight,
         lexical=lexical,
         escalation_head=escalation_head,
@@ -411,7 +413,6 @@ def fit_router(
         pooled=dict(labels.pooled),
         target_thresholds=target_thresholds,
         rules=list(config.rules),
-        static=static,
         head_params={
             "escalation_C": esc_params.C,
             "target_C": tgt_params.C,

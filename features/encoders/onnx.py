@@ -23,11 +23,12 @@ import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from features.encoders import Runtime
 from features.encoders.transformer import EmbeddingModelError, load_encoder, resolve_model
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class OnnxEncoder:
     _session: Any = field(default=None, repr=False, compare=False)
     _tokenizer: Any = field(default=None, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
+    runtime: ClassVar[Runtime] = "onnx"
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the session, tokenizer and lock; the graph itself is saved as a file beside."""
@@ -98,12 +100,14 @@ class OnnxEncoder:
         session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         return session, configured_tokenizer(Tokenizer.from_str(self.tokenizer_json), self.max_seq_length)
 
-    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """Unit-length float32 embeddings, one row per text; texts are batched by length to pad little."""
+    def encode(self, texts: list[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """Unit-length float32 embeddings, one row per text; texts are batched by length to pad little. ONNX
+        Runtime's cost per call is small, so padding is what batching costs: for a few tickets of mixed lengths one
+        call per ticket measured fastest (125/s against 54/s for 16 tickets in one call), hence 1 by default."""
         session, tokenizer = self._ready()
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = np.argsort([-len(t) for t in texts], kind="stable")
-        size = max(1, batch_size)
+        size = max(1, batch_size or 1)
         for start in tqdm(range(0, len(texts), size), desc="embedding", unit="batch", disable=not progress):
             rows = order[start : start + size]
             encoded = tokenizer.encode_batch([texts[i] for i in rows])

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from features.encoders import Runtime
 from features.encoders.transformer import load_encoder, plain_tokenizer
 
 MAX_TOKENS = 512  # tokens of a ticket that count; beyond this a static mean changes little
@@ -38,6 +39,14 @@ class StaticEncoder:
     max_tokens: int = MAX_TOKENS
     _tokenizer: Any = field(default=None, repr=False, compare=False)
     _vectors32: np.ndarray | None = field(default=None, repr=False, compare=False)
+    runtime: ClassVar[Runtime] = "static"
+    max_seq_length: ClassVar[None] = None  # reads every token (up to max_tokens)
+
+    def save(self, folder: Path) -> None:
+        """Nothing beside the pickle: the table travels in it."""
+
+    def attach(self, folder: Path) -> StaticEncoder:
+        return self
 
     @property
     def dimension(self) -> int:
@@ -62,8 +71,9 @@ class StaticEncoder:
         bag.sum_duplicates()
         return bag
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Unit-length float32 embeddings; a text with no known token gets a zero row."""
+    def encode(self, texts: list[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """Unit-length float32 embeddings; a text with no known token gets a zero row (one sparse product: no
+        batches, nothing to show progress of)."""
         if self._vectors32 is None:
             self._vectors32 = self.vectors.astype(np.float32)
         out = np.asarray(self.bag(texts) @ self._vectors32, dtype=np.float32)

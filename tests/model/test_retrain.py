@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from escalation.cli import app
 from serving.feedback_store import Feedback, FeedbackStore
-from tests.conftest import store_settings
+from tests.conftest import point_mlflow_at, store_settings
 from training.sample_data import write_sample
 from training.train import train
 
@@ -63,7 +63,9 @@ def test_dry_run_compares_but_changes_nothing(setup: tuple[Path, Path, Path]) ->
     assert [str(v.version) for v in client.search_model_versions("name='escalation-router'")] == ["1"]
 
 
-def test_losing_challenger_is_registered_as_challenger_with_the_reason(setup: tuple[Path, Path, Path]) -> None:
+def test_losing_challenger_is_registered_as_challenger_with_the_reason(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder, data, config = setup
     result = CliRunner().invoke(
         app, ["retrain", "--data", str(data), "--config", str(config), "--no-progress"], env=_env(folder)
@@ -81,6 +83,7 @@ def test_losing_challenger_is_registered_as_challenger_with_the_reason(setup: tu
     assert "champion_target_top1_accuracy" in run.data.metrics
     paths = {a.path for a in client.list_artifacts(run.info.run_id, "comparison")}
     assert paths == {"comparison/champion_vs_challenger.json", "comparison/champion_vs_challenger.png"}
+    point_mlflow_at(settings, monkeypatch)
     merge = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/feedback_merge.json")
     assert merge["changed"] == 5 and merge["not_in_export"] == 1
 

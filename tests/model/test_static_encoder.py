@@ -65,5 +65,5 @@ def test_static_router_serves_without_pytorch(trained: Trained, tmp_path: Path, 
     from training.register import load_router
 
     router = load_router(settings, result.version)
-    assert isinstance(router.static, StaticEncoder)
+    assert isinstance(router.encoder, StaticEncoder) and router.max_seq_length is None
     assert predict_in_fresh_process(router.save(tmp_path / "artefact")) == ("billing", False)

@@ -12,17 +12,15 @@ from mlflow import MlflowClient
 
 from features.model.router import EscalationRouter
 from serving.model_store import load_champion
-from tests.conftest import Trained, store_settings
+from tests.conftest import Trained, point_mlflow_at, store_settings
 from training.register import load_router
 from training.sample_data import write_sample
 from training.train import train
 
 
 @pytest.fixture(autouse=True)
-def _this_store(trained: Trained) -> None:
-    """`runs:/` URIs resolve against the global tracking URI, which other modules' stores may have moved."""
-    mlflow.set_tracking_uri(trained.settings.tracking_uri)
-    mlflow.set_registry_uri(trained.settings.tracking_uri)
+def _this_store(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    point_mlflow_at(trained.settings, monkeypatch)
 
 
 def test_run_logs_params_metrics_and_artefacts(trained: Trained) -> None:
@@ -63,8 +61,6 @@ def test_model_is_registered_with_champion_alias_and_signature(trained: Trained)
     assert str(champion.version) == trained.result.version == "1"
     assert trained.result.promoted and "no champion existed" in trained.result.reason
     assert trained.result.run_id in champion.description
-    mlflow.set_tracking_uri(trained.settings.tracking_uri)
-    mlflow.set_registry_uri(trained.settings.tracking_uri)
     info = mlflow.models.get_model_info("models:/escalation-router@champion")
     assert {c.name for c in info.signature.inputs} >= {"id", "text", "channel", "customer_tier"}
     assert {c.name for c in info.signature.outputs} >= {"escalation_probability", "decision", "top_target"}
