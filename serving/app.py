@@ -36,6 +36,7 @@ from serving.model_store import (
 from serving.observe import Metrics, RequestContext
 from serving.recorder import SuggestionRecorder
 from serving.routes import feedback, health, model, suggestions
+from serving.routes.console import serve_console
 from serving.state import AppState, StoreHandle
 from serving.watcher import ModelWatcher
 
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         redoc_url=None,
     )
     serve_docs(app)
+    serve_console(app)
     app.state.runtime = state
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]

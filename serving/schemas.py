@@ -193,6 +193,14 @@ class TargetInfo(BaseModel):
     kind: Literal["functional", "hierarchical"]
 
 
+class TicketForm(BaseModel):
+    """What the served model reads besides the text, and where a ticket can go (for a console or a helpdesk form)."""
+
+    version: str
+    metadata: list[str] = Field(description="Metadata fields the model knows (their values are optional).")
+    targets: list[TargetInfo] = Field(description="Every target an agent can escalate to (never the pooled 'other').")
+
+
 class ModelInfo(BaseModel):
     """The served version: where it came from, how it scored on its holdout, what it can suggest."""
 
@@ -216,6 +224,12 @@ class ModelInfo(BaseModel):
     )
     target_precision: float
     metrics: dict[str, float]
+    per_target: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Holdout quality per target: precision, recall, support, routed_precision, routed_coverage "
+        "(empty for versions trained before it was recorded).",
+    )
+    mlflow_run_url: str | None = Field(None, description="The training run in the MLflow UI, when the store has one.")
     training: dict[str, str | int | float]
 
 

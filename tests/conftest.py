@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from features.settings import Settings
@@ -21,7 +26,7 @@ for _name, _value in REGISTRY_CLIENT_ENV.items():  # as `escalation serve` does:
     os.environ.setdefault(_name, _value)
 
 SLOW_FIXTURES = {"trained", "sample"}  # a trained champion, or the sample export tests train on
-SLOW_FOLDERS = {"model", "api"}  # every test there trains a model or serves one
+SLOW_FOLDERS = {"model", "api", "browser"}  # every test there trains a model or serves one
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,6 +63,37 @@ def store_settings(folder: Path) -> Settings:
         keys_file=str(folder / "keys.json"),
         model_cache_dir=str(folder / "served-model"),
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running(app: FastAPI, ready: str = "/healthz") -> Iterator[str]:
+    """The app under uvicorn on a loopback port (a real HTTP server in a thread); its URL until the block ends."""
+    import httpx
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + ready).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def point_mlflow_at(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

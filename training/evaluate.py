@@ -193,6 +193,10 @@ def per_target_report(
         routed_any = [((pred == t) & routed).sum() for t in targets]
         frame["routed"] = routed_any
         frame["routed_precision"] = [a / b if b else np.nan for a, b in zip(routed_right, routed_any, strict=True)]
+        # of this target's escalated tickets, the share whose answer was sure enough to route
+        frame["routed_coverage"] = [
+            ((y == t) & routed).sum() / n if n else np.nan for t, n in zip(targets, s, strict=True)
+        ]
     return frame
 
 

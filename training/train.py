@@ -230,7 +230,17 @@ def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> 
     graph_seconds = time.perf_counter() - started
     evaluation = evaluate(router, p.hold_t, p.hold_embeddings, p.hold_labels, mask=mask)
     router.metrics = dict(evaluation.metrics)
+    router.per_target = quality_per_target(evaluation.per_target)
     return Fitted(router, evaluation, fit_seconds, graph_seconds)
+
+
+def quality_per_target(report: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The holdout's per-target numbers the model carries for the lead's view (NaN, where none, left out)."""
+    columns = [c for c in ("precision", "recall", "support", "routed_precision", "routed_coverage") if c in report]
+    return {
+        str(row["target"]): {c: float(row[c]) for c in columns if pd.notna(row[c])}
+        for row in report.to_dict(orient="records")
+    }
 
 
 def challenge(prepared: Prepared, fitted: Fitted, settings: Settings, client: MlflowClient) -> Challenge:
@@ -258,6 +268,7 @@ def log_run(
         data_window = {"data_from": str(p.tickets["created_at"].min()), "data_to": str(p.tickets["created_at"].max())}
     router.info = {
         "run_id": run.run_id,
+        "experiment_id": run.experiment_id,
         "data_fingerprint": fingerprint(data),
         "holdout": p.how,
         "trained_rows": len(p.train_t),

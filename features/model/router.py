@@ -137,6 +137,8 @@ class EscalationRouter:
     rules: list[Rule] = field(default_factory=list)
     head_params: dict[str, Any] = field(default_factory=dict)  # the C and weights chosen out of fold
     metrics: dict[str, float] = field(default_factory=dict)
+    # holdout quality per target (precision, recall, support, routed_precision, routed_coverage), for the lead's view
+    per_target: dict[str, dict[str, float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter
 
-from serving.deps import ADMIN, ANALYST, ERRORS, Model, State
+from serving.deps import ADMIN, ANALYST, ERRORS, AppSettings, Model, State
 from serving.schemas import ModelInfo, ReloadOut
 
 router = APIRouter(responses=ERRORS)
 
 
+def finite(numbers: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in numbers.items() if math.isfinite(v)}
+
+
+def run_url(tracking_uri: str, info: dict[str, object]) -> str | None:
+    """The training run's page in the MLflow UI, when the store is a tracking server (a file store has no UI)."""
+    if not tracking_uri.startswith(("http://", "https://")) or not info.get("run_id") or not info.get("experiment_id"):
+        return None
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{info['experiment_id']}/runs/{info['run_id']}"
+
+
 @router.get("/v1/model", response_model=ModelInfo, tags=["model"], dependencies=[ANALYST])
-def model_info(model: Model) -> ModelInfo:
+def model_info(model: Model, settings: AppSettings) -> ModelInfo:
     """The served version, its holdout metrics and the targets it can suggest."""
     served = model.router
     thresholds, static = served.target_thresholds, served.encoder.runtime == "static"
@@ -30,7 +43,9 @@ def model_info(model: Model) -> ModelInfo:
         target_thresholds=thresholds.per_target if thresholds else {},
         target_threshold_fallback=thresholds.fallback if thresholds else None,
         target_precision=served.thresholds.target_precision,
-        metrics=served.metrics,
+        metrics=finite(served.metrics),  # NaN (no such answer on the holdout) is no JSON number
+        per_target={t: finite(numbers) for t, numbers in served.per_target.items()},
+        mlflow_run_url=run_url(settings.tracking_uri, served.info),
         training={k: v for k, v in served.info.items() if isinstance(v, str | int | float)},
     )
 

@@ -86,6 +86,25 @@ def test_model_info(client: TestClient, trained: Trained) -> None:
     assert info["first_line"] == ["service-desk"]
     assert set(info["target_thresholds"]) <= {t["target"] for t in info["targets"]} and info["target_thresholds"]
     assert info["target_precision"] == 0.9
+    billing = info["per_target"]["billing"]
+    assert billing["support"] > 0 and 0 <= billing["precision"] <= 1 and 0 <= billing["routed_coverage"] <= 1
+    assert info["mlflow_run_url"] is None  # a sqlite store: no MLflow UI to link
+
+
+def test_ticket_form_lists_the_models_fields_and_every_target_but_other(client: TestClient) -> None:
+    form = client.get("/v1/ticket-form").json()
+    assert form["version"] == "1" and form["metadata"] == ["channel", "customer_tier"]
+    assert {"target": "billing", "kind": "functional"} in form["targets"]
+    assert all(t["target"] != "other" for t in form["targets"])
+
+
+def test_the_run_link_needs_a_tracking_server_and_leaves_out_numbers_json_cannot_carry() -> None:
+    from serving.routes.model import finite, run_url
+
+    info = {"run_id": "abc", "experiment_id": "3"}
+    assert run_url("http://mlflow:5000/", info) == "http://mlflow:5000/#/experiments/3/runs/abc"
+    assert run_url("sqlite:///mlflow.db", info) is None and run_url("https://m", {"run_id": "abc"}) is None
+    assert finite({"a": 0.5, "b": float("nan"), "c": float("inf")}) == {"a": 0.5}
 
 
 def test_health_and_ready(client: TestClient) -> None:

@@ -64,6 +64,8 @@ def test_roles_open_their_routes_and_no_others(keyed: tuple[TestClient, Path]) -
     assert client.post("/v1/suggestions", json=ticket(), headers=auth(agent)).status_code == 200
     feedback = {"ticket_id": "T-test-1", "escalated": False, "accepted_suggestion": True}
     assert client.post("/v1/feedback", json=feedback, headers=auth(agent)).status_code == 200
+    assert client.get("/v1/ticket-form", headers=auth(agent)).status_code == 200
+    assert client.get("/v1/ticket-form").status_code == 401
     denied = client.get("/v1/model", headers=auth(agent))
     assert denied.status_code == 403 and denied.json() == {
         "detail": "this key has role 'agent'; this route needs 'analyst'"

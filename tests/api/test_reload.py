@@ -3,7 +3,6 @@ version when the new one cannot serve, and follows a rollback by polling."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,12 +12,11 @@ from dataclasses import dataclass
 import httpx
 import mlflow
 import pytest
-import uvicorn
 from mlflow import MlflowClient
 
 from features.settings import Settings
 from serving.app import create_app
-from tests.conftest import point_mlflow_at, store_settings, ticket
+from tests.conftest import point_mlflow_at, running, store_settings, ticket
 from training.register import PromotionRefused, promote
 from training.sample_data import write_sample
 from training.train import train
@@ -52,31 +50,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     return Registry(settings, client)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(registry: Registry) -> Iterator[str]:
     """The real app under uvicorn on loopback, polling the registry every 0.3 s."""
     settings = registry.settings.model_copy(update={"poll_seconds": 0.3, "auth_disabled": True})
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    yield url
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with running(create_app(settings), ready="/readyz") as url:
+        yield url
     registry.client.set_registered_model_alias("escalation-router", "champion", "1")
 
 
