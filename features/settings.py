@@ -83,6 +83,35 @@ class Settings(BaseSettings):
         default_factory=list, description='Browser origins allowed to call the API, as JSON: ["https://desk.example"].'
     )
 
+    # Helpdesk connectors (docs/helpdesks.md): each is off unless its URL is set.
+    zendesk_url: str = Field("", description="Zendesk account URL (https://ACCOUNT.zendesk.com); '' is off.")
+    zendesk_email: str = Field("", description="Zendesk agent e-mail the API token belongs to.")
+    zendesk_token: str = Field("", description="Zendesk API token (basic auth EMAIL/token:TOKEN).")
+    zendesk_webhook_secret: str = Field("", description="Zendesk webhook signing secret.")
+    zammad_url: str = Field("", description="Zammad URL (https://zammad.example); '' is off.")
+    zammad_token: str = Field("", description="Zammad access token (Authorization: Token token=...).")
+    zammad_webhook_secret: str = Field("", description="Zammad webhook HMAC-SHA1 signature token.")
+    jira_url: str = Field("", description="Jira Service Management URL (https://SITE.atlassian.net); '' is off.")
+    jira_email: str = Field("", description="Jira account e-mail the API token belongs to.")
+    jira_token: str = Field("", description="Jira API token (basic auth EMAIL:TOKEN).")
+    jira_webhook_secret: str = Field("", description="Jira webhook secret (X-Hub-Signature sha256).")
+    hook_groups: dict[str, str] = Field(
+        default_factory=dict,
+        description='Helpdesk groups to the config targets, as JSON: {"zendesk:360001": "billing", '
+        '"zammad:Billing": "billing", "jira:Payments": "billing"}; a group mapped to a first-line team means resolved '
+        "without escalation. Outcomes in unmapped groups are not recorded.",
+    )
+    hook_tag_prefix: str = Field(
+        "escalation-", description="Prefix of the tags written back: PREFIX suggested, PREFIX target-TARGET."
+    )
+    console_url: str = Field(
+        "", description="This service's public URL, for the console link in helpdesk notes; '' leaves it out."
+    )
+    hook_retry_seconds: float = Field(
+        5.0, gt=0, le=3600, description="First pause before a failed write-back is retried (doubling, at most 1 h)."
+    )
+    hook_max_attempts: int = Field(12, ge=1, le=100, description="Write-back attempts before an event is failed.")
+
     mask_names: list[str] = Field(
         default_factory=list, description='Names masked in everything shown, as JSON: ["Anna Schmidt", "Jörg"].'
     )

@@ -24,6 +24,8 @@ from features.text.privacy import masker_for
 from serving.auth import KeyRing
 from serving.batcher import MicroBatcher
 from serving.docs import serve_docs
+from serving.hooks.connectors import configured
+from serving.hooks.worker import HookWorker
 from serving.limits import BodyGuard
 from serving.model_store import (
     LoadedModel,
@@ -35,7 +37,7 @@ from serving.model_store import (
 )
 from serving.observe import Metrics, RequestContext
 from serving.recorder import SuggestionRecorder
-from serving.routes import feedback, health, model, suggestions
+from serving.routes import feedback, health, hooks, model, suggestions
 from serving.routes.console import serve_console
 from serving.state import AppState, StoreHandle
 from serving.watcher import ModelWatcher
@@ -106,6 +108,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         metrics=metrics,
         keyring=None,
         store=StoreHandle(settings.feedback_url, settings.retry_after_seconds),
+        hooks=configured(settings),
     )
 
     @asynccontextmanager
@@ -118,7 +121,12 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         state.watcher.start()
         state.batcher = MicroBatcher(settings.batch_max_tickets, settings.batch_wait_ms, settings.batch_timeout_seconds)
         state.recorder = SuggestionRecorder(state.store.get, metrics.record_failures.inc)
+        if state.hooks:
+            state.hook_worker = HookWorker(state, state.hooks)
+            state.hook_worker.start()  # resumes whatever an earlier run left pending
         yield
+        if state.hook_worker is not None:
+            state.hook_worker.stop()
         state.watcher.stop()
         state.batcher.close()
         state.recorder.close()
@@ -146,6 +154,6 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: every answer has a request id and is counted
-    for routes in (suggestions, feedback, model, health):
+    for routes in (suggestions, feedback, model, hooks, health):
         app.include_router(routes.router)
     return app

@@ -201,6 +201,29 @@ class TicketForm(BaseModel):
     targets: list[TargetInfo] = Field(description="Every target an agent can escalate to (never the pooled 'other').")
 
 
+class HookAccepted(BaseModel):
+    """A helpdesk event taken in: `queued` for the background, `duplicate` (this delivery was taken before) or
+    `ignored` (an event the router has nothing to do with)."""
+
+    status: Literal["queued", "duplicate", "ignored"]
+    ticket_id: str | None
+    detail: str = ""
+
+
+class HelpdeskCounts(BaseModel):
+    pending: int = 0
+    done: int = 0
+    failed: int = 0
+    ignored: int = 0
+
+
+class HooksStatus(BaseModel):
+    configured: list[str] = Field(description="Connectors whose URL is set.")
+    helpdesks: dict[str, HelpdeskCounts]
+    oldest_pending: datetime | None
+    last_error: str | None
+
+
 class ModelInfo(BaseModel):
     """The served version: where it came from, how it scored on its holdout, what it can suggest."""
 

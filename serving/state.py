@@ -17,6 +17,8 @@ from serving.observe import Metrics
 
 if TYPE_CHECKING:
     from serving.batcher import MicroBatcher
+    from serving.hooks.connectors import Connector
+    from serving.hooks.worker import HookWorker
     from serving.recorder import SuggestionRecorder
     from serving.watcher import ModelWatcher
 
@@ -75,6 +77,8 @@ class AppState:
     batcher: MicroBatcher | None = None
     recorder: SuggestionRecorder | None = None
     blas_limit: Any = None  # threadpoolctl's limiter, restored at shutdown
+    hooks: dict[str, Connector] | None = None  # the helpdesk connectors configured
+    hook_worker: HookWorker | None = None
 
     def known_targets(self) -> set[str] | None:
         """Every target feedback may name for the model served (None without a model: nothing is flagged)."""

@@ -220,6 +220,8 @@ async function copyHandoff() {
 document.addEventListener("DOMContentLoaded", () => {
   rememberKey();
   addMessage();
+  const linked = new URLSearchParams(window.location.search).get("ticket"); // from a helpdesk note's link
+  if (linked) $("ticket-id").value = linked.slice(0, 200);
   $("add-message").addEventListener("click", () => addMessage().querySelector("input").focus());
   $("ticket-form").addEventListener("submit", suggest);
   $("copy").addEventListener("click", copyHandoff);

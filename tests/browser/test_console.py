@@ -128,6 +128,11 @@ def test_override_with_another_target_and_a_note(page: Page, console: str, train
     assert row["target"] == other and not row["accepted_suggestion"] and row["note"] == "customer asked for a manager"
 
 
+def test_a_helpdesk_notes_link_fills_in_the_ticket_id(page: Page, console: str) -> None:
+    page.goto(console + "/console?ticket=Z-7")
+    expect(page.get_by_label("Ticket id")).to_have_value("Z-7")
+
+
 def test_a_wrong_key_is_said_plainly_and_nothing_typed_is_lost(page: Page, console: str) -> None:
     page.goto(console + "/console")
     page.get_by_label("API key").fill("not-a-key")

@@ -1,0 +1,129 @@
+"""The outbox: accepted helpdesk events and their state, in the feedback database (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from serving.feedback_store import FeedbackStore, HookEventRecord, StoreUnavailable
+from serving.hooks.connectors import HookEvent
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Outbox:
+    """Add events once, hand out the due ones, and record how each ended."""
+
+    def __init__(self, store: FeedbackStore):
+        self.engine = store.engine
+
+    def add(self, helpdesk: str, delivery: str, event: HookEvent) -> bool:
+        """Store a pending event; False when this delivery was stored before (nothing changes)."""
+        at = now()
+        row = HookEventRecord(
+            helpdesk=helpdesk,
+            delivery=delivery[:200],
+            kind=event.kind,
+            ticket_id=event.ticket_id[:200],
+            event=event.as_dict(),
+            status="pending",
+            attempts=0,
+            next_attempt_at=at,
+            created_at=at,
+            updated_at=at,
+        )
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(row)
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as err:
+            raise StoreUnavailable(f"could not store the {helpdesk} event: {err.__class__.__name__}") from err
+        return True
+
+    def due(self, limit: int = 20) -> list[HookEventRecord]:
+        """Pending events whose time has come, oldest first (detached copies)."""
+        query = (
+            select(HookEventRecord)
+            .where(HookEventRecord.status == "pending", HookEventRecord.next_attempt_at <= now())
+            .order_by(HookEventRecord.id)
+            .limit(limit)
+        )
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = list(session.scalars(query))
+            session.expunge_all()
+        return rows
+
+    def next_due(self) -> datetime | None:
+        query = select(func.min(HookEventRecord.next_attempt_at)).where(HookEventRecord.status == "pending")
+        with Session(self.engine) as session:
+            found = session.scalar(query)
+        return found if found is None or found.tzinfo else found.replace(tzinfo=UTC)
+
+    def _set(self, row_id: int, **values: Any) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(
+                update(HookEventRecord).where(HookEventRecord.id == row_id).values(updated_at=now(), **values)
+            )
+
+    def done(self, row: HookEventRecord, result: dict[str, Any], status: str = "done") -> None:
+        self._set(row.id, status=status, result=result, attempts=row.attempts + 1, last_error=None)
+
+    def retry(self, row: HookEventRecord, error: str, wait_seconds: float, max_attempts: int) -> None:
+        attempts = row.attempts + 1
+        if attempts >= max_attempts:
+            self._set(row.id, status="failed", attempts=attempts, last_error=error)
+        else:
+            later = now() + timedelta(seconds=wait_seconds)
+            self._set(row.id, attempts=attempts, last_error=error, next_attempt_at=later)
+
+    def fail(self, row: HookEventRecord, error: str) -> None:
+        self._set(row.id, status="failed", attempts=row.attempts + 1, last_error=error)
+
+    def suggestion(self, helpdesk: str, ticket_id: str) -> dict[str, Any]:
+        """What the note written for this ticket suggested (`top_target`, `decision`); empty when none was."""
+        query = (
+            select(HookEventRecord.result)
+            .where(
+                HookEventRecord.helpdesk == helpdesk,
+                HookEventRecord.ticket_id == ticket_id,
+                HookEventRecord.kind == "created",
+                HookEventRecord.status == "done",
+            )
+            .order_by(HookEventRecord.id.desc())
+            .limit(1)
+        )
+        with Session(self.engine) as session:
+            result = session.scalar(query)
+        return dict(result or {})
+
+    def status(self) -> dict[str, Any]:
+        """Events per helpdesk and state, the oldest pending one and the latest error."""
+        counts: dict[str, dict[str, int]] = {}
+        with Session(self.engine) as session:
+            for helpdesk, state, n in session.execute(
+                select(HookEventRecord.helpdesk, HookEventRecord.status, func.count()).group_by(
+                    HookEventRecord.helpdesk, HookEventRecord.status
+                )
+            ):
+                counts.setdefault(helpdesk, {"pending": 0, "done": 0, "failed": 0, "ignored": 0})[state] = n
+            oldest = session.scalar(
+                select(func.min(HookEventRecord.created_at)).where(HookEventRecord.status == "pending")
+            )
+            error = session.execute(
+                select(HookEventRecord.helpdesk, HookEventRecord.ticket_id, HookEventRecord.last_error)
+                .where(HookEventRecord.last_error.is_not(None))
+                .order_by(HookEventRecord.updated_at.desc())
+                .limit(1)
+            ).first()
+        return {
+            "helpdesks": counts,
+            "oldest_pending": oldest,
+            "last_error": f"{error[0]} ticket {error[1]}: {error[2]}" if error else None,
+        }

@@ -1,0 +1,140 @@
+"""The outbox's worker: one background thread that writes notes for new tickets and records outcomes as feedback,
+retrying with backoff while a helpdesk is down or rate-limits, and resuming whatever a restart left pending."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import httpx
+
+from serving.feedback_store import Feedback, HookEventRecord, StoreUnavailable
+from serving.hooks.connectors import Connector, HelpdeskBusy, HelpdeskRefused
+from serving.hooks.note import note_for, tags_for
+from serving.hooks.outbox import Outbox
+from serving.schemas import Message, TicketIn
+from serving.state import StoreDown
+
+if TYPE_CHECKING:
+    from serving.state import AppState
+
+log = logging.getLogger("serving.hooks")
+IDLE_SECONDS = 2.0  # the longest the worker sleeps when nothing is due and nobody woke it
+
+
+class HookWorker:
+    """Works through due outbox events; `wake` after adding one so it is handled at once."""
+
+    def __init__(self, state: AppState, connectors: dict[str, Connector], http: httpx.Client | None = None):
+        self.state, self.connectors = state, connectors
+        self.settings = state.settings
+        self.http = http or httpx.Client(timeout=10.0)
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="hook-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self.http.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            pause = IDLE_SECONDS
+            try:
+                outbox = Outbox(self.state.store.get())
+                while self.work(outbox) and not self._stop.is_set():
+                    pass
+                upcoming = outbox.next_due()
+                if upcoming is not None:
+                    pause = min(pause, max(0.05, (upcoming - datetime.now(UTC)).total_seconds()))
+            except StoreDown as err:
+                pause = float(err.retry_after)
+            except Exception:  # the worker must outlive anything one event does
+                log.exception("helpdesk worker")
+            self._wake.wait(pause)
+            self._wake.clear()
+
+    def work(self, outbox: Outbox) -> int:
+        """Handle the events due now; how many were handled."""
+        rows = outbox.due()
+        for row in rows:
+            connector = self.connectors.get(row.helpdesk)
+            if connector is None:
+                outbox.fail(row, f"no {row.helpdesk} connector is configured now")
+                continue
+            try:
+                if row.kind == "created":
+                    self._note(outbox, row, connector)
+                else:
+                    self._outcome(outbox, row)
+            except HelpdeskRefused as err:
+                log.error("%s ticket %s: %s", row.helpdesk, row.ticket_id, err)
+                outbox.fail(row, str(err))
+            except (HelpdeskBusy, httpx.TransportError, NoModel, StoreUnavailable) as err:
+                wait = getattr(err, "retry_after", None) or self.backoff(row.attempts)
+                log.warning("%s ticket %s: %s; retry in %.0f s", row.helpdesk, row.ticket_id, err, wait)
+                outbox.retry(row, f"{err.__class__.__name__}: {err}", wait, self.settings.hook_max_attempts)
+        return len(rows)
+
+    def backoff(self, attempts: int) -> float:
+        return min(self.settings.hook_retry_seconds * 2**attempts, 3600.0)
+
+    def _note(self, outbox: Outbox, row: HookEventRecord, connector: Connector) -> None:
+        from serving.routes.suggestions import suggest  # the API's own path: same scoring, recording, masking
+
+        model = self.state.model
+        if model is None:
+            raise NoModel("no model loaded yet")
+        event = row.event
+        ticket = TicketIn(
+            id=row.ticket_id,
+            subject=event["subject"],
+            messages=[Message(author="customer", text=event["description"])] if event["description"].strip() else [],
+            metadata={k: v for k, v in event["metadata"].items() if k in model.router.metadata},
+        )
+        answer = suggest([ticket], model, self.settings, self.state)[0]
+        prefix = self.settings.hook_tag_prefix
+        note, tags = note_for(answer, row.ticket_id, prefix, self.settings.console_url), tags_for(answer, prefix)
+        connector.write(self.http, row.ticket_id, note, tags)
+        top = answer.suggestions[0].target if answer.suggestions else None
+        outbox.done(row, {"note": note, "tags": tags, "top_target": top, "decision": answer.escalation.decision})
+        log.info("%s ticket %s: note written (%s)", row.helpdesk, row.ticket_id, answer.escalation.decision)
+
+    def _outcome(self, outbox: Outbox, row: HookEventRecord) -> None:
+        event, prefix = row.event, self.settings.hook_tag_prefix
+        group = event.get("group")
+        target = self.settings.hook_groups.get(group) if group else None
+        if target is None:
+            why = f"group {group} is not mapped to a target (ESCALATION_HOOK_GROUPS)" if group else "no group"
+            outbox.done(row, {"recorded": False, "why": why}, status="ignored")
+            return
+        model = self.state.model
+        first_line = set(model.router.first_line) if model is not None else set()
+        escalated = target not in first_line
+        tags = set(event.get("tags") or [])
+        if f"{prefix}accepted" in tags or f"{prefix}wrong" in tags:
+            accepted = f"{prefix}accepted" in tags  # the agent's own word wins
+        else:
+            said = outbox.suggestion(row.helpdesk, row.ticket_id)
+            accepted = said.get("top_target") == target if escalated else said.get("decision") == "resolve_first"
+        feedback = Feedback(
+            row.ticket_id, escalated, target if escalated else None, accepted, f"{row.helpdesk} outcome, group {group}"
+        )
+        stored = self.state.store.get().record_feedback(feedback, self.state.known_targets())
+        result = {"recorded": True, "escalated": escalated, "target": feedback.target, "accepted": accepted}
+        outbox.done(row, {**result, "flags": list(stored.flags)})
+
+
+class NoModel(Exception):
+    """Nothing to score with yet: try again later."""

@@ -1,0 +1,46 @@
+"""The outbox on SQLite and PostgreSQL: a delivery is stored once, due events come out in order, retries wait,
+and the status counts what happened."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from serving.feedback_store import FeedbackStore
+from serving.hooks.connectors import HookEvent
+from serving.hooks.outbox import Outbox
+from tests.data.test_feedback_store import store  # noqa: F401 - the SQLite and PostgreSQL store fixture
+
+CREATED = HookEvent("created", "T-1", "Charged twice", "please refund", {"channel": "email"})
+
+
+def test_a_delivery_is_kept_once_and_worked_through(store: FeedbackStore) -> None:  # noqa: F811
+    outbox = Outbox(store)
+    assert outbox.add("zendesk", "ev-1", CREATED) and not outbox.add("zendesk", "ev-1", CREATED)
+    assert outbox.add("zammad", "ev-1", CREATED)  # another helpdesk's delivery ids are its own
+    first, second = outbox.due()
+    assert (first.helpdesk, first.event["subject"], first.event["metadata"]) == (
+        "zendesk",
+        "Charged twice",
+        {"channel": "email"},
+    )
+    outbox.retry(first, "HelpdeskBusy: HTTP 503", wait_seconds=3600, max_attempts=5)
+    assert [r.helpdesk for r in outbox.due()] == ["zammad"]  # the retried one waits
+    assert outbox.next_due() is not None and outbox.next_due() <= datetime.now(UTC) + timedelta(seconds=1)
+    outbox.done(second, {"note": "n", "top_target": "billing", "decision": "escalate"})
+    assert outbox.suggestion("zammad", "T-1") == {"note": "n", "top_target": "billing", "decision": "escalate"}
+    assert outbox.suggestion("zendesk", "T-1") == {}
+    found = outbox.status()
+    assert found["helpdesks"] == {
+        "zendesk": {"pending": 1, "done": 0, "failed": 0, "ignored": 0},
+        "zammad": {"pending": 0, "done": 1, "failed": 0, "ignored": 0},
+    }
+    assert found["last_error"] == "zendesk ticket T-1: HelpdeskBusy: HTTP 503" and found["oldest_pending"] is not None
+
+
+def test_an_event_that_keeps_failing_ends_failed(store: FeedbackStore) -> None:  # noqa: F811
+    outbox = Outbox(store)
+    outbox.add("jira", "j-1", CREATED)
+    for _ in range(3):
+        (row,) = outbox.due()
+        outbox.retry(row, "HelpdeskBusy: HTTP 500", wait_seconds=0, max_attempts=3)
+    assert outbox.due() == [] and outbox.status()["helpdesks"]["jira"]["failed"] == 1

@@ -1,0 +1,88 @@
+"""A small fake helpdesk: a real HTTP server on loopback that checks the auth header of every write-back, records
+what it got, and can be told to answer 500 or 429 (with Retry-After) for a while."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Write:
+    method: str
+    path: str
+    auth: str
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeHelpdesk:
+    """Expects `auth` as the Authorization header; `fail(500, 500)` answers the next two writes with 500."""
+
+    auth: str
+    writes: list[Write] = field(default_factory=list)
+    refused: list[Write] = field(default_factory=list)  # wrong or missing auth
+    failures: list[int] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def fail(self, *statuses: int) -> None:
+        with self.lock:
+            self.failures.extend(statuses)
+
+    def start(self) -> FakeHelpdesk:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                size = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(size) if size else b""
+                write = Write(self.command, self.path, self.headers.get("Authorization", ""), json.loads(raw or b"{}"))
+                with fake.lock:
+                    if write.auth != fake.auth:
+                        fake.refused.append(write)
+                        status = 401
+                    elif fake.failures:
+                        status = fake.failures.pop(0)
+                    else:
+                        fake.writes.append(write)
+                        status = 200
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "1")
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_PUT = do_POST = _answer  # noqa: N815 - the handler's own method names
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def wait_for(self, count: int, seconds: float = 30) -> list[Write]:
+        """The writes, once at least `count` arrived (AssertionError after `seconds`)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.writes) >= count:
+                    return list(self.writes)
+            time.sleep(0.05)
+        raise AssertionError(f"{len(self.writes)} writes arrived, {count} expected; refused {len(self.refused)}")

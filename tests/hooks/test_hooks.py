@@ -1,0 +1,268 @@
+"""Helpdesk webhooks end to end: signed events from payloads written after each helpdesk's documentation, the real
+app on a loopback port with a real trained model, and a fake helpdesk (a real HTTP server) taking the write-backs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from features.settings import Settings
+from serving.app import create_app
+from serving.feedback_store import FeedbackStore
+from tests.conftest import Trained, bearer, free_port, running, store_settings
+from tests.hooks.fake_helpdesk import FakeHelpdesk
+
+PAYLOADS = Path(__file__).parent / "payloads"
+ESCALATION = str(Path(sys.executable).with_name("escalation"))
+SECRET = {"zendesk": "zd-signing-secret", "zammad": "zm-signing-secret", "jira": "jira-signing-secret"}
+AUTH = {
+    "zendesk": "Basic " + base64.b64encode(b"agent@example.com/token:zd-api-token").decode(),
+    "zammad": "Token token=zm-api-token",
+    "jira": "Basic " + base64.b64encode(b"jira@example.com:jira-api-token").decode(),
+}
+GROUPS = {"zendesk:360001": "billing", "zammad:Billing": "billing", "jira:Payments": "billing"}
+
+
+def payload(name: str) -> bytes:
+    return json.dumps(json.loads((PAYLOADS / f"{name}.json").read_text())).encode()
+
+
+def signed(helpdesk: str, body: bytes, delivery: str = "d-1", secret: str | None = None) -> dict[str, str]:
+    key = (secret or SECRET[helpdesk]).encode()
+    if helpdesk == "zendesk":
+        stamp = "2026-11-30T09:18:11Z"
+        mac = base64.b64encode(hmac.new(key, stamp.encode() + body, hashlib.sha256).digest()).decode()
+        return {"X-Zendesk-Webhook-Signature": mac, "X-Zendesk-Webhook-Signature-Timestamp": stamp}
+    if helpdesk == "zammad":
+        mac = hmac.new(key, body, hashlib.sha1).hexdigest()
+        return {"X-Hub-Signature": f"sha1={mac}", "X-Zammad-Delivery": delivery, "X-Zammad-Trigger": "escalation"}
+    mac = hmac.new(key, body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature": f"sha256={mac}", "X-Atlassian-Webhook-Identifier": delivery}
+
+
+@pytest.fixture
+def desks() -> Iterator[dict[str, FakeHelpdesk]]:
+    found = {name: FakeHelpdesk(AUTH[name]).start() for name in AUTH}
+    yield found
+    for desk in found.values():
+        desk.stop()
+
+
+def hook_settings(trained: Trained, folder: Path, desks: dict[str, FakeHelpdesk]) -> Settings:
+    """The trained champion's registry, this test's own feedback store and outbox, every connector on."""
+    own = store_settings(folder)
+    return trained.settings.model_copy(
+        update={
+            "feedback_url": own.feedback_url,
+            "keys_file": own.keys_file,
+            "zendesk_url": desks["zendesk"].url,
+            "zendesk_email": "agent@example.com",
+            "zendesk_token": "zd-api-token",
+            "zendesk_webhook_secret": SECRET["zendesk"],
+            "zammad_url": desks["zammad"].url,
+            "zammad_token": "zm-api-token",
+            "zammad_webhook_secret": SECRET["zammad"],
+            "jira_url": desks["jira"].url,
+            "jira_email": "jira@example.com",
+            "jira_token": "jira-api-token",
+            "jira_webhook_secret": SECRET["jira"],
+            "hook_groups": GROUPS,
+            "hook_retry_seconds": 0.2,
+            "console_url": "https://escalation.example",
+        }
+    )
+
+
+def post(url: str, helpdesk: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/hooks/{helpdesk}", content=body, headers={"Content-Type": "application/json", **headers}
+    )
+
+
+def status(url: str, settings: Settings) -> dict[str, Any]:
+    return httpx.get(f"{url}/v1/hooks/status", headers=bearer(settings)).json()
+
+
+def test_a_signed_zendesk_ticket_gets_one_private_note_and_tags_with_no_personal_data(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
+) -> None:
+    settings = hook_settings(trained, tmp_path, desks)
+    body = payload("zendesk_ticket_created")
+    with running(create_app(settings), ready="/readyz") as url:
+        started = time.perf_counter()
+        answer = post(url, "zendesk", body, signed("zendesk", body))
+        took = time.perf_counter() - started
+        assert answer.status_code == 202 and answer.json()["status"] == "queued", answer.text
+        assert took < 1.0  # answered before scoring, which happens in the background
+        again = post(url, "zendesk", body, signed("zendesk", body))  # the same delivery twice
+        assert again.status_code == 202 and again.json()["status"] == "duplicate"
+        (write,) = desks["zendesk"].wait_for(1)
+        time.sleep(0.5)
+        assert len(desks["zendesk"].writes) == 1  # one note, not two
+        assert status(url, settings)["helpdesks"]["zendesk"] == {"pending": 0, "done": 1, "failed": 0, "ignored": 0}
+    assert write.method == "PUT" and write.path == "/api/v2/tickets/35436.json"
+    ticket = write.body["ticket"]
+    assert ticket["comment"]["public"] is False
+    assert ticket["additional_tags"] == ["escalation-suggested", "escalation-target-billing"]
+    note = ticket["comment"]["body"]
+    assert "Decision: " in note and "1. billing (specialist team)" in note and "Similar resolved tickets:" in note
+    assert "Handoff note:" in note and "https://escalation.example/console?ticket=35436" in note
+    assert "jo.doe@example.com" not in note and "170 1234567" not in note  # masked as the API masks
+
+
+def test_a_missing_or_wrong_signature_is_refused_and_nothing_is_stored(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
+) -> None:
+    settings = hook_settings(trained, tmp_path, desks)
+    with running(create_app(settings), ready="/readyz") as url:
+        for helpdesk, name in (
+            ("zendesk", "zendesk_ticket_created"),
+            ("zammad", "zammad_ticket_created"),
+            ("jira", "jira_issue_created"),
+        ):
+            body = payload(name)
+            assert post(url, helpdesk, body, {}).status_code == 401
+            forged = post(url, helpdesk, body, signed(helpdesk, body, secret="not-the-secret"))
+            assert forged.status_code == 401 and forged.json()["detail"] == "webhook signature missing or wrong"
+            tampered = post(url, helpdesk, body.replace(b"twice", b"thrice"), signed(helpdesk, body))
+            assert tampered.status_code == 401
+        assert post(url, "freshdesk", b"{}", {}).status_code == 404
+        assert status(url, settings)["helpdesks"] == {}
+    assert all(not d.writes for d in desks.values())
+
+
+def test_a_helpdesk_that_is_down_then_back_gets_the_note_once(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
+) -> None:
+    settings = hook_settings(trained, tmp_path, desks)
+    desks["zendesk"].fail(500, 503, 429)  # down twice, then rate-limited with Retry-After: 1
+    body = payload("zendesk_ticket_created")
+    with running(create_app(settings), ready="/readyz") as url:
+        assert post(url, "zendesk", body, signed("zendesk", body)).status_code == 202
+        desks["zendesk"].wait_for(1, seconds=30)
+        time.sleep(0.5)
+        assert len(desks["zendesk"].writes) == 1 and not desks["zendesk"].failures
+        assert status(url, settings)["helpdesks"]["zendesk"]["done"] == 1
+
+
+def serve(settings: Settings, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`escalation serve` in its own process, configured through the environment as an operator would."""
+    port = free_port()
+    names = ("feedback_url", "keys_file", "jira_url", "jira_email", "jira_token", "jira_webhook_secret")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri, "ESCALATION_POLL_SECONDS": "0"}
+    env.update({f"ESCALATION_{n.upper()}": str(getattr(settings, n)) for n in names})
+    env.update(ESCALATION_HOOK_RETRY_SECONDS="0.5", ESCALATION_HOOK_GROUPS=json.dumps(GROUPS))
+    with (folder / "server.log").open("ab") as out:
+        process = subprocess.Popen([ESCALATION, "serve", "--port", str(port)], env=env, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        assert process.poll() is None, (folder / "server.log").read_text()[-2000:]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server not ready")
+
+
+def test_events_pending_when_the_server_is_killed_are_written_after_a_restart(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
+) -> None:
+    settings = hook_settings(trained, tmp_path, desks)
+    desks["jira"].fail(*[503] * 1000)  # Jira is down for as long as the first server lives
+    body = payload("jira_issue_created")
+    process, url = serve(settings, tmp_path)
+    try:
+        assert post(url, "jira", body, signed("jira", body, delivery="j-1")).status_code == 202
+        for _ in range(200):
+            if status(url, settings)["last_error"]:
+                break
+            time.sleep(0.1)
+        assert status(url, settings)["helpdesks"]["jira"]["pending"] == 1
+    finally:
+        process.kill()  # SIGKILL: no shutdown, nothing flushed but what the outbox already holds
+        process.wait()
+    assert desks["jira"].writes == []
+    with desks["jira"].lock:
+        desks["jira"].failures.clear()  # Jira is back
+    process, url = serve(settings, tmp_path)
+    try:
+        (write,) = desks["jira"].wait_for(1)
+        time.sleep(0.5)
+        assert len(desks["jira"].writes) == 1 and status(url, settings)["helpdesks"]["jira"]["done"] == 1
+    finally:
+        process.terminate()
+        process.wait(60)
+    assert write.path == "/rest/servicedeskapi/request/SUP-42/comment"
+    assert write.body["public"] is False and "billing" in write.body["body"]
+
+
+def test_zammad_gets_an_internal_note_and_its_tags(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
+) -> None:
+    settings = hook_settings(trained, tmp_path, desks)
+    body = payload("zammad_ticket_created")
+    with running(create_app(settings), ready="/readyz") as url:
+        assert post(url, "zammad", body, signed("zammad", body, delivery="zm-1")).status_code == 202
+        writes = desks["zammad"].wait_for(3)  # the note, then one call per tag
+    note, *tags = writes
+    assert note.path == "/api/v1/ticket_articles"
+    assert note.body["ticket_id"] == 81 and note.body["internal"] is True and note.body["type"] == "note"
+    assert "billing" in note.body["body"] and "emily@example.com" not in note.body["body"]
+    assert [t.path for t in tags] == ["/api/v1/tags/add"] * 2
+    assert [t.body["item"] for t in tags] == ["escalation-suggested", "escalation-target-billing"]
+    assert all(t.body["object"] == "Ticket" and t.body["o_id"] == 81 for t in tags)
+
+
+def test_outcomes_come_back_as_feedback(trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]) -> None:
+    settings = hook_settings(trained, tmp_path, desks)
+    with running(create_app(settings), ready="/readyz") as url:
+        created, solved = payload("zendesk_ticket_created"), payload("zendesk_status_solved")
+        assert post(url, "zendesk", created, signed("zendesk", created)).status_code == 202
+        desks["zendesk"].wait_for(1)
+        assert post(url, "zendesk", solved, signed("zendesk", solved)).json()["status"] == "queued"
+        closed = payload("zammad_ticket_closed")  # the agent tagged the Zammad suggestion wrong
+        assert post(url, "zammad", closed, signed("zammad", closed, delivery="zm-9")).status_code == 202
+        resolved = payload("jira_issue_resolved")  # and the Jira one accepted
+        assert post(url, "jira", resolved, signed("jira", resolved, delivery="j-9")).status_code == 202
+        ignored = post(url, "jira", payload("jira_issue_created").replace(b"issue_created", b"issue_deleted"), {})
+        assert ignored.status_code == 401  # unsigned: refused before anything is read
+        for _ in range(100):
+            counts = status(url, settings)["helpdesks"]
+            if sum(c["done"] for c in counts.values()) >= 4:
+                break
+            time.sleep(0.1)
+    rows = FeedbackStore(settings.feedback_url).feedback_frame().set_index("ticket_id")
+    assert rows.loc["35436", "escalated"] and rows.loc["35436", "target"] == "billing"
+    assert rows.loc["35436", "accepted_suggestion"]  # the note suggested billing, and billing solved it
+    assert rows.loc["35436", "model_version"] == trained.result.version  # joined to the suggestion the note made
+    assert rows.loc["81", "target"] == "billing" and not rows.loc["81", "accepted_suggestion"]
+    assert rows.loc["SUP-42", "target"] == "billing" and rows.loc["SUP-42", "accepted_suggestion"]
+
+
+def test_an_outcome_in_an_unmapped_group_is_not_guessed(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
+) -> None:
+    settings = hook_settings(trained, tmp_path, desks).model_copy(update={"hook_groups": {}})
+    solved = payload("zendesk_status_solved")
+    with running(create_app(settings), ready="/readyz") as url:
+        assert post(url, "zendesk", solved, signed("zendesk", solved)).status_code == 202
+        for _ in range(100):
+            if status(url, settings)["helpdesks"]["zendesk"]["ignored"] == 1:
+                break
+            time.sleep(0.1)
+        assert status(url, settings)["helpdesks"]["zendesk"]["ignored"] == 1
+    assert FeedbackStore(settings.feedback_url).feedback_frame().empty
