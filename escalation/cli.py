@@ -56,6 +56,7 @@ def friendly(func: F) -> F:
         from features.encoders.transformer import EmbeddingModelError
         from serving.auth import KeysFileError
         from serving.model_store import ModelUnavailable
+        from serving.predict_ray import ClusterUnavailable
         from training.register import PromotionRefused
 
         try:
@@ -70,6 +71,7 @@ def friendly(func: F) -> F:
             EmbeddingModelError,
             KeysFileError,
             ModelUnavailable,
+            ClusterUnavailable,
             PromotionRefused,
             OSError,
         ) as err:
@@ -182,22 +184,54 @@ def retrain(
 @app.command()
 @friendly
 def predict(
-    data: DataOpt,
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data", help="Tickets to score: .csv, .jsonl or .parquet (Ray: also a folder of parts or a URI)."
+        ),
+    ],
     config: ConfigOpt,
-    output: Annotated[Path, typer.Option("--output", help="JSON Lines file to write, one ticket per line.")],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", help="Answers to write: .jsonl or .parquet; end it with / for a folder of part files."
+        ),
+    ],
     progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
+    engine: Annotated[
+        str, typer.Option(help="'local' (this process) or 'ray' (a pool of actors; needs the ray extra).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray: join this cluster ('auto', 'ray://HOST:PORT'); default: start Ray here.")
+    ] = None,
+    actors: Annotated[int, typer.Option(min=1, max=4096, help="Ray: actors, each loading the model once.")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Ray: tickets per batch.")] = 256,
 ) -> None:
     """Score a file of tickets with the champion (the API's fields plus the ticket id on every line)."""
     from features.config import load_config
     from features.text.privacy import masker_for
-    from serving.model_store import load_champion
+    from serving.model_store import champion_version, load_champion
     from serving.predict import predict_file
 
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"{engine!r}: use 'local' or 'ray'", param_hint="--engine")
     settings = _settings()
     cfg = load_config(config)
-    mask = masker_for(settings)
+    parts = output.endswith("/") or Path(output).is_dir()
+    output = output.rstrip("/") or output
+    if engine == "ray":
+        from serving.predict_ray import predict_with_ray
+
+        version = champion_version(settings)
+        count = predict_with_ray(data, cfg, settings, version, output, address, actors, batch_size, parts)
+        done = f"scored {count} tickets with {settings.model_name} v{version} ({settings.model_alias}) on Ray"
+        typer.echo(f"{done} -> {output}")
+        return
     model = load_champion(settings)
-    count = predict_file(data, cfg, model, output, settings.top_k, settings.n_similar, progress=progress, mask=mask)
+    mask = masker_for(settings)
+    count = predict_file(
+        data, cfg, model, output, settings.top_k, settings.n_similar, progress=progress, mask=mask, parts=parts
+    )
     typer.echo(f"scored {count} tickets with {model.name} v{model.version} ({model.alias}) -> {output}")
 
 

@@ -1,17 +1,123 @@
-"""`escalation predict`: score a whole export with the champion, one JSON line per ticket."""
+"""`escalation predict`: score a whole export with the champion, one answer per ticket, in JSON Lines or Parquet.
+
+The answer rows are the same whichever engine scores them (this process, or Ray: `serving/predict_ray.py`): the
+API's fields, masked as the API masks them, plus the model that answered.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from features.config import RouterConfig
 from features.data import DataError, read_export, to_tickets
+from features.model.results import Suggestion
 from features.text.privacy import Masker
 from serving.model_store import LoadedModel
 from serving.present import present
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+
+
+def answer_line(result: Suggestion, mask: Masker, ref: dict[str, str]) -> str:
+    """One ticket's answer as the JSON line both engines write."""
+    return json.dumps({**present(result, mask), "model": ref}, ensure_ascii=False)
+
+
+def flat_columns(lines: list[str]) -> pd.DataFrame:
+    """The Parquet shape of answers: the columns a table tool filters on, and the whole answer as JSON."""
+    answers = [json.loads(line) for line in lines]
+    return pd.DataFrame(
+        {
+            "id": [a["id"] for a in answers],
+            "decision": [a["escalation"]["decision"] for a in answers],
+            "escalation_probability": [a["escalation"]["probability"] for a in answers],
+            "top_target": [a["suggestions"][0]["target"] if a["suggestions"] else None for a in answers],
+            "routing": [a["routing"]["decision"] for a in answers],
+            "model_version": [a["model"]["version"] for a in answers],
+            "answer_json": lines,
+        }
+    )
+
+
+def output_format(output: str | Path) -> str:
+    """`jsonl` or `parquet` by the output's extension (a folder of parts is named like `scored.parquet/`)."""
+    kind = FORMATS.get(Path(output).suffix.lower())
+    if kind is None:
+        raise DataError(f"{output}: unsupported output type {Path(output).suffix!r}; use .jsonl or .parquet")
+    return kind
+
+
+class AnswerWriter:
+    """Writes answer lines to one file, or, with `parts`, to a folder of part files; under a `.partial` name until
+    `close`, so a crash never leaves a half-written output under the real name."""
+
+    def __init__(self, output: str | Path, parts: bool = False):
+        self.output, self.kind, self.parts = Path(output), output_format(output), parts
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = self.output.with_name(self.output.name + ".partial")
+        self.count, self._part, self._fh, self._parquet = 0, 0, None, None
+        if parts:
+            self.partial.mkdir(exist_ok=True)
+
+    def write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        self.count += len(lines)
+        if self.parts:
+            self._part += 1
+            target = self.partial / f"part-{self._part:05d}.{self.kind}"
+            if self.kind == "jsonl":
+                target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            else:
+                pq.write_table(pa.Table.from_pandas(flat_columns(lines), preserve_index=False), target)
+        elif self.kind == "jsonl":
+            if self._fh is None:
+                self._fh = self.partial.open("w", encoding="utf-8")
+            self._fh.write("\n".join(lines) + "\n")
+        else:
+            table = pa.Table.from_pandas(flat_columns(lines), preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.partial, table.schema)
+            self._parquet.write_table(table)
+
+    def close(self) -> int:
+        if self._fh is not None:
+            self._fh.close()
+        if self._parquet is not None:
+            self._parquet.close()
+        if not self.parts and self._fh is None and self._parquet is None:
+            self.partial.write_text("", encoding="utf-8")  # nothing to score still leaves an (empty) output
+        if self.output.exists() and self.parts:
+            import shutil
+
+            shutil.rmtree(self.output)
+        self.partial.replace(self.output)
+        return self.count
+
+    def abort(self) -> None:
+        for handle in (self._fh, self._parquet):
+            if handle is not None:
+                handle.close()
+
+
+def scorable(raw: pd.DataFrame, config: RouterConfig, data: str | Path, metadata: list[str]) -> pd.DataFrame:
+    """Canonical tickets of an export (or a part of one) for `predict`: text columns required, metadata optional."""
+    needed = [*config.columns.text, *([config.columns.id] if config.columns.id else [])]
+    missing = [c for c in needed if c not in raw.columns]
+    if missing:
+        raise DataError(f"{data}: missing column(s) {', '.join(map(repr, missing))}")
+    tickets = to_tickets(raw, config, with_target=False)
+    for name in metadata:
+        if name not in tickets.columns:
+            tickets[name] = ""
+    return tickets
 
 
 def predict_file(
@@ -24,30 +130,35 @@ def predict_file(
     chunk: int = 256,
     progress: bool = True,
     mask: Masker | None = None,
+    parts: bool = False,
 ) -> int:
     """Write the API's fields, masked as the API masks them, for every ticket in `data`; returns the count."""
     mask = mask or Masker()
-    raw = read_export(data)
-    needed = [*config.columns.text, *([config.columns.id] if config.columns.id else [])]
-    missing = [c for c in needed if c not in raw.columns]
-    if missing:
-        raise DataError(f"{data}: missing column(s) {', '.join(map(repr, missing))}")
-    tickets = to_tickets(raw, config, with_target=False)
-    for name in model.router.metadata:
-        if name not in tickets.columns:
-            tickets[name] = ""
+    output_format(output)  # the output's type is checked before any work
+    tickets = scorable(read_export(data), config, data, model.router.metadata)
+    writer = AnswerWriter(output, parts)
     ref = {"name": model.name, "version": model.version, "alias": model.alias}
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    with (
-        partial.open("w", encoding="utf-8") as fh,
-        tqdm(total=len(tickets), desc="scoring", unit="ticket", disable=not progress) as bar,
-    ):
-        for start in range(0, len(tickets), chunk):
-            part = tickets.iloc[start : start + chunk].reset_index(drop=True)
-            for result in model.router.predict(part, top_k=top_k, n_similar=n_similar):
-                fh.write(json.dumps({**present(result, mask), "model": ref}, ensure_ascii=False) + "\n")
-            bar.update(len(part))
-    partial.replace(output)  # a crash never leaves a half-written file under the real name
-    return len(tickets)
+    try:
+        with tqdm(total=len(tickets), desc="scoring", unit="ticket", disable=not progress) as bar:
+            for start in range(0, len(tickets), chunk):
+                part = tickets.iloc[start : start + chunk].reset_index(drop=True)
+                results = model.router.predict(part, top_k=top_k, n_similar=n_similar)
+                writer.write([answer_line(r, mask, ref) for r in results])
+                bar.update(len(part))
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+def answers_in(output: str | Path) -> list[dict[str, Any]]:
+    """The answers an output holds (a file or a folder of parts, JSON Lines or Parquet), in order."""
+    path = Path(output)
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    found: list[dict[str, Any]] = []
+    for file in files:
+        if output_format(file) == "jsonl":
+            found += [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line]
+        else:
+            found += [json.loads(line) for line in pq.read_table(file).column("answer_json").to_pylist()]
+    return found

@@ -26,7 +26,7 @@ for _name, _value in REGISTRY_CLIENT_ENV.items():  # as `escalation serve` does:
     os.environ.setdefault(_name, _value)
 
 SLOW_FIXTURES = {"trained", "sample"}  # a trained champion, or the sample export tests train on
-SLOW_FOLDERS = {"model", "api", "browser", "hooks"}  # every test there trains a model or serves one
+SLOW_FOLDERS = {"model", "api", "browser", "hooks", "ray"}  # every test there trains a model or serves one
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,0 +1,118 @@
+"""`escalation predict --engine ray` on Ray started on this machine: the same ids, decisions and probabilities as
+one process, from a Parquet backlog, a folder of parts and CSV; clear one-line errors for a cluster that does not
+answer and a part that cannot be read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from escalation.cli import app
+from serving.predict import answers_in
+from tests.conftest import Trained
+
+pytest.importorskip("ray", reason="the ray extra is not installed (make install takes it)")
+ESCALATION = str(Path(sys.executable).with_name("escalation"))
+ROWS = 150
+
+
+@pytest.fixture(scope="module")
+def ray_here() -> Iterator[None]:
+    """Ray on this machine for the module, shut down after (each test process starts its own)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def run(trained: Trained, *args: str) -> str:
+    env = {"MLFLOW_TRACKING_URI": trained.settings.tracking_uri}
+    result = CliRunner().invoke(app, ["predict", "--config", str(trained.config), "--no-progress", *args], env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def backlog(trained: Trained) -> pd.DataFrame:
+    return pd.read_csv(trained.data, dtype=str).head(ROWS)
+
+
+def same_answers(one: list[dict], other: list[dict]) -> None:  # type: ignore[type-arg]
+    assert [a["id"] for a in one] == [a["id"] for a in other] and len(one) == ROWS
+    for a, b in zip(one, other, strict=True):
+        assert a["escalation"]["decision"] == b["escalation"]["decision"], a["id"]
+        assert abs(a["escalation"]["probability"] - b["escalation"]["probability"]) <= 1e-6, a["id"]
+        assert [(s["target"], s["probability"]) for s in a["suggestions"]] == [
+            (s["target"], s["probability"]) for s in b["suggestions"]
+        ], a["id"]
+        assert a["routing"] == b["routing"] and a["explanation"] == b["explanation"] and a["model"] == b["model"]
+
+
+def test_ray_answers_a_parquet_backlog_as_one_process_does(ray_here: None, trained: Trained, tmp_path: Path) -> None:
+    data = tmp_path / "backlog.parquet"
+    backlog(trained).to_parquet(data, index=False)
+    run(trained, "--data", str(data), "--output", str(tmp_path / "local.jsonl"))
+    said = run(
+        trained, "--data", str(data), "--output", str(tmp_path / "ray.jsonl"), "--engine", "ray", "--batch-size", "32"
+    )
+    assert f"scored {ROWS} tickets" in said and "on Ray" in said
+    same_answers(answers_in(tmp_path / "local.jsonl"), answers_in(tmp_path / "ray.jsonl"))
+
+
+def test_a_folder_of_parts_in_and_out_and_csv(ray_here: None, trained: Trained, tmp_path: Path) -> None:
+    parts = tmp_path / "backlog"
+    parts.mkdir()
+    frame = backlog(trained)
+    for i, start in enumerate(range(0, ROWS, 50)):
+        frame.iloc[start : start + 50].to_parquet(parts / f"part-{i:03d}.parquet", index=False)
+    run(trained, "--data", str(parts), "--output", str(tmp_path / "ray.parquet") + "/", "--engine", "ray")
+    assert len(list((tmp_path / "ray.parquet").glob("part-*.parquet"))) >= 1
+    csv = tmp_path / "backlog.csv"
+    frame.to_csv(csv, index=False)
+    run(trained, "--data", str(csv), "--output", str(tmp_path / "local.parquet"))
+    run(trained, "--data", str(csv), "--output", str(tmp_path / "ray-csv.jsonl"), "--engine", "ray")
+    local = answers_in(tmp_path / "local.parquet")
+    same_answers(local, answers_in(tmp_path / "ray.parquet"))
+    same_answers(local, answers_in(tmp_path / "ray-csv.jsonl"))
+
+
+def test_a_part_that_cannot_be_read_is_one_line_like_one_process(
+    ray_here: None, trained: Trained, tmp_path: Path
+) -> None:
+    parts = tmp_path / "backlog"
+    parts.mkdir()
+    backlog(trained).to_parquet(parts / "part-000.parquet", index=False)
+    (parts / "part-001.parquet").write_bytes(b"PAR1 this is not parquet at all")
+    env = {"MLFLOW_TRACKING_URI": trained.settings.tracking_uri}
+    args = ["predict", "--data", str(parts), "--config", str(trained.config), "--output", str(tmp_path / "o.jsonl")]
+    result = CliRunner().invoke(app, [*args, "--engine", "ray", "--no-progress"], env=env)
+    assert result.exit_code == 1 and result.output.startswith(f"error: {parts}: "), result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o.jsonl").exists()
+    single = CliRunner().invoke(
+        app, ["predict", "--data", str(parts / "part-001.parquet"), *args[3:], "--no-progress"], env=env
+    )
+    errors = [line for line in single.output.splitlines() if "error:" in line]  # (MLflow's download bars aside)
+    assert single.exit_code == 1 and len(errors) == 1 and "part-001.parquet" in errors[0], single.output
+
+
+def test_a_cluster_that_does_not_answer_is_one_line(trained: Trained, tmp_path: Path) -> None:
+    data = tmp_path / "backlog.parquet"
+    backlog(trained).to_parquet(data, index=False)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": trained.settings.tracking_uri}
+    args = ["predict", "--data", str(data), "--config", str(trained.config), "--output", str(tmp_path / "o.jsonl")]
+    done = subprocess.run(
+        [ESCALATION, *args, "--engine", "ray", "--address", "ray://127.0.0.1:1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == "error: Ray cluster at ray://127.0.0.1:1 did not answer: Connection refused"
