@@ -32,11 +32,14 @@ class ClusterUnavailable(RuntimeError):
 class Scorer:
     """A Ray actor: loads the registered version once, then scores batches of raw export rows into answer lines."""
 
-    def __init__(self, settings: Settings, version: str, config: RouterConfig, data: str):
+    def __init__(self, settings: Settings, version: str, config: RouterConfig, data: str, threads: int):
         from features.text.privacy import masker_for
         from serving.model_store import load_version
 
         self.model = load_version(settings, version)
+        use_threads = getattr(self.model.router.encoder, "use_threads", None)
+        if use_threads is not None:  # the actor's share of the cores, not every core for each actor
+            use_threads(threads)
         self.config, self.data, self.mask = config, data, masker_for(settings)
         self.top_k, self.n_similar = settings.top_k, settings.n_similar
         self.ref = {"name": self.model.name, "version": self.model.version, "alias": self.model.alias}
@@ -128,6 +131,9 @@ def predict_with_ray(
         dataset = reader(str(data), **options)  # Parquet footers are read here, on the driver
     except Exception as err:
         raise DataError(f"{data}: {reason(err)}") from None
+    # A backlog in one file is one block, which one actor would score alone: blocks of a batch each spread the work
+    # over every actor (streamed, order kept).
+    dataset = dataset.repartition(target_num_rows_per_block=batch_size)
     # Each actor asks for at most a core, and together they leave one free for reading and writing: actors holding
     # every core would starve the read tasks (Ray Data waits for them forever).
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
@@ -135,7 +141,7 @@ def predict_with_ray(
     scored = dataset.map_batches(
         Scorer,
         num_cpus=per_actor,
-        fn_constructor_args=(settings, version, config, str(data)),
+        fn_constructor_args=(settings, version, config, str(data), max(1, int(per_actor))),
         batch_format="pandas",
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=actors),

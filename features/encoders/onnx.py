@@ -72,6 +72,11 @@ class OnnxEncoder:
             raise OnnxExportError("this ONNX encoder has no graph file to save")
         shutil.copyfile(self.path, folder / FILE_NAME)
 
+    def use_threads(self, threads: int) -> None:
+        """Run with `threads` threads inside one call from now on (several encoders sharing a machine's cores)."""
+        with self._lock:
+            self.threads, self._session = threads, None
+
     def attach(self, folder: Path) -> OnnxEncoder:
         """Point at the graph saved in `folder` (a loaded model artefact)."""
         path = Path(folder) / FILE_NAME
