@@ -62,3 +62,19 @@ def test_a_graph_that_does_not_match_the_vectors_is_rebuilt() -> None:
     large.graph = small.graph
     large.prepare(threshold=1000)
     assert large.approximate is not None and not large.approximate.restored and large.approximate.size == 1500
+
+
+def test_a_graph_built_on_every_core_is_checked_and_every_node_finds_itself() -> None:
+    from features.model.graph import ApproximateIndex
+
+    rng = np.random.default_rng(3)
+    vectors = _unit(rng.standard_normal((20_000, 64)))
+    graph = ApproximateIndex(vectors, threads=2)
+    assert len(graph.unreachable(vectors, threads=2)) == 0  # after the build's own check and repair
+    queries = _unit(vectors[:300] + 0.05 * rng.standard_normal((300, 64)).astype(np.float32))
+    approx, _ = graph.search(queries, 10)
+    exact, _ = exact_top_k(queries, vectors, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.99, recall
+    graph.index.remove(np.array([7, 11], dtype=np.uint64))  # what a lost node looks like to the check
+    assert graph.unreachable(vectors[:20], threads=1).tolist() == [7, 11]
