@@ -45,7 +45,7 @@ class Scorer:
         self.ref = {"name": self.model.name, "version": self.model.version, "alias": self.model.alias}
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        raw = batch.drop(columns=["path"], errors="ignore").astype(object).where(batch.notna(), None)
+        raw = batch.astype(object).where(batch.notna(), None)
         tickets = scorable(raw, self.config, self.data, self.model.router.metadata)
         results = self.model.router.predict(tickets, top_k=self.top_k, n_similar=self.n_similar)
         return pd.DataFrame({"line": [answer_line(r, self.mask, self.ref) for r in results]})

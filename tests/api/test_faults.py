@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from serving.feedback_store import FeedbackStore
-from tests.conftest import Trained, bearer, ticket
+from tests.conftest import Trained, bearer, free_port, ticket
 
 ESCALATION = str(Path(sys.executable).with_name("escalation"))
 
@@ -37,17 +36,11 @@ class Served:
         return self.process.wait(timeout)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(trained: Trained, tmp_path: Path) -> Iterator[Served]:
     """`escalation serve` on a free loopback port, on the trained store and its own feedback database."""
     settings = trained.settings
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": settings.tracking_uri,

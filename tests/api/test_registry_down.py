@@ -3,7 +3,6 @@ cache, says so in /readyz, keeps retrying, and follows the registry again once a
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
-from tests.conftest import Trained, bearer, ticket
+from tests.conftest import Trained, bearer, free_port, ticket
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -63,7 +56,7 @@ def test_registry_down_at_start_serves_the_cached_version_and_recovers(
         assert client.get("/readyz").json()["model_source"] == "registry"
         _wait(lambda: (cache / "served.json").exists(), 60, "the local copy")
 
-    port = _free_port()  # nothing listens here yet: the registry is down
+    port = free_port()  # nothing listens here yet: the registry is down
     down = up.model_copy(update={"tracking_uri": f"http://127.0.0.1:{port}", "registry_retry_seconds": 0.5})
     with TestClient(create_app(down), headers=headers) as client:
         ready = client.get("/readyz")
@@ -86,7 +79,7 @@ def test_registry_down_at_start_serves_the_cached_version_and_recovers(
 def test_registry_down_and_no_cache_is_not_ready_saying_both(trained: Trained, tmp_path: Path) -> None:
     down = trained.settings.model_copy(
         update={
-            "tracking_uri": f"http://mlflow:s3cretPW@127.0.0.1:{_free_port()}",
+            "tracking_uri": f"http://mlflow:s3cretPW@127.0.0.1:{free_port()}",
             "model_cache_dir": str(tmp_path / "empty"),
             "poll_seconds": 0,
         }
