@@ -34,6 +34,30 @@ StrictOpt = Annotated[
         "by default such rows are skipped and reported.",
     ),
 ]
+EngineOpt = Annotated[
+    str, typer.Option(help="'local' (this process) or 'ray' (a pool of actors; needs the ray extra).")
+]
+EmbedEngineOpt = Annotated[
+    str, typer.Option(help="Where tickets are embedded: 'local' (this process) or 'ray' (needs the ray extra).")
+]
+AddressOpt = Annotated[
+    str | None, typer.Option(help="Ray: join this cluster ('auto', 'ray://HOST:PORT'); default: start Ray here.")
+]
+ActorsOpt = Annotated[int, typer.Option(min=1, max=4096, help="Ray: actors, each loading the model once.")]
+BatchOpt = Annotated[int, typer.Option(min=1, max=100_000, help="Ray: tickets per batch.")]
+
+
+def _engine(engine: str, address: str | None, actors: int, batch_size: int) -> Any:
+    """The RayEngine for `--engine ray` (an address that does not answer fails here, before any work), None for
+    'local'."""
+    from features.cluster import RayEngine, reachable
+
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"{engine!r}: use 'local' or 'ray'", param_hint="--engine")
+    if engine == "local":
+        return None
+    reachable(address)
+    return RayEngine(address, actors, batch_size)
 
 
 def _settings() -> Any:
@@ -51,12 +75,13 @@ def friendly(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from features.cluster import ClusterUnavailable
         from features.config import ConfigError
         from features.data import DataError
         from features.encoders.transformer import EmbeddingModelError
         from serving.auth import KeysFileError
         from serving.model_store import ModelUnavailable
-        from serving.predict_ray import ClusterUnavailable
+        from training.embed_ray import EmbeddingFailed
         from training.register import PromotionRefused
 
         try:
@@ -72,6 +97,7 @@ def friendly(func: F) -> F:
             KeysFileError,
             ModelUnavailable,
             ClusterUnavailable,
+            EmbeddingFailed,
             PromotionRefused,
             OSError,
         ) as err:
@@ -120,8 +146,13 @@ def train(
     ] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
     strict: StrictOpt = False,
+    engine: EmbedEngineOpt = "local",
+    address: AddressOpt = None,
+    actors: ActorsOpt = 2,
+    batch_size: BatchOpt = 256,
 ) -> None:
     """Train on resolved tickets, log the run to MLflow, register a version and move `champion` if it wins."""
+    ray = _engine(engine, address, actors, batch_size)
     settings = _settings()
     if skip_if_champion:
         from training.register import champion_version, connect
@@ -132,7 +163,7 @@ def train(
             return
     from training.train import train as run_training
 
-    result = run_training(data, config, settings, progress=progress, strict=strict)
+    result = run_training(data, config, settings, progress=progress, strict=strict, engine=ray)
     m = result.metrics
     typer.echo(
         f"{result.rows.summary()}\n"
@@ -155,8 +186,13 @@ def retrain(
     ] = False,
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
     strict: StrictOpt = False,
+    engine: EmbedEngineOpt = "local",
+    address: AddressOpt = None,
+    actors: ActorsOpt = 2,
+    batch_size: BatchOpt = 256,
 ) -> None:
     """Retrain on newly resolved tickets plus agents' feedback; the challenger replaces the champion only if better."""
+    ray = _engine(engine, address, actors, batch_size)
     from serving.feedback_store import FeedbackStore, StoreUnavailable
     from training.train import train as run_training
 
@@ -165,7 +201,9 @@ def retrain(
         feedback = FeedbackStore(settings.feedback_url).feedback_frame()
     except StoreUnavailable as err:
         raise typer.BadParameter(f"{err}; check ESCALATION_FEEDBACK_URL", param_hint="feedback store") from None
-    result = run_training(data, config, settings, progress=progress, feedback=feedback, dry_run=dry_run, strict=strict)
+    result = run_training(
+        data, config, settings, progress=progress, feedback=feedback, dry_run=dry_run, strict=strict, engine=ray
+    )
     typer.echo(result.rows.summary())
     typer.echo(result.merge.summary())
     for change in result.merge.changes[:5]:
@@ -198,14 +236,10 @@ def predict(
         ),
     ],
     progress: Annotated[bool, typer.Option(help="Progress bar.")] = True,
-    engine: Annotated[
-        str, typer.Option(help="'local' (this process) or 'ray' (a pool of actors; needs the ray extra).")
-    ] = "local",
-    address: Annotated[
-        str | None, typer.Option(help="Ray: join this cluster ('auto', 'ray://HOST:PORT'); default: start Ray here.")
-    ] = None,
-    actors: Annotated[int, typer.Option(min=1, max=4096, help="Ray: actors, each loading the model once.")] = 2,
-    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Ray: tickets per batch.")] = 256,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    actors: ActorsOpt = 2,
+    batch_size: BatchOpt = 256,
 ) -> None:
     """Score a file of tickets with the champion (the API's fields plus the ticket id on every line)."""
     from features.config import load_config
@@ -213,17 +247,16 @@ def predict(
     from serving.model_store import champion_version, load_champion
     from serving.predict import predict_file
 
-    if engine not in ("local", "ray"):
-        raise typer.BadParameter(f"{engine!r}: use 'local' or 'ray'", param_hint="--engine")
+    ray = _engine(engine, address, actors, batch_size)
     settings = _settings()
     cfg = load_config(config)
     parts = output.endswith("/") or Path(output).is_dir()
     output = output.rstrip("/") or output
-    if engine == "ray":
+    if ray is not None:
         from serving.predict_ray import predict_with_ray
 
         version = champion_version(settings)
-        count = predict_with_ray(data, cfg, settings, version, output, address, actors, batch_size, parts)
+        count = predict_with_ray(data, cfg, settings, version, output, ray, parts)
         done = f"scored {count} tickets with {settings.model_name} v{version} ({settings.model_alias}) on Ray"
         typer.echo(f"{done} -> {output}")
         return

@@ -10,12 +10,12 @@ same shape as the single-process path.
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from features.cluster import RayEngine, actor_cpus, connect, reason
 from features.config import RouterConfig
 from features.data import DataError
 from features.settings import Settings
@@ -23,10 +23,6 @@ from serving.predict import AnswerWriter, answer_line, output_format, scorable
 
 log = logging.getLogger(__name__)
 READ = {".csv": "csv", ".jsonl": "json", ".ndjson": "json", ".json": "json", ".parquet": "parquet"}
-
-
-class ClusterUnavailable(RuntimeError):
-    """The Ray cluster named by --address did not answer (or Ray is not installed)."""
 
 
 class Scorer:
@@ -70,46 +66,13 @@ def input_kind(data: str) -> str:
     return kind
 
 
-def connect(address: str | None) -> None:
-    """Join the cluster at `address` (`auto`, `ray://HOST:PORT`), or start Ray on this machine."""
-    try:
-        import ray
-    except ImportError:
-        raise ClusterUnavailable("the Ray engine needs the ray extra: pip install 'escalation-router[ray]'") from None
-    if ray.is_initialized():
-        return
-    reachable(address)
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except Exception as err:  # Ray raises ConnectionError, RuntimeError, ...: all mean no cluster to use
-        first = str(err).strip().splitlines()[0] if str(err).strip() else err.__class__.__name__
-        raise ClusterUnavailable(f"Ray cluster at {address or 'this machine'} did not answer: {first}") from None
-
-
-def reachable(address: str | None, timeout: float = 5.0) -> None:
-    """Fail fast when a `HOST:PORT` or `ray://HOST:PORT` address does not accept connections: Ray itself retries
-    an unreachable head for minutes."""
-    if not address or address == "auto":
-        return
-    hostport = address.removeprefix("ray://").split("/")[0]
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise ClusterUnavailable(f"--address {address!r}: use 'auto', HOST:PORT or ray://HOST:PORT")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as err:
-        raise ClusterUnavailable(f"Ray cluster at {address} did not answer: {err.strerror or err}") from None
-
-
 def predict_with_ray(
     data: str | Path,
     config: RouterConfig,
     settings: Settings,
     version: str,
     output: str | Path,
-    address: str | None = None,
-    actors: int = 2,
-    batch_size: int = 256,
+    engine: RayEngine,
     parts: bool = False,
 ) -> int:
     """Score every ticket in `data` on Ray with registered `version`; answers written to `output` in input order."""
@@ -119,7 +82,8 @@ def predict_with_ray(
         )
     output_format(output)
     kind = input_kind(str(data))
-    connect(address)
+    connect(engine.address)
+    batch_size = engine.batch_size
     import ray
     import ray.data
 
@@ -134,17 +98,14 @@ def predict_with_ray(
     # A backlog in one file is one block, which one actor would score alone: blocks of a batch each spread the work
     # over every actor (streamed, order kept).
     dataset = dataset.repartition(target_num_rows_per_block=batch_size)
-    # Each actor asks for at most a core, and together they leave one free for reading and writing: actors holding
-    # every core would starve the read tasks (Ray Data waits for them forever).
-    cpus = float(ray.cluster_resources().get("CPU", 1.0))
-    per_actor = max(0.25, min(1.0, (cpus - 1.0) / actors))
+    per_actor, threads = actor_cpus(engine.actors)
     scored = dataset.map_batches(
         Scorer,
         num_cpus=per_actor,
-        fn_constructor_args=(settings, version, config, str(data), max(1, int(per_actor))),
+        fn_constructor_args=(settings, version, config, str(data), threads),
         batch_format="pandas",
         batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=actors),
+        compute=ray.data.ActorPoolStrategy(size=engine.actors),
     )
     writer = AnswerWriter(output, parts)
     try:
@@ -157,13 +118,3 @@ def predict_with_ray(
         writer.abort()
         raise DataError(f"{data}: {reason(err)}") from None
     return writer.close()
-
-
-def reason(err: BaseException) -> str:
-    """The first line of what went wrong inside Ray (the cause a worker raised, not Ray's wrapping)."""
-    cause: BaseException | None = err
-    while cause is not None and getattr(cause, "cause", None) is not None:
-        cause = cause.cause  # type: ignore[attr-defined]
-    text = str(cause or err)
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("Traceback", "  "))]
-    return lines[-1][:500] if lines else err.__class__.__name__

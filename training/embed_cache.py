@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 
 STORE_EVERY = 512  # tickets embedded between two writes to the cache
+# Vectors for texts, in their order, a chunk at a time (this process, or actors on a Ray cluster)
+Compute = Callable[[list[str]], Iterator[np.ndarray]]
 
 
 def _key(reference: str, max_seq_length: int | None, text: str) -> str:
@@ -39,10 +42,12 @@ class EmbeddingCache:
         encoder: Encoder,
         batch_size: int = 32,
         progress: bool = False,
+        compute: Compute | None = None,
     ) -> tuple[np.ndarray, int]:
         """Vectors for `texts` (cached ones reused, new ones embedded by `encoder` and stored) and how many were
         reused. Entries are keyed by the encoder's source and length, not its runtime: the ONNX export of a model
-        gives its PyTorch embeddings (checked at export: cosine > 0.9999), so both share them."""
+        gives its PyTorch embeddings (checked at export: cosine > 0.9999), so both share them. `compute` embeds the new
+        texts elsewhere (on Ray); by default `encoder` does it here."""
         keys = [_key(encoder.source, encoder.max_seq_length, t) for t in texts]
         if not keys:
             return encoder.encode([], batch_size), 0
@@ -58,10 +63,11 @@ class EmbeddingCache:
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         first_text = {k: t for k, t in zip(keys, texts, strict=True)}
         bar = tqdm(total=len(missing), desc="embedding", unit="ticket", disable=not progress or not missing)
+        chunks = (compute or _here(encoder, batch_size))([first_text[k] for k in missing])
+        done = 0
         # stored a chunk at a time: an embedding run that is stopped keeps what it computed
-        for start in range(0, len(missing), STORE_EVERY):
-            chunk = missing[start : start + STORE_EVERY]
-            new = encoder.encode([first_text[k] for k in chunk], batch_size, False)
+        for new in chunks:
+            chunk, done = missing[done : done + len(new)], done + len(new)
             with self._connect() as db:
                 db.executemany(
                     "insert or replace into vectors values (?, ?)",
@@ -70,6 +76,18 @@ class EmbeddingCache:
             found.update(zip(chunk, new, strict=True))
             bar.update(len(chunk))
         bar.close()
+        if done != len(missing):
+            raise RuntimeError(f"embedding returned {done} vectors for {len(missing)} texts")
         fresh = set(missing)
         reused = sum(1 for k in keys if k not in fresh)
         return np.vstack([found[k] for k in keys]).astype(np.float32), reused
+
+
+def _here(encoder: Encoder, batch_size: int) -> Compute:
+    """Embed in this process, STORE_EVERY texts at a time."""
+
+    def compute(texts: list[str]) -> Iterator[np.ndarray]:
+        for start in range(0, len(texts), STORE_EVERY):
+            yield encoder.encode(texts[start : start + STORE_EVERY], batch_size, False)
+
+    return compute

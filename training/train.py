@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from features.cluster import RayEngine
 from features.config import RouterConfig, load_config
 from features.data import DataError, fingerprint, load_export, to_tickets
 from features.encoders import same_embeddings
@@ -115,15 +116,16 @@ def train(
     feedback: pd.DataFrame | None = None,
     dry_run: bool = False,
     strict: bool = False,
+    engine: RayEngine | None = None,
 ) -> TrainResult:
     """Run the whole training job; raises ConfigError/DataError before anything touches MLflow.
 
     `feedback` (rows of the feedback store) relabels export tickets with the same id first. With `dry_run` the
     challenger is trained and compared with the champion, but nothing is logged, registered or moved. Rows that
     cannot be used are skipped and reported (`TrainResult.rows`, `data_report.json`), or with `strict` refuse
-    the whole file.
+    the whole file. With `engine` the tickets are embedded on Ray (the heads are still fitted here).
     """
-    prepared = prepare(data, config_path, settings, progress, feedback, strict)
+    prepared = prepare(data, config_path, settings, progress, feedback, strict, engine)
     fitted = fit_and_evaluate(prepared, settings, progress)
     client = register.connect(settings)
     challenged = challenge(prepared, fitted, settings, client)
@@ -165,6 +167,7 @@ def prepare(
     progress: bool,
     feedback: pd.DataFrame | None,
     strict: bool,
+    engine: RayEngine | None = None,
 ) -> Prepared:
     """Read and screen the export, merge feedback, derive labels, split the holdout and embed every ticket."""
     config = load_config(config_path)
@@ -193,7 +196,8 @@ def prepare(
         )
     train_idx, hold_idx, how = split_holdout(tickets, labels, config)
     config = settle_max_length(config, tickets["text"].iloc[train_idx].tolist(), settings.embedding_cache)
-    embedded = embed_tickets(tickets["text"].tolist(), train_idx, config.model, settings.embedding_cache, progress)
+    texts = tickets["text"].tolist()
+    embedded = embed_tickets(texts, train_idx, config.model, settings.embedding_cache, progress, engine)
     log.info(
         "embeddings (%s encoder, runtime %s): %d reused from cache, %d computed in %.0f s",
         config.model.encoder,
@@ -289,6 +293,7 @@ def log_run(
             "feedback_rows": p.merge.feedback_rows,
             "rows_read": p.rows.rows_read,
             "rows_skipped": p.rows.rows_skipped,
+            "embedding_engine": p.embedded.engine,
             **data_window,
         }
     )
