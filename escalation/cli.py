@@ -416,23 +416,36 @@ def keys_revoke(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Processes behind the one port, each loading the model once (default 1)."),
+    ] = None,
 ) -> None:
     """Serve the champion over HTTP (OpenAPI docs at /docs)."""
+    import shutil
+
     import uvicorn
 
     from serving.app import create_app
     from serving.model_store import REGISTRY_CLIENT_ENV
-    from serving.observe import use_json_logs
+    from serving.observe import MULTIPROCESS_ENV, configure_logging, shared_metrics_folder
 
     settings = _settings()
     for name, value in REGISTRY_CLIENT_ENV.items():  # this process serves: registry calls fail fast
         os.environ.setdefault(name, value)
-    if settings.log_format == "json":
-        use_json_logs(logging.getLevelName(settings.log_level))
-    else:
-        logging.getLogger().setLevel(settings.log_level)
-    app_ = create_app(settings)
-    uvicorn.run(app_, host=host or settings.host, port=port or settings.port, log_config=None, access_log=False)
+    configure_logging(settings.log_format, settings.log_level)
+    listen = {"host": host or settings.host, "port": port or settings.port, "log_config": None, "access_log": False}
+    workers = workers or settings.workers
+    if workers == 1:
+        uvicorn.run(create_app(settings), **listen)
+        return
+    ours = not os.environ.get(MULTIPROCESS_ENV)
+    folder = shared_metrics_folder()
+    try:  # each worker imports the app itself and reads the same settings from the environment
+        uvicorn.run("serving.app:worker_app", factory=True, workers=workers, **listen)
+    finally:
+        if ours:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     experiment: str = Field("escalation-router", description="MLflow experiment for training runs.")
     host: str = Field("127.0.0.1", description="Interface `escalation serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `escalation serve` listens on.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes `escalation serve` runs behind its one port, each loading the model once "
+        "(metrics add up across them; the feedback store is shared).",
+    )
     max_batch_size: int = Field(100, ge=1, le=10_000, description="Most tickets in one batch request.")
     max_text_chars: int = Field(
         20_000, ge=100, description="Characters of subject+body+messages read; longer tickets are cut, with a note."

@@ -35,7 +35,7 @@ from serving.model_store import (
     load_champion,
     remember_later,
 )
-from serving.observe import Metrics, RequestContext
+from serving.observe import Metrics, RequestContext, configure_logging
 from serving.recorder import SuggestionRecorder
 from serving.routes import feedback, health, hooks, model, suggestions
 from serving.routes.console import serve_console
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         state.blas_limit = ThreadpoolController().limit(limits=settings.blas_threads, user_api="blas")
         state.keyring = keyring(settings)
         load_first(state, loader)
+        state.mark_served()
         state.watcher = ModelWatcher(state, settings)
         state.watcher.start()
         state.batcher = MicroBatcher(settings.batch_max_tickets, settings.batch_wait_ms, settings.batch_timeout_seconds)
@@ -157,3 +158,10 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
     for routes in (suggestions, feedback, model, hooks, health):
         app.include_router(routes.router)
     return app
+
+
+def worker_app() -> FastAPI:
+    """The app of one `escalation serve --workers N` process: settings from the environment, its own logging."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

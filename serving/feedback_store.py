@@ -6,6 +6,7 @@ retraining reads the feedback as the freshest labels.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from features.settings import DEFAULT_FEEDBACK_URL
@@ -124,6 +125,9 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)  # sqlite drops the zone
 
 
+CREATE_ATTEMPTS = 5  # tries at creating the tables, for workers that start together
+
+
 class FeedbackStore:
     """The suggestions and feedback tables behind one SQLAlchemy engine."""
 
@@ -144,10 +148,18 @@ class FeedbackStore:
                 cur.execute("PRAGMA synchronous=FULL")
                 cur.close()
 
-        try:
-            Base.metadata.create_all(self.engine)
-        except SQLAlchemyError as err:
-            raise StoreUnavailable(f"feedback store {self.safe_url} is unavailable: {err.__class__.__name__}") from err
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                Base.metadata.create_all(self.engine)
+                break
+            except SQLAlchemyError as err:
+                # Workers starting together race to create the tables (PostgreSQL: a duplicate type name); once
+                # the other's tables are committed, create_all finds them and creates nothing.
+                racing = isinstance(err, (IntegrityError, ProgrammingError)) and attempt < CREATE_ATTEMPTS - 1
+                if not racing:
+                    unavailable = f"feedback store {self.safe_url} is unavailable: {err.__class__.__name__}"
+                    raise StoreUnavailable(unavailable) from err
+                time.sleep(0.2 * (attempt + 1))
 
     @property
     def safe_url(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -9,7 +10,8 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,10 +115,22 @@ def remember(settings: Settings, loaded: LoadedModel, served: Callable[[], Loade
     and not at all when `served()` says another version has been swapped in meanwhile."""
     if not settings.model_cache_dir or loaded.source != "registry":
         return
-    with _remember_lock:
+    with _remember_lock, _across_processes(Path(settings.model_cache_dir)):
         current = served()
         if current is None or current.version == loaded.version:
             _remember(settings, loaded)
+
+
+@contextmanager
+def _across_processes(folder: Path) -> Iterator[None]:
+    """Hold a lock file beside the copy: workers of one `serve --workers N` replace it one at a time."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(f".{folder.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def remember_later(settings: Settings, loaded: LoadedModel, served: Callable[[], LoadedModel | None]) -> None:

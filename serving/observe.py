@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.model.results import Suggestion
@@ -23,11 +24,22 @@ _GOOD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 BUCKETS = (0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set (before any worker starts) by `escalation serve --workers N`
+
+
+def multiprocess() -> bool:
+    """Whether this process is one of several workers behind one port: prometheus_client then keeps every value in
+    files in that folder, and /metrics adds up all workers' files."""
+    return bool(os.environ.get(MULTIPROCESS_ENV))
+
+
 class Metrics:
-    """The service's Prometheus metrics, in a registry of its own (one per app)."""
+    """The service's Prometheus metrics, in a registry of its own (one per app). Behind `--workers N` each worker
+    counts into shared files and /metrics reports the sum (gauges: the sum or the highest of the live workers)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._served: set[tuple[str, str, str]] = set()
         r = self.registry
         self.requests = Counter(
             "escalation_http_requests",
@@ -47,8 +59,14 @@ class Metrics:
             "The model version served (1 for the one loaded).",
             ["name", "version", "alias"],
             registry=r,
+            multiprocess_mode="livemax",  # 1 for each version some live worker serves
         )
-        self.in_flight = Gauge("escalation_http_requests_in_flight", "Requests being answered now.", registry=r)
+        self.in_flight = Gauge(
+            "escalation_http_requests_in_flight",
+            "Requests being answered now.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.decisions = Counter("escalation_decisions", "Escalation decisions given.", ["decision"], registry=r)
         self.routing = Counter("escalation_routing", "Routing decisions given.", ["decision"], registry=r)
         self.feedback_failures = Counter(
@@ -59,9 +77,23 @@ class Metrics:
         )
 
     def served(self, name: str | None, version: str | None, alias: str | None) -> None:
-        self.model.clear()
+        """Mark the version served as 1 and any earlier one 0 (set, not removed: a worker's file keeps its labels)."""
+        now = (str(name), str(version), str(alias))
+        for old in self._served - {now}:
+            self.model.labels(*old).set(0)
+        self._served = {now} if version is not None else set()
         if version is not None:
-            self.model.labels(name, version, alias).set(1)
+            self.model.labels(*now).set(1)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text /metrics answers: this app's registry, or every worker's values behind `--workers N`."""
+        if not multiprocess():
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client import multiprocess as shared
+
+        everyone = CollectorRegistry()
+        shared.MultiProcessCollector(everyone)
+        return generate_latest(everyone), CONTENT_TYPE_LATEST
 
     def answered(self, results: list[Suggestion]) -> None:
         for r in results:
@@ -154,3 +186,25 @@ def use_json_logs(level: int = logging.INFO) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+def configure_logging(log_format: str, level: str) -> None:
+    """JSON lines or plain text at `level`, as the settings ask, in this process (each worker sets its own)."""
+    if log_format == "json":
+        use_json_logs(logging.getLevelName(level))
+    else:
+        logging.getLogger().setLevel(level)
+
+
+def shared_metrics_folder() -> str:
+    """The folder workers count into (the environment's, else a new one), emptied: counts start at zero with the
+    service, as a single process's do."""
+    import tempfile
+    from pathlib import Path
+
+    folder = os.environ.get(MULTIPROCESS_ENV) or tempfile.mkdtemp(prefix="escalation-metrics-")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for stale in Path(folder).glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_ENV] = folder  # inherited by the workers, read by prometheus_client as they import it
+    return folder

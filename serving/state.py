@@ -80,6 +80,11 @@ class AppState:
     hooks: dict[str, Connector] | None = None  # the helpdesk connectors configured
     hook_worker: HookWorker | None = None
 
+    def mark_served(self) -> None:
+        """Show the version served in /metrics (each worker marks its own)."""
+        model = self.model
+        self.metrics.served(*((model.name, model.version, model.alias) if model else (None, None, None)))
+
     def known_targets(self) -> set[str] | None:
         """Every target feedback may name for the model served (None without a model: nothing is flagged)."""
         if self.model is None:

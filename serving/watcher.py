@@ -64,6 +64,7 @@ class ModelWatcher:
                 log.error("keeping version %s: %s", previous, err)
                 return ReloadResult("failed", previous, previous, str(err))
             self.state.model, self.state.load_error, self.last_error = new, None, None
+            self.state.mark_served()
             log.info("now serving version %s (was %s)", version, previous)
             remember_later(self.settings, new, lambda: self.state.model)
             return ReloadResult("changed", version, previous)

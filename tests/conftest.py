@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -74,7 +75,6 @@ def free_port() -> int:
 @contextmanager
 def running(app: FastAPI, ready: str = "/healthz") -> Iterator[str]:
     """The app under uvicorn on a loopback port (a real HTTP server in a thread); its URL until the block ends."""
-    import httpx
     import uvicorn
 
     port = free_port()
@@ -94,6 +94,35 @@ def running(app: FastAPI, ready: str = "/healthz") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+ESCALATION = str(Path(sys.executable).with_name("escalation"))
+
+
+def serve_process(env: dict[str, str], log: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`escalation serve` (with `args`) in its own process on a free loopback port, configured through the
+    environment as an operator would, its output appended to `log`: (the process, its URL) once /readyz says 200."""
+    port = free_port()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [ESCALATION, "serve", "--port", str(port), *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"server not ready in 180 s: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
 
 
 def point_mlflow_at(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

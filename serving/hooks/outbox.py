@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from serving.feedback_store import FeedbackStore, HookEventRecord, StoreUnavailable
 from serving.hooks.connectors import HookEvent
 
+LEASE_SECONDS = 300.0  # how long a worker holds an event it took before another may take it
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -47,18 +49,36 @@ class Outbox:
             raise StoreUnavailable(f"could not store the {helpdesk} event: {err.__class__.__name__}") from err
         return True
 
-    def due(self, limit: int = 20) -> list[HookEventRecord]:
-        """Pending events whose time has come, oldest first (detached copies)."""
+    def due(self, limit: int = 20, lease_seconds: float = LEASE_SECONDS) -> list[HookEventRecord]:
+        """Pending events whose time has come, oldest first (detached copies), each claimed for this worker: its
+        next attempt moves `lease_seconds` on, so another worker (`serve --workers N`, another replica) does not take
+        it too, and takes it after the lease if this one dies before saying how it ended."""
+        at = now()
         query = (
             select(HookEventRecord)
-            .where(HookEventRecord.status == "pending", HookEventRecord.next_attempt_at <= now())
+            .where(HookEventRecord.status == "pending", HookEventRecord.next_attempt_at <= at)
             .order_by(HookEventRecord.id)
             .limit(limit)
         )
         with Session(self.engine, expire_on_commit=False) as session:
             rows = list(session.scalars(query))
             session.expunge_all()
-        return rows
+        return [row for row in rows if self._claim(row.id, at, lease_seconds)]
+
+    def _claim(self, row_id: int, at: datetime, lease_seconds: float) -> bool:
+        """Whether this worker took the event: the update finds it still due only once (the database serialises
+        the writes; PostgreSQL re-reads the row after the other writer commits)."""
+        claim = (
+            update(HookEventRecord)
+            .where(
+                HookEventRecord.id == row_id,
+                HookEventRecord.status == "pending",
+                HookEventRecord.next_attempt_at <= at,
+            )
+            .values(next_attempt_at=at + timedelta(seconds=lease_seconds), updated_at=at)
+        )
+        with Session(self.engine) as session, session.begin():
+            return session.execute(claim).rowcount == 1
 
     def next_due(self) -> datetime | None:
         query = select(func.min(HookEventRecord.next_attempt_at)).where(HookEventRecord.status == "pending")

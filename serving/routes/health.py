@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving.deps import ANALYST, ERRORS, NO_MODEL, State
 from serving.model_store import CACHED
@@ -23,9 +22,9 @@ router = APIRouter(tags=["health"])
 )
 def metrics_text(state: State) -> Response:
     """Prometheus metrics: requests and latency per route and status, model served, decision mix, failures."""
-    model = state.model
-    state.metrics.served(*((model.name, model.version, model.alias) if model else (None, None, None)))
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    state.mark_served()
+    body, media_type = state.metrics.exposition()
+    return Response(body, media_type=media_type)
 
 
 @router.get("/healthz", response_model=Health)

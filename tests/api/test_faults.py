@@ -4,10 +4,8 @@ acknowledged feedback, and the logs are JSON lines carrying the request id."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +16,7 @@ import httpx
 import pytest
 
 from serving.feedback_store import FeedbackStore
-from tests.conftest import Trained, bearer, free_port, ticket
-
-ESCALATION = str(Path(sys.executable).with_name("escalation"))
+from tests.conftest import Trained, bearer, serve_process, ticket
 
 
 @dataclass
@@ -40,9 +36,7 @@ class Served:
 def served(trained: Trained, tmp_path: Path) -> Iterator[Served]:
     """`escalation serve` on a free loopback port, on the trained store and its own feedback database."""
     settings = trained.settings
-    port = free_port()
     env = {
-        **os.environ,
         "MLFLOW_TRACKING_URI": settings.tracking_uri,
         "ESCALATION_FEEDBACK_URL": f"sqlite:///{tmp_path / 'feedback.db'}",
         "ESCALATION_KEYS_FILE": settings.keys_file,
@@ -50,21 +44,8 @@ def served(trained: Trained, tmp_path: Path) -> Iterator[Served]:
         "ESCALATION_LOG_FORMAT": "json",
     }
     log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [ESCALATION, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    server = Served(process, f"http://127.0.0.1:{port}", bearer(settings, "agent"), log, bearer(settings, "admin"))
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "server not ready in 120 s"
-        time.sleep(0.3)
+    process, url = serve_process(env, log)
+    server = Served(process, url, bearer(settings, "agent"), log, bearer(settings, "admin"))
     yield server
     if process.poll() is None:
         process.kill()

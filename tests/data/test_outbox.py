@@ -3,6 +3,7 @@ and the status counts what happened."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from serving.feedback_store import FeedbackStore
@@ -17,7 +18,7 @@ def test_a_delivery_is_kept_once_and_worked_through(store: FeedbackStore) -> Non
     outbox = Outbox(store)
     assert outbox.add("zendesk", "ev-1", CREATED) and not outbox.add("zendesk", "ev-1", CREATED)
     assert outbox.add("zammad", "ev-1", CREATED)  # another helpdesk's delivery ids are its own
-    first, second = outbox.due()
+    first, second = outbox.due(lease_seconds=0)  # taken, and free to take again at once
     assert (first.helpdesk, first.event["subject"], first.event["metadata"]) == (
         "zendesk",
         "Charged twice",
@@ -25,7 +26,8 @@ def test_a_delivery_is_kept_once_and_worked_through(store: FeedbackStore) -> Non
     )
     outbox.retry(first, "HelpdeskBusy: HTTP 503", wait_seconds=3600, max_attempts=5)
     assert [r.helpdesk for r in outbox.due()] == ["zammad"]  # the retried one waits
-    assert outbox.next_due() is not None and outbox.next_due() <= datetime.now(UTC) + timedelta(seconds=1)
+    assert outbox.due() == []  # the other is this worker's until its lease ends
+    assert outbox.next_due() is not None and outbox.next_due() <= datetime.now(UTC) + timedelta(seconds=301)
     outbox.done(second, {"note": "n", "top_target": "billing", "decision": "escalate"})
     assert outbox.suggestion("zammad", "T-1") == {"note": "n", "top_target": "billing", "decision": "escalate"}
     assert outbox.suggestion("zendesk", "T-1") == {}
@@ -44,3 +46,20 @@ def test_an_event_that_keeps_failing_ends_failed(store: FeedbackStore) -> None: 
         (row,) = outbox.due()
         outbox.retry(row, "HelpdeskBusy: HTTP 500", wait_seconds=0, max_attempts=3)
     assert outbox.due() == [] and outbox.status()["helpdesks"]["jira"]["failed"] == 1
+
+
+def test_workers_sharing_the_outbox_take_each_event_once(store: FeedbackStore) -> None:  # noqa: F811
+    for i in range(40):
+        Outbox(store).add("zendesk", f"ev-{i}", CREATED)
+    workers = [Outbox(store) for _ in range(4)]  # as `serve --workers 4` has, each with its own connections
+
+    def take(outbox: Outbox) -> list[str]:
+        taken: list[str] = []
+        for _ in range(20):  # 40 events, 5 at a time: enough turns for one worker to take them all
+            taken += [r.delivery for r in outbox.due(limit=5)]
+        return taken
+
+    with ThreadPoolExecutor(4) as pool:
+        shares = list(pool.map(take, workers))
+    taken = [d for share in shares for d in share]
+    assert sorted(taken) == sorted(f"ev-{i}" for i in range(40))  # every event, none twice

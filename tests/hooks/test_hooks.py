@@ -7,9 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +19,10 @@ import pytest
 from features.settings import Settings
 from serving.app import create_app
 from serving.feedback_store import FeedbackStore
-from tests.conftest import Trained, bearer, free_port, running, store_settings
+from tests.conftest import Trained, bearer, running, serve_process, store_settings
 from tests.hooks.fake_helpdesk import FakeHelpdesk
 
 PAYLOADS = Path(__file__).parent / "payloads"
-ESCALATION = str(Path(sys.executable).with_name("escalation"))
 SECRET = {"zendesk": "zd-signing-secret", "zammad": "zm-signing-secret", "jira": "jira-signing-secret"}
 AUTH = {
     "zendesk": "Basic " + base64.b64encode(b"agent@example.com/token:zd-api-token").decode(),
@@ -159,23 +156,11 @@ def test_a_helpdesk_that_is_down_then_back_gets_the_note_once(
 
 def serve(settings: Settings, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`escalation serve` in its own process, configured through the environment as an operator would."""
-    port = free_port()
     names = ("feedback_url", "keys_file", "jira_url", "jira_email", "jira_token", "jira_webhook_secret")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri, "ESCALATION_POLL_SECONDS": "0"}
+    env = {"MLFLOW_TRACKING_URI": settings.tracking_uri, "ESCALATION_POLL_SECONDS": "0"}
     env.update({f"ESCALATION_{n.upper()}": str(getattr(settings, n)) for n in names})
     env.update(ESCALATION_HOOK_RETRY_SECONDS="0.5", ESCALATION_HOOK_GROUPS=json.dumps(GROUPS))
-    with (folder / "server.log").open("ab") as out:
-        process = subprocess.Popen([ESCALATION, "serve", "--port", str(port)], env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        assert process.poll() is None, (folder / "server.log").read_text()[-2000:]
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server not ready")
+    return serve_process(env, folder / "server.log")
 
 
 def test_events_pending_when_the_server_is_killed_are_written_after_a_restart(
