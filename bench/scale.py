@@ -1,11 +1,12 @@
 """Batch scoring at scale: one process against Ray started on this machine, on the same generated backlog.
 
-python bench/scale.py                    # 200,000 generated tickets (about an hour each way on 2 cores)
+python bench/scale.py                    # 200,000 generated tickets (about 20 minutes each way on 2 cores)
 python bench/scale.py --tickets 10000    # a quicker look
 
 Trains a model on the sample generator's tickets into a throwaway store, writes a backlog of `--tickets` generated
 tickets as Parquet, scores it with `escalation predict` (one process) and with `escalation predict --engine ray`
-(Ray local, `--actors`), and reports tickets per second for each, their ratio, and from the measured
+(Ray local, `--actors`), and reports tickets per second for each, their ratio, the peak memory of each command and
+of the largest actor (polled from /proc while it runs), and from the measured
 rate per core how long 10M tickets would take on 8, 32 and 128 cores. Results go to bench/results/scale_NAME.{md,json}.
 """
 
@@ -15,6 +16,7 @@ import argparse
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,10 +26,55 @@ from serving.predict import answers_in
 from training.sample_data import generate, write_sample
 
 
-def run(args: list[str], env: dict[str, str]) -> float:
+def peak_mb(pid: int) -> float:
+    """The peak resident memory of a live process so far (VmHWM), in MB; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Peaks:
+    """Polls the peak memory of the command (the driver) and of every Ray actor scoring for it, while it runs."""
+
+    def __init__(self, driver: int):
+        self.driver, self.peaks, self.stop = driver, {}, threading.Event()  # type: ignore[var-annotated]
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.5):
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                try:
+                    title = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+                except OSError:
+                    continue
+                if int(proc.name) == self.driver or (title.startswith("ray::") and "MapWorker" in title):
+                    key = "driver" if int(proc.name) == self.driver else proc.name
+                    self.peaks[key] = max(self.peaks.get(key, 0.0), peak_mb(int(proc.name)))
+
+    def close(self) -> tuple[float, float]:
+        """(driver peak MB, largest actor peak MB)."""
+        self.stop.set()
+        self.thread.join()
+        actors = [v for k, v in self.peaks.items() if k != "driver"]
+        return self.peaks.get("driver", 0.0), max(actors, default=0.0)
+
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds of the command, its peak memory and its largest actor's (MB)."""
     started = time.perf_counter()
-    subprocess.run([ESCALATION, *args], env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    process = subprocess.Popen([ESCALATION, *args], env=env, stdout=subprocess.DEVNULL)
+    peaks = Peaks(process.pid)
+    if process.wait() != 0:
+        raise SystemExit(f"escalation {args[0]} failed")
+    seconds = time.perf_counter() - started
+    return (seconds, *peaks.close())
 
 
 def main() -> None:
@@ -48,8 +95,8 @@ def main() -> None:
         frame["ticket_id"] = [f"B-{i}" for i in range(len(frame))]  # unique ids across the whole backlog
         frame.astype(str).to_parquet(backlog, index=False)
         common = ["predict", "--data", str(backlog), "--config", str(config), "--no-progress"]
-        single = run([*common, "--output", str(folder / "one.jsonl")], env)
-        ray = run(
+        single, single_mb, _ = run([*common, "--output", str(folder / "one.jsonl")], env)
+        ray, driver_mb, actor_mb = run(
             [*common, "--output", str(folder / "ray.jsonl"), "--engine", "ray", "--actors", str(args.actors)], env
         )
         one, other = answers_in(folder / "one.jsonl"), answers_in(folder / "ray.jsonl")
@@ -68,13 +115,20 @@ def main() -> None:
         "same_answers": same,
         "cores": cores,
         "actors": args.actors,
+        "single_peak_mb": round(single_mb),
+        "ray_driver_peak_mb": round(driver_mb),
+        "actor_peak_mb": round(actor_mb),
         "hours_10m": {n: round(10_000_000 / (per_core * n) / 3600, 2) for n in (8, 32, 128)},
     }
-    table = "| tickets | one process /s | Ray local /s | ratio | same answers | 10M on 8 / 32 / 128 cores (h) |\n"
-    table += "|---|---|---|---|---|---|\n"
+    table = (
+        "| tickets | one process /s | Ray local /s | ratio | same answers | peak MB: one process / Ray driver / "
+        "each actor | 10M on 8 / 32 / 128 cores (h) |\n"
+    )
+    table += "|---|---|---|---|---|---|---|\n"
     hours = row["hours_10m"]
     table += (
         f"| {args.tickets} | {row['single_per_s']} | {row['ray_per_s']} | {row['ratio']} | {same} | "
+        f"{row['single_peak_mb']} / {row['ray_driver_peak_mb']} / {row['actor_peak_mb']} | "
         f"{hours[8]} / {hours[32]} / {hours[128]} |\n"
     )
     notes = (

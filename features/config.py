@@ -246,6 +246,13 @@ class TrainingOptions(_Strict):
         0.9, gt=0.5, lt=1.0, description="Precision the escalate / resolve_first answers must reach."
     )
     min_tickets: int = Field(50, ge=10, description="Fewest usable tickets a training run accepts.")
+    max_fit_tickets: int | None = Field(
+        200_000,
+        ge=100,
+        description="Most training tickets the heads are fitted and calibrated on: above it, a sample stratified by "
+        "target (at least 50 of each) is used, while the similar-ticket index keeps every training ticket. Bounds "
+        "the memory and time of fitting on a long history; null fits on every ticket.",
+    )
     promotion_metric: Literal[
         "routing_score",
         "escalation_average_precision",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,7 @@ from features.model.lexical import LexicalFeatures, combine
 from features.model.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
 from features.text.clean import snippet
 from features.text.privacy import Masker
-from training.labels import Labels
+from training.labels import Labels, heads_sample
 
 
 def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -> tuple[np.ndarray, np.ndarray, str]:
@@ -268,6 +267,14 @@ def fit_router(
     opts = config.model
     if opts.max_seq_length == "auto":
         raise ValueError("settle model.max_seq_length 'auto' first (training.encode.settle_max_length)")
+    everyone, every_vector, all_labels = tickets, embeddings, labels
+    sample = heads_sample(labels, config.training.max_fit_tickets, config.training.seed)
+    if sample is not None:  # the heads learn from a stratified sample; the index below keeps every ticket
+        tickets, embeddings, labels = (
+            tickets.iloc[sample].reset_index(drop=True),
+            embeddings[sample],
+            labels.take(sample),
+        )
     steps = tqdm(total=opts.calibration_folds + 3, desc="fitting", disable=not progress, unit="step")
     lexical = LexicalFeatures(
         tuple(config.columns.metadata), opts.max_terms, opts.lexical, opts.char_ngrams, opts.max_char_terms
@@ -293,9 +300,8 @@ def fit_router(
     finals: dict[str, LinearHead] = {}
     oof: dict[HeadJob, np.ndarray] = {}
 
-    @cache
     def data_for(head: str, fold: int) -> tuple[sp.csr_matrix, np.ndarray, sp.csr_matrix | None]:
-        """(X, y, X_val) of a head: sliced once per fold, whatever the number of settings tried on it."""
+        """(X, y, X_val) of a head on a fold (-1: all training tickets)."""
         if fold < 0:
             return (X, y, None) if head == "escalation" else (X[escalated], labels.target[escalated].astype(str), None)
         fit_idx, val_idx = splits[fold]
@@ -306,18 +312,22 @@ def fit_router(
 
     def run(batch: list[HeadJob]) -> None:
         # Every head is independent: fitted in parallel processes (threads would share liblinear's global random
-        # state, and the same data would no longer give the same model).
-        tasks = [(job, data_for(job.head, job.fold)) for job in batch]
-        results = Parallel(n_jobs=opts.fit_jobs or os.cpu_count() or 1, return_as="generator")(
-            delayed(_fit_head)(config, job.params, *fit, targets if job.head == "target" else None)
-            for job, fit in tasks
-        )
-        for (job, _), result in zip(tasks, results, strict=True):
-            if job.fold < 0:
-                finals[job.head] = result
-            else:
-                oof[job] = result
-            steps.update()
+        # state, and the same data would no longer give the same model). One fold at a time, its slices made once
+        # for all the settings tried on it and dropped before the next: memory holds one fold's copy, not all.
+        for fold in sorted({job.fold for job in batch}):
+            group = [job for job in batch if job.fold == fold]
+            data = {head: data_for(head, fold) for head in sorted({job.head for job in group})}
+            results = Parallel(n_jobs=opts.fit_jobs or os.cpu_count() or 1, return_as="generator")(
+                delayed(_fit_head)(config, job.params, *data[job.head], targets if job.head == "target" else None)
+                for job in group
+            )
+            for job, result in zip(group, results, strict=True):
+                if job.fold < 0:
+                    finals[job.head] = result
+                else:
+                    oof[job] = result
+                steps.update()
+            del data
 
     def gathered(head: str, params: HeadParams) -> np.ndarray:
         parts = [oof[HeadJob(head, params, i)] for i in range(len(splits))]
@@ -372,6 +382,12 @@ def fit_router(
     steps.close()
 
     mask = mask or Masker()  # the index travels with the model and is shown to agents: no personal data in it
+    if sample is not None:  # the index: every training ticket, not only the heads' sample
+        words = lexical.words(everyone) if words is not None else None
+        tickets, embeddings, labels = everyone, every_vector, all_labels
+        target_idx = np.array(
+            [targets.index(t) if e else -1 for t, e in zip(labels.target, labels.escalate, strict=True)]
+        )
     resolutions = None
     if "resolution" in tickets.columns:
         resolutions = np.array(
@@ -418,5 +434,6 @@ def fit_router(
             "target_C": tgt_params.C,
             "target_class_weight": "balanced" if tgt_params.balanced else "none",
             "knn_k": knn_k,
+            "heads_fitted_on": len(sample) if sample is not None else len(everyone),
         },
     )

@@ -21,6 +21,29 @@ class Labels:
     kinds: dict[str, str]  # target -> 'functional' | 'hierarchical'
     pooled: dict[str, int] = field(default_factory=dict)  # rare target -> ticket count
 
+    def take(self, rows: np.ndarray) -> Labels:
+        """The labels of the tickets at `rows` (the same targets, kinds and pooling)."""
+        return Labels(self.escalate[rows], self.target[rows], self.targets, self.kinds, self.pooled)
+
+
+SAMPLE_FLOOR = 50  # tickets of each target a heads' sample keeps (all of them, when a target has fewer)
+
+
+def heads_sample(labels: Labels, cap: int | None, seed: int) -> np.ndarray | None:
+    """Sorted positions of at most about `cap` tickets, stratified by target (first-line tickets one stratum),
+    keeping at least SAMPLE_FLOOR of every target; None when there are no more than `cap` tickets."""
+    n = len(labels.escalate)
+    if cap is None or n <= cap:
+        return None
+    strata = np.where(labels.escalate, labels.target.astype(str), "")
+    rng = np.random.default_rng(seed)
+    taken = []
+    for value in np.unique(strata):
+        members = np.flatnonzero(strata == value)
+        quota = max(min(len(members), SAMPLE_FLOOR), int(round(len(members) * cap / n)))
+        taken.append(rng.choice(members, quota, replace=False))
+    return np.sort(np.concatenate(taken))
+
 
 def derive_labels(resolvers: list[str] | np.ndarray, teams: Teams, min_examples: int) -> Labels:
     """First-line resolvers mean no escalation; rare escalation targets are pooled as 'other'."""

@@ -15,19 +15,34 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def exact_top_k(queries: np.ndarray, vectors: np.ndarray, k: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and cosine similarities of the k nearest unit vectors, best first (exact search, chunked)."""
+TIE_SCALE = 1e5  # similarities equal to 1e-5 are a tie: batch-shaped float32 noise is about 1e-7
+CHUNK_BYTES = 256 * 2**20  # working memory of one chunk of exact search (similarities and their positions)
+
+
+def exact_top_k(
+    queries: np.ndarray, vectors: np.ndarray, k: int, chunk: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of the k nearest unit vectors, best first (exact search, in chunks of
+    queries that keep the working memory near CHUNK_BYTES however many vectors there are).
+
+    Similarities are compared to 1e-5, so the noise a batch's matrix product adds (about 1e-7) does not decide
+    between duplicate tickets: the same query finds the same neighbours alone or in any batch, on one process or on
+    Ray's actors, and among equal similarities the earlier row is shown first."""
     k = min(k, len(vectors))
     if k == 0 or len(queries) == 0:
         return np.zeros((len(queries), 0), dtype=int), np.zeros((len(queries), 0))
+    n = len(vectors)
+    chunk = chunk or max(1, min(2048, CHUNK_BYTES // (12 * n)))  # float32 similarities + int64 positions
     tops, sims = [], []
     for start in range(0, len(queries), chunk):
         s = queries[start : start + chunk] @ vectors.T
-        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        part = np.take_along_axis(s, top, axis=1)
-        order = np.argsort(-part, axis=1)
-        tops.append(np.take_along_axis(top, order, axis=1))
-        sims.append(np.take_along_axis(part, order, axis=1))
+        rounded = np.round(s * TIE_SCALE)  # equal up to noise becomes equal: the selection below sees the same row
+        top = np.argpartition(rounded, n - k, axis=1)[:, n - k :]
+        ranked = np.take_along_axis(rounded, top, axis=1)
+        order = np.lexsort((top, -ranked), axis=1)  # best first, then the earlier row
+        top = np.take_along_axis(top, order, axis=1)
+        tops.append(top)
+        sims.append(np.take_along_axis(s, top, axis=1))
     return np.vstack(tops), np.vstack(sims)
 
 
@@ -48,7 +63,7 @@ def rerank(
     rows = np.repeat(np.arange(n), k)
     word_sims = np.asarray(query_words[rows].multiply(ref_words[candidates.ravel()]).sum(axis=1)).reshape(n, k)
     mixed = (1 - weight) * sims + weight * word_sims
-    order = np.argsort(-mixed, axis=1, kind="stable")
+    order = np.argsort(-np.round(mixed * TIE_SCALE), axis=1, kind="stable")  # ties keep the candidates' order
     return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(mixed, order, axis=1)
 
 

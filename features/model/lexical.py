@@ -90,6 +90,10 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
         """Word columns come first in `transform`'s output; 0 without word features."""
         return len(self.text_.vocabulary_) if self.text_ is not None else 0
 
+    def words(self, X: pd.DataFrame) -> sp.csr_matrix | None:
+        """Only the word columns of `transform` (what the similar-ticket re-ranking reads); None without them."""
+        return self.text_.transform(_texts(X)) if self.text_ is not None else None
+
     def _meta(self, X: pd.DataFrame) -> np.ndarray:
         cols = [X[c].to_numpy(dtype=str) if c in X.columns else np.full(len(X), "", dtype=str) for c in self.metadata]
         return np.column_stack(cols).astype(object)

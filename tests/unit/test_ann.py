@@ -69,7 +69,7 @@ def test_a_graph_built_on_every_core_is_checked_and_every_node_finds_itself() ->
 
     rng = np.random.default_rng(3)
     vectors = _unit(rng.standard_normal((20_000, 64)))
-    graph = ApproximateIndex(vectors, threads=2)
+    graph = ApproximateIndex(vectors, threads=2, dtype="f32")  # no clusters: the float graph's hard case
     assert len(graph.unreachable(vectors, threads=2)) == 0  # after the build's own check and repair
     queries = _unit(vectors[:300] + 0.05 * rng.standard_normal((300, 64)).astype(np.float32))
     approx, _ = graph.search(queries, 10)
@@ -78,3 +78,34 @@ def test_a_graph_built_on_every_core_is_checked_and_every_node_finds_itself() ->
     assert recall >= 0.99, recall
     graph.index.remove(np.array([7, 11], dtype=np.uint64))  # what a lost node looks like to the check
     assert graph.unreachable(vectors[:20], threads=1).tolist() == [7, 11]
+
+
+def test_int8_graph_answers_exact_cosines_and_a_float_graph_saved_before_still_restores() -> None:
+    from features.model.graph import ApproximateIndex
+
+    rng = np.random.default_rng(5)
+    vectors = _unit(rng.standard_normal((5000, 64)))
+    queries = _unit(vectors[:100] + 0.05 * rng.standard_normal((100, 64)).astype(np.float32))
+    graph = ApproximateIndex(vectors, threads=2)
+    keys, sims = graph.search(queries, 10)
+    assert str(graph.index.dtype).lower().endswith("i8")
+    assert np.allclose(sims, np.einsum("qd,qkd->qk", queries, vectors[keys]), atol=1e-6)  # exact, not quantised
+    assert np.all(np.diff(sims, axis=1) <= 0)
+    older = ApproximateIndex(vectors, threads=2, dtype="f32").to_bytes()  # what models trained before carry
+    restored = ApproximateIndex(vectors, graph=older)
+    assert restored.restored and np.array_equal(restored.search(queries, 10)[0], exact_top_k(queries, vectors, 10)[0])
+
+
+def test_int8_graph_recall_on_clustered_embeddings() -> None:
+    """Tickets cluster by topic (as bench/similar.py draws them): the int8 graph with its exact re-ranking keeps
+    recall@10 at 0.99 or more against exact search."""
+    from features.model.graph import ApproximateIndex
+
+    rng = np.random.default_rng(11)
+    centres = _unit(rng.standard_normal((200, 384)))
+    vectors = _unit(centres[rng.integers(0, 200, 20_000)] + 0.8 * rng.standard_normal((20_000, 384)) / np.sqrt(384))
+    queries = _unit(vectors[:300] + 0.3 * rng.standard_normal((300, 384)).astype(np.float32) / np.sqrt(384))
+    approx, _ = ApproximateIndex(vectors, threads=2).search(queries, 10)
+    exact, _ = exact_top_k(queries, vectors, 10)
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert recall >= 0.99, recall

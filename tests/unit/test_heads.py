@@ -49,3 +49,15 @@ def test_stacked_blend_reduces_to_temperature_and_trusts_near_duplicates() -> No
     assert trusting[0].argmax() == 1  # the near-duplicate's vote wins
     assert trusting[1].argmax() == 0  # a distant neighbour's does not
     assert np.allclose(trusting.sum(axis=1), 1.0)
+
+
+def test_exact_top_k_finds_the_same_duplicates_in_any_batch() -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(3000, 64)).astype(np.float32)
+    vectors[100:130] = vectors[5]  # thirty copies of one ticket: more ties than k
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[:200] + rng.normal(scale=1e-3, size=(200, 64)).astype(np.float32)
+    together, sims = exact_top_k(queries, vectors, 10)
+    alone = np.vstack([exact_top_k(queries[i : i + 1], vectors, 10)[0] for i in range(200)])
+    assert np.array_equal(together, alone)
+    assert set(together[5]) <= {5, *range(100, 130)} and np.all(np.diff(sims, axis=1) <= 1e-5)
