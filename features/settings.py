@@ -51,7 +51,9 @@ class Settings(BaseSettings):
         description="Embeddings cached by content hash and model, so retraining embeds only new tickets; '' disables.",
     )
     ann_threshold: int = Field(
-        50_000, ge=1, description="Indexed tickets from which similar-ticket search is approximate (HNSW)."
+        50_000,
+        ge=1,
+        description="Indexed tickets from which similar-ticket search is approximate (faiss inverted lists).",
     )
     poll_seconds: float = Field(
         30.0, ge=0, description="How often the server checks whether the alias moved; 0 checks only on reload."

@@ -1,116 +1,155 @@
-"""Approximate nearest-neighbour search (usearch HNSW) for large similar-ticket indexes; exact search below."""
+"""Approximate nearest-neighbour search (faiss inverted lists) for large similar-ticket indexes; exact search below."""
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
+
+from features.model.heads import exact_top_k
 
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 50_000  # indexed tickets from which the approximate index pays for itself
-QUICK_CHECK_EXPANSION = 32  # search width of the first pass of the build's self-check
+TRAIN_PER_LIST = 40  # k-means sample per list (faiss asks for at least 39)
+RECALL_TARGET = 0.995  # recall@10 the build's probe calibration asks of stored tickets
+CALIBRATION_QUERIES = 256  # stored tickets the probe count is calibrated on
+CHECK_COUNT = 10  # a stored vector must be among the first this many answers of its own search
+
+
+def default_lists(size: int) -> int:
+    """About 4 * sqrt(size) lists (faiss's rule of thumb), each with enough tickets to train its centre."""
+    return max(1, min(round(4 * math.sqrt(size)), size // TRAIN_PER_LIST))
+
+
+@contextmanager
+def _threads(threads: int) -> Iterator[None]:
+    """faiss's OpenMP threads for a build: `threads` (0: every core), then as they were."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class ApproximateIndex:
-    """An HNSW graph over unit vectors with inner-product distance; `search` mirrors `exact_top_k`.
+    """Inverted lists over unit vectors with inner-product distance (faiss IVF); `search` mirrors `exact_top_k`.
 
-    The graph holds its vectors as int8 (`dtype`): distances cost less, so a million tickets build in minutes, and
-    the saved graph is a quarter of the float one. Quantised distances blur the order of close neighbours, so a
-    search takes its candidates from the graph and orders them by the exact cosine of the float
-    vectors the index keeps anyway (every node the search visited, at least `rerank` times k)."""
+    k-means on a sample cuts the space into `lists` cells; every ticket is stored in the cell of its nearest centre,
+    as int8 codes (faiss's 8-bit scalar quantiser, a quarter of the floats). A search scans the `probe` cells nearest
+    the query and orders the best candidates (`rerank` times k) by the exact cosine of the float vectors the index
+    keeps anyway, so agents see the float order. Building is one k-means and one assignment, both on every core and
+    deterministic: a stored ticket lies in the cell its own search opens first, so none can be lost the way a
+    concurrent graph build loses nodes, and the build checks that every one finds itself. The probe count is
+    calibrated at the build: the fewest cells (doubling) at which stored tickets find RECALL_TARGET of their exact
+    ten nearest."""
 
     def __init__(
         self,
         vectors: np.ndarray,
-        connectivity: int = 16,
-        expansion_add: int = 128,
-        expansion_search: int = 256,
+        lists: int | None = None,
+        probe: int | None = None,
         graph: bytes | None = None,
         threads: int = 0,
-        dtype: str = "i8",
         rerank: int = 4,
     ):
-        from usearch.index import Index
+        import faiss
 
         self.size = len(vectors)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # the caller's array when already float32
         self.rerank = rerank
         self.restored = False
-        if graph is not None:  # saved by `to_bytes` at training: restoring takes milliseconds, building minutes
-            index = Index.restore(graph)
-            if index is not None and len(index) == self.size and index.ndim == vectors.shape[1]:
-                index.expansion_search = expansion_search
+        self.unfound = 0
+        if graph is not None:  # saved by `to_bytes` at training: restoring takes a second, building minutes
+            index = _restore(graph)
+            if index is not None and index.ntotal == self.size and index.d == self.vectors.shape[1]:
                 self.index, self.restored = index, True
+                if probe:
+                    self.index.nprobe = probe
                 return
-        self.index = Index(
-            ndim=vectors.shape[1],
-            metric="ip",
-            dtype=dtype,
-            connectivity=connectivity,
-            expansion_add=expansion_add,
-            expansion_search=expansion_search,
-        )
-        # Built on every core (`threads` 0), then checked: a concurrent build (usearch 2.26) can leave some nodes
-        # unreachable, so a stored ticket's own vector no longer finds it. Those are taken out and added again one
-        # at a time until every node finds itself (`repaired` counts them); a single thread never lost one here.
-        keys, rows = np.arange(len(vectors), dtype=np.uint64), np.ascontiguousarray(vectors, dtype=np.float32)
+        width = self.vectors.shape[1]
+        lists = lists or default_lists(self.size)
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(self.size, min(self.size, lists * TRAIN_PER_LIST), replace=False))
         started = time.perf_counter()
-        self.index.add(keys, rows, threads=threads)
-        self.repaired = 0
-        added = time.perf_counter()
-        lost = self.unreachable(rows, threads)
+        with _threads(threads):
+            quantiser = faiss.IndexFlatIP(width)
+            index = faiss.IndexIVFScalarQuantizer(
+                quantiser, width, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            )
+            index.cp.seed = 0
+            index.train(self.vectors[sample])
+            trained = time.perf_counter()
+            index.add(self.vectors)
+            added = time.perf_counter()
+            self.quantiser, self.index = quantiser, index  # the list index refers to its quantiser: keep both alive
+            self.index.nprobe = probe or self._calibrate(rng)
+            calibrated = time.perf_counter()
+            self.unfound = len(self.unreachable(self.vectors))
         log.info(
-            "similar-ticket graph: %d nodes added in %.0f s, checked in %.0f s, %d unreachable",
-            len(rows),
-            added - started,
-            time.perf_counter() - added,
-            len(lost),
+            "similar-ticket index: %d tickets in %d lists, trained in %.0f s, added in %.0f s, probe %d "
+            "(calibrated in %.0f s), checked in %.0f s, %d not found by their own search",
+            self.size,
+            lists,
+            trained - started,
+            added - trained,
+            self.index.nprobe,
+            calibrated - added,
+            time.perf_counter() - calibrated,
+            self.unfound,
         )
-        for _ in range(3):
-            if len(lost) == 0:
-                break
-            self.repaired += len(lost)
-            self.index.remove(lost.astype(np.uint64))
-            self.index.add(lost.astype(np.uint64), rows[lost], threads=1)
-            lost = lost[self.unreachable(rows[lost], threads, lost)]
-        if len(lost):  # still lost after three repairs: the whole graph again on one thread
-            self.index.reset()
-            self.index.add(keys, rows, threads=1)
 
-    def unreachable(self, rows: np.ndarray, threads: int = 0, keys: np.ndarray | None = None) -> np.ndarray:
-        """Positions (in `rows`) of stored vectors whose search does not find them, nor an identical vector.
+    @property
+    def probe(self) -> int:
+        return int(self.index.nprobe)
 
-        Checked cheaply first (the nearest one only, a narrow search: at a million tickets the full search of every
-        node costs as much as the build), then the nodes that failed again with the index's own search."""
+    def _calibrate(self, rng: np.random.Generator) -> int:
+        """The fewest cells to scan (8, 16, 32, ... all) at which stored tickets find RECALL_TARGET of their exact
+        ten nearest (themselves aside)."""
+        lists = int(self.index.nlist)
+        queries = self.vectors[rng.choice(self.size, min(self.size, CALIBRATION_QUERIES), replace=False)]
+        k = min(10, self.size - 1)
+        if k < 1:
+            return lists
+        exact, _ = exact_top_k(queries, self.vectors, k + 1)
+        probe = min(8, lists)
+        while True:
+            self.index.nprobe = probe
+            found, _ = self.search(queries, k + 1)
+            recall = np.mean([len(set(f[1:]) & set(e[1:])) / k for f, e in zip(found, exact, strict=True)])
+            if recall >= RECALL_TARGET or probe >= lists:
+                return probe
+            probe = min(lists, probe * 2)
+
+    def unreachable(self, rows: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+        """Positions (in `rows`) of stored vectors whose own search does not find them nor an identical vector."""
         keys = np.arange(len(rows), dtype=np.int64) if keys is None else np.asarray(keys, dtype=np.int64)
         if len(rows) == 0:
             return np.zeros(0, dtype=np.int64)
-        wide = self.index.expansion_search
-        self.index.expansion_search = QUICK_CHECK_EXPANSION
+        probe = self.index.nprobe
+        self.index.nprobe = 1  # a stored ticket lies in the cell its own search opens first
         try:
-            doubt = np.flatnonzero(~self._finds_itself(rows, keys, 1, threads))
+            _, hits = self.index.search(np.ascontiguousarray(rows, dtype=np.float32), min(CHECK_COUNT, self.size))
         finally:
-            self.index.expansion_search = wide
-        if len(doubt) == 0:
-            return doubt
-        found = self._finds_itself(rows[doubt], keys[doubt], 10, threads)
-        return doubt[~found]
-
-    def _finds_itself(self, rows: np.ndarray, keys: np.ndarray, count: int, threads: int) -> np.ndarray:
-        found = self.index.search(rows, count, threads=threads)
-        hits = np.asarray(found.keys, dtype=np.int64).reshape(len(rows), -1)
+            self.index.nprobe = probe
         first = hits[:, 0]
-        valid = (first >= 0) & (first < len(self.vectors))
-        # an identical vector found instead counts as found: judged on the float vectors, since quantised inner
-        # products are not bounded by 1
+        valid = first >= 0
         same = np.einsum("rd,rd->r", rows, self.vectors[np.where(valid, first, 0)]) >= 1.0 - 1e-6
-        return (hits == keys[:, None]).any(axis=1) | (valid & same)
+        return np.flatnonzero(~((hits == keys[:, None]).any(axis=1) | (valid & same)))
 
     def to_bytes(self) -> bytes:
-        """The graph (with its own copy of the vectors), to travel with the model."""
-        return bytes(self.index.save())
+        """The index (centres, lists and codes; calibrated probe count included), to travel with the model."""
+        import faiss
+
+        return faiss.serialize_index(self.index).tobytes()
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices and cosine similarities of (approximately) the k nearest rows, best first."""
@@ -118,21 +157,29 @@ class ApproximateIndex:
         if k == 0 or len(queries) == 0:
             return np.zeros((len(queries), 0), dtype=int), np.zeros((len(queries), 0))
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        # the search visits `expansion_search` nodes whatever the count: re-ranking all it found costs microseconds
-        wanted = max(k * self.rerank, int(self.index.expansion_search))
-        found = self.index.search(queries, min(self.size, wanted))
-        keys = np.asarray(found.keys, dtype=np.int64).reshape(len(queries), -1)
-        valid = (keys >= 0) & (keys < self.size)  # slots the graph could not fill
+        _, keys = self.index.search(queries, min(self.size, max(k * self.rerank, 40)))
+        keys = keys.astype(np.int64, copy=False)
+        valid = (keys >= 0) & (keys < self.size)  # slots the scanned cells could not fill
         safe = np.where(valid, keys, 0)
         sims = np.einsum("qd,qcd->qc", queries, self.vectors[safe]).astype(np.float64)
         sims[~valid] = -np.inf
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        order = np.lexsort((keys, -sims), axis=1)[:, :k]  # ties: the lower row first, as exact search orders them
         return np.take_along_axis(keys, order, axis=1), np.take_along_axis(sims, order, axis=1)
+
+
+def _restore(graph: bytes):  # type: ignore[no-untyped-def]
+    """The faiss index saved in `graph`, or None when it is not one (a usearch graph saved by an older version)."""
+    import faiss
+
+    try:
+        return faiss.deserialize_index(np.frombuffer(graph, dtype=np.uint8))
+    except (RuntimeError, ValueError):
+        return None
 
 
 def available() -> bool:
     try:
-        import usearch.index  # noqa: F401
+        import faiss  # noqa: F401
     except ImportError:
         return False
     return True

@@ -28,7 +28,7 @@ class SimilarIndex:
     graph: bytes | None = field(default=None, repr=False, compare=False)  # the graph saved at training, if built
 
     def prepare(self, threshold: int = DEFAULT_THRESHOLD) -> None:
-        """Use the approximate index when the index is large enough for it to pay (and usearch is installed):
+        """Use the approximate index when the index is large enough for it to pay (and faiss is installed):
         restored from the graph saved at training, or built here (minutes at a million tickets)."""
         if self.approximate is None and len(self.vectors) >= threshold and available():
             self.approximate = ApproximateIndex(self.vectors, graph=getattr(self, "graph", None))
