@@ -27,13 +27,13 @@ from training.sample_data import write_sample
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed_train(data: Path, config: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB, the process and its children) of one `escalation train`."""
+def timed_train(data: Path, config: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB, the process and its children) and what it printed, of one `escalation train`."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [ESCALATION, "train", "--data", str(data), "--config", str(config), "--no-progress"],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     peak = 0.0
@@ -52,12 +52,12 @@ def timed_train(data: Path, config: Path, env: dict[str, str]) -> tuple[float, f
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    _, err = process.communicate()
+    out, err = process.communicate()
     stop.set()
     watcher.join()
     if process.returncode:
         raise SystemExit(f"escalation train failed on {data}:\n{err.decode()[-2000:]}")
-    return time.perf_counter() - started, peak
+    return time.perf_counter() - started, peak, out.decode()
 
 
 def main() -> None:
@@ -66,6 +66,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="Config override, e.g. model.encoder=static.")
     parser.add_argument("--name", default="growth")
     parser.add_argument("--no-shared", action="store_true", help="Skip the IT tickets even when present.")
+    parser.add_argument(
+        "--phases",
+        default="cold,warm",
+        help="'cold,warm', or 'cold' alone (a static encoder "
+        "without tuning uses no cache, so its warm run repeats the cold one).",
+    )
     args = parser.parse_args()
     overrides = parse_sets(args.set)
 
@@ -84,10 +90,10 @@ def main() -> None:
             config, parsed = write_config(base_config, overrides, work)
             cache = work / "cache" / "embeddings.sqlite"
             row: dict[str, object] = {"data": label, "tickets": size or 6807}
-            for phase in ("cold", "warm"):
+            for phase in args.phases.split(","):
                 store = work / phase
                 store.mkdir()
-                seconds, peak = timed_train(data, config, environment(store, cache))
+                seconds, peak, _ = timed_train(data, config, environment(store, cache))
                 row[f"{phase}_s"], row[f"{phase}_peak_mb"] = seconds, peak
                 print(f"{label} {phase}: {seconds:.1f} s, peak {peak:.0f} MB", flush=True)
             rows.append(row)
@@ -95,7 +101,7 @@ def main() -> None:
     generated = [r for r in rows if str(r["data"]).startswith("generated")]
     for prev, row in zip(generated, generated[1:], strict=False):
         growth = row["tickets"] / prev["tickets"]  # type: ignore[operator]
-        for phase in ("cold", "warm"):
+        for phase in args.phases.split(","):
             ratio = (row[f"{phase}_s"] / prev[f"{phase}_s"]) / growth  # type: ignore[operator]
             row[f"{phase}_growth"] = ratio
             row[f"{phase}_flag"] = "faster than linear" if ratio > 1.3 else ""
