@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 
 class ClusterUnavailable(RuntimeError):
@@ -59,6 +60,16 @@ def actor_cpus(actors: int) -> tuple[float, int]:
     cpus = float(ray.cluster_resources().get("CPU", 1.0))
     per_actor = max(0.25, min(1.0, (cpus - 1.0) / actors))
     return per_actor, max(1, int(per_actor))
+
+
+def share_cores(encoder: Any, threads: int) -> bool:
+    """Limit an actor's encoder to its share of the cores (`threads`), not every core for each actor; False when
+    the encoder has no such setting."""
+    use_threads = getattr(encoder, "use_threads", None)
+    if use_threads is None:
+        return False
+    use_threads(threads)
+    return True
 
 
 def reason(err: BaseException) -> str:

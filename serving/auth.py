@@ -5,7 +5,6 @@ Roles are ranked: `agent` (suggestions, feedback) < `analyst` (also model info a
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -14,8 +13,7 @@ import os
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,8 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from serving.locks import held
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +79,9 @@ def write_keys(path: str | Path, keys: list[StoredKey]) -> None:
         raise
 
 
-@contextmanager
-def _locked(path: str | Path) -> Iterator[None]:
+def _locked(path: str | Path) -> AbstractContextManager[None]:
     """One read-modify-write of the keys file at a time, across processes (an add never loses a revoke)."""
-    lock = Path(f"{path}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return held(Path(f"{path}.lock"))
 
 
 def add_key(path: str | Path, role: Role, name: str = "") -> tuple[str, StoredKey]:

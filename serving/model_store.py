@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -10,8 +9,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from features.model.pyfunc import RouterModel, download_registered, load_registered
 from features.model.router import EscalationRouter
 from features.settings import Settings
+from serving.locks import held
 
 __all__ = [
     "LoadedModel",
@@ -115,22 +114,11 @@ def remember(settings: Settings, loaded: LoadedModel, served: Callable[[], Loade
     and not at all when `served()` says another version has been swapped in meanwhile."""
     if not settings.model_cache_dir or loaded.source != "registry":
         return
-    with _remember_lock, _across_processes(Path(settings.model_cache_dir)):
+    folder = Path(settings.model_cache_dir)
+    with _remember_lock, held(folder.with_name(f".{folder.name}.lock")):  # workers replace the copy one at a time
         current = served()
         if current is None or current.version == loaded.version:
             _remember(settings, loaded)
-
-
-@contextmanager
-def _across_processes(folder: Path) -> Iterator[None]:
-    """Hold a lock file beside the copy: workers of one `serve --workers N` replace it one at a time."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.with_name(f".{folder.name}.lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def remember_later(settings: Settings, loaded: LoadedModel, served: Callable[[], LoadedModel | None]) -> None:

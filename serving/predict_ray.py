@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.cluster import RayEngine, actor_cpus, connect, reason
+from features.cluster import RayEngine, actor_cpus, connect, reason, share_cores
 from features.config import RouterConfig
 from features.data import DataError
 from features.settings import Settings
@@ -33,9 +33,7 @@ class Scorer:
         from serving.model_store import load_version
 
         self.model = load_version(settings, version)
-        use_threads = getattr(self.model.router.encoder, "use_threads", None)
-        if use_threads is not None:  # the actor's share of the cores, not every core for each actor
-            use_threads(threads)
+        share_cores(self.model.router.encoder, threads)
         self.config, self.data, self.mask = config, data, masker_for(settings)
         self.top_k, self.n_similar = settings.top_k, settings.n_similar
         self.ref = {"name": self.model.name, "version": self.model.version, "alias": self.model.alias}

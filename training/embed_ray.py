@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.cluster import RayEngine, actor_cpus, connect, reason
+from features.cluster import RayEngine, actor_cpus, connect, reason, share_cores
 from features.encoders import Encoder
 from training.embed_cache import STORE_EVERY, Compute
 
@@ -34,10 +34,7 @@ class Embedder:
         for name, data in files.items():
             (folder / name).write_bytes(data)
         self.encoder: Encoder = pickle.loads(encoder).attach(folder)
-        use_threads = getattr(self.encoder, "use_threads", None)
-        if use_threads is not None:  # the actor's share of the cores, not every core for each actor
-            use_threads(threads)
-        elif self.encoder.runtime == "torch":
+        if not share_cores(self.encoder, threads) and self.encoder.runtime == "torch":
             import torch
 
             torch.set_num_threads(threads)

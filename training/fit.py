@@ -251,6 +251,11 @@ def _fit_stack(
     return tuple(float(v) for v in found.x)  # type: ignore[return-value]
 
 
+def target_positions(labels: Labels, targets: list[str]) -> np.ndarray:
+    """Each ticket's position in the router's targets, -1 for first-line tickets."""
+    return np.array([targets.index(t) if e else -1 for t, e in zip(labels.target, labels.escalate, strict=True)])
+
+
 def fit_router(
     tickets: pd.DataFrame,
     embeddings: np.ndarray,
@@ -282,7 +287,7 @@ def fit_router(
     X = combine(lexical.fit_transform(tickets), embeddings, opts.embedding_weight)
     y = labels.escalate.astype(int)
     targets = list(labels.targets)
-    target_idx = np.array([targets.index(t) if e else -1 for t, e in zip(labels.target, labels.escalate, strict=True)])
+    target_idx = target_positions(labels, targets)
     words = X[:, : lexical.n_words].tocsr() if opts.knn_words_weight > 0 and lexical.n_words else None
     candidates = opts.knn_candidates if words is not None else 0
     steps.update()
@@ -385,9 +390,7 @@ def fit_router(
     if sample is not None:  # the index: every training ticket, not only the heads' sample
         words = lexical.words(everyone) if words is not None else None
         tickets, embeddings, labels = everyone, every_vector, all_labels
-        target_idx = np.array(
-            [targets.index(t) if e else -1 for t, e in zip(labels.target, labels.escalate, strict=True)]
-        )
+        target_idx = target_positions(labels, targets)
     resolutions = None
     if "resolution" in tickets.columns:
         resolutions = np.array(
