@@ -238,6 +238,23 @@ def slice_report(
     return pd.DataFrame(rows)
 
 
+SCORE_CHUNK = 20_000  # holdout tickets scored at once: a chunk's feature rows, not the whole holdout's, in memory
+
+
+def holdout_probabilities(
+    router: EscalationRouter, tickets: pd.DataFrame, embeddings: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(escalation) and the suggestible P(target) of every ticket, scored a chunk at a time."""
+    if embeddings is None:
+        embeddings = router.embed(tickets["text"].to_numpy(dtype=str).tolist())
+    p_esc, p_tgt = [np.zeros(0)], [np.zeros((0, len(router.targets)))]
+    for start in range(0, len(tickets), SCORE_CHUNK):
+        scored = router.score(tickets.iloc[start : start + SCORE_CHUNK], embeddings[start : start + SCORE_CHUNK])
+        p_esc.append(scored.escalation)
+        p_tgt.append(router.suggestible(scored.targets))
+    return np.concatenate(p_esc), np.vstack(p_tgt)
+
+
 def evaluate(
     router: EscalationRouter,
     tickets: pd.DataFrame,
@@ -248,8 +265,7 @@ def evaluate(
 ) -> Evaluation:
     """Score the router on holdout tickets whose labels were derived the same way as for training; the mistakes
     it lists are masked with `mask` (patterns only by default)."""
-    scored = router.score(tickets, embeddings)
-    p_esc, p_tgt = scored.escalation, router.suggestible(scored.targets)
+    p_esc, p_tgt = holdout_probabilities(router, tickets, embeddings)
     metrics = escalation_metrics(labels.escalate, p_esc, router.thresholds)
     escalated = np.flatnonzero(labels.escalate)
     # the team that resolved it: a pooled team is a wrong answer whatever the model says, as agents see it

@@ -116,3 +116,36 @@ def test_recall_on_clustered_embeddings_and_on_vectors_without_clusters() -> Non
     unclustered = ApproximateIndex(plain, threads=2)
     assert _recall(unclustered.search(queries, 10)[0], exact_top_k(queries, plain, 10)[0]) >= 0.99
     assert unclustered.probe > clustered.probe  # no structure: more of the space is scanned
+
+
+def test_identical_tickets_do_not_make_the_calibration_scan_every_cell() -> None:
+    """Alerts repeat word for word: with thousands of identical vectors the exact ten nearest are one arbitrary pick
+    among ties. Recall counted by similarity keeps the probe small (counted by ids it scanned every cell), and the
+    answers are as similar as the exact ones."""
+    from features.model.graph import ApproximateIndex, tied_recall
+
+    rng = np.random.default_rng(5)
+    distinct_rows = _clustered(rng, 1_500, width=64, topics=40)
+    vectors = distinct_rows[rng.integers(0, len(distinct_rows), 30_000)]  # each text about 20 times
+    index = ApproximateIndex(vectors, threads=2)
+    assert index.probe < index.index.nlist // 4
+    queries = _unit(distinct_rows[:300] + 0.05 * rng.standard_normal((300, 64)).astype(np.float32))
+    _, sims = index.search(queries, 10)
+    _, exact = exact_top_k(queries, vectors, 10)
+    assert tied_recall(sims, exact) >= 0.99
+    assert tied_recall(exact - 0.01, exact) == 0.0  # the measure sees answers less similar than the exact ones
+
+
+def test_a_batch_larger_than_a_chunk_gets_the_same_answers_as_one_by_one() -> None:
+    from features.model import graph
+
+    index = graph.ApproximateIndex(_clustered(np.random.default_rng(2), 5_000), threads=2)
+    queries = index.vectors[:50]
+    before = graph.SEARCH_CHUNK
+    graph.SEARCH_CHUNK = 7
+    try:
+        keys, sims = index.search(queries, 5)
+    finally:
+        graph.SEARCH_CHUNK = before
+    whole_keys, whole_sims = index.search(queries, 5)
+    assert keys.shape == (50, 5) and np.array_equal(keys, whole_keys) and np.allclose(sims, whole_sims)
