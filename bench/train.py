@@ -93,9 +93,11 @@ def main() -> None:
             for phase in args.phases.split(","):
                 store = work / phase
                 store.mkdir()
-                seconds, peak, _ = timed_train(data, config, environment(store, cache))
+                seconds, peak, out = timed_train(data, config, environment(store, cache))
                 row[f"{phase}_s"], row[f"{phase}_peak_mb"] = seconds, peak
-                print(f"{label} {phase}: {seconds:.1f} s, peak {peak:.0f} MB", flush=True)
+                holdout = next((line for line in out.splitlines() if line.startswith("holdout:")), "")
+                row[f"{phase}_holdout"] = holdout  # what the user read: the quality the model was registered with
+                print(f"{label} {phase}: {seconds:.1f} s, peak {peak:.0f} MB; {holdout}", flush=True)
             rows.append(row)
 
     generated = [r for r in rows if str(r["data"]).startswith("generated")]
