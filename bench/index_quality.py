@@ -44,7 +44,7 @@ def main() -> None:
         from training.train import fit_and_evaluate, prepare
 
         settings = Settings()
-        prepared = prepare(data, config, settings, progress=True)
+        prepared = prepare(data, config, settings, progress=True, feedback=None, strict=False)
         fitted = fit_and_evaluate(prepared, settings, progress=True)
         router, index = fitted.router, fitted.router.index
         if index.approximate is None:
