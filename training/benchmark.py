@@ -264,8 +264,7 @@ def score(
     y_esc: np.ndarray, p_esc: np.ndarray, truth: np.ndarray, proba: np.ndarray, classes: list[str]
 ) -> dict[str, float]:
     """The issue's metrics: escalation ranking on all tickets, target ranking on escalated ones."""
-    # Macro-F1 over the teams that were really escalated to, so a model cannot skip the ones it never predicts.
-    targets, _ = target_metrics(truth, proba, classes, sorted(set(truth)))
+    targets, _ = target_metrics(truth, proba, classes)
     return {
         "escalation_roc_auc": float(roc_auc_score(y_esc, p_esc)),
         "escalation_average_precision": float(average_precision_score(y_esc, p_esc)),
@@ -417,7 +416,7 @@ def bucket_scores(truth: np.ndarray, proba: np.ndarray, classes: list[str], size
     for _, name in SIZE_BUCKETS:
         on = buckets == name
         if on.any():
-            found, _ = target_metrics(truth[on], proba[on], classes, sorted(set(truth[on])))
+            found, _ = target_metrics(truth[on], proba[on], classes)
             out[name] = {**found, "tickets": int(on.sum()), "teams": len(set(truth[on]))}
     return out
 

@@ -14,7 +14,7 @@ from joblib import Parallel, delayed
 from scipy.optimize import minimize, minimize_scalar
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, f1_score
+from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
@@ -35,6 +35,7 @@ from features.model.lexical import LexicalFeatures, combine
 from features.model.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
 from features.text.clean import snippet
 from features.text.privacy import Masker
+from training.evaluate import team_macro_f1
 from training.labels import Labels, heads_sample
 
 
@@ -220,8 +221,7 @@ def target_selection_score(truth: np.ndarray, scores: np.ndarray) -> float:
     ranked = np.argsort(-scores, axis=1)[:, :3]
     top1 = (ranked[:, 0] == truth).mean()
     top3 = (ranked == truth[:, None]).any(axis=1).mean()
-    macro = f1_score(truth, ranked[:, 0], labels=np.unique(truth), average="macro")
-    return float((top1 + top3 + macro) / 3)
+    return float((top1 + top3 + team_macro_f1(truth, ranked[:, 0])) / 3)
 
 
 def _fit_temperature(scores: np.ndarray, truth: np.ndarray) -> float:
