@@ -36,7 +36,7 @@ from features.model.router import EscalationRouter, LinearHead, SimilarIndex, Ta
 from features.text.clean import snippet
 from features.text.privacy import Masker
 from training.evaluate import team_macro_f1
-from training.labels import Labels, heads_sample
+from training.labels import Labels, heads_sample, stands_for
 
 
 def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -> tuple[np.ndarray, np.ndarray, str]:
@@ -85,21 +85,27 @@ def _strata(values: np.ndarray) -> np.ndarray:
     return series.to_numpy(dtype=str)
 
 
-def choose_thresholds(y: np.ndarray, p: np.ndarray, target_precision: float) -> Thresholds:
+def choose_thresholds(
+    y: np.ndarray, p: np.ndarray, target_precision: float, weights: np.ndarray | None = None
+) -> Thresholds:
     """Lowest escalate threshold and highest resolve_first threshold whose answers reach the precision.
 
     Neither answer may contradict the probability: `escalate` needs p >= 0.5 and `resolve_first` p < 0.5,
-    so a ticket that probably stays with the first line is never told to escalate to fill coverage.
+    so a ticket that probably stays with the first line is never told to escalate to fill coverage. `weights`
+    (how many tickets each stands for) give a sample its history's class balance back.
     """
     y = y.astype(bool)
-    found = lowest_precise_threshold(y, p, target_precision)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    found = lowest_precise_threshold(y, p, target_precision, weights=w)
     escalate, esc_reached = (found, True) if found is not None else (float(np.nextafter(1.0, 2.0)), False)
-    ascending = np.sort(p)
-    positives_below = np.concatenate([[0], np.cumsum(y[np.argsort(p, kind="stable")])])
+    order = np.argsort(p, kind="stable")
+    ascending = p[order]
+    weight_below = np.concatenate([[0.0], np.cumsum(w[order])])
+    positives_below = np.concatenate([[0.0], np.cumsum((w * y)[order])])
     candidates = np.unique(p)  # ties share one threshold: an answer covers all tickets at that score
     below = np.searchsorted(ascending, candidates, side="left")  # tickets with p < t
-    pos_below = positives_below[below]
-    res_precision = np.where(below > 0, (below - pos_below) / np.maximum(below, 1), 0.0)
+    weight, pos = weight_below[below], positives_below[below]
+    res_precision = np.where(below > 0, (weight - pos) / np.maximum(weight, 1e-12), 0.0)
     ok = np.flatnonzero(res_precision >= target_precision)
     resolve, res_reached = (float(candidates[ok[-1]]), True) if len(ok) else (0.0, False)
     return Thresholds(
@@ -111,26 +117,29 @@ def choose_thresholds(y: np.ndarray, p: np.ndarray, target_precision: float) -> 
     )
 
 
-def wilson_lower(hits: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
-    """Lower end of the Wilson interval of a precision: strict on few answers, close to hits/n on many."""
-    p = hits / n
+def wilson_lower(p: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
+    """Lower end of the Wilson interval of a precision `p` shown on `n` answers: strict on few, close to p on many."""
     return (p + z * z / (2 * n) - z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
 
 
-def lowest_precise_threshold(correct: np.ndarray, p: np.ndarray, precision: float, z: float = 0.0) -> float | None:
+def lowest_precise_threshold(
+    correct: np.ndarray, p: np.ndarray, precision: float, z: float = 0.0, weights: np.ndarray | None = None
+) -> float | None:
     """Lowest probability t such that answers with p >= t are right at least `precision` of the time.
 
-    With z > 0 the precision must hold for the lower end of its Wilson interval, so a threshold picked on a
-    handful of validation answers does not promise more than it can keep on new tickets.
+    With z > 0 the precision must hold for the lower end of its Wilson interval (on the number of answers), so a
+    threshold picked on a handful of validation answers does not promise more than it can keep on new tickets.
+    With `weights` each answer counts as that many tickets in the precision.
     """
     if len(p) == 0:
         return None
     order = np.argsort(-p, kind="stable")
     n = np.arange(1, len(p) + 1)
-    hits = np.cumsum(correct[order])
-    estimate = wilson_lower(hits, n, z) if z > 0 else hits / n
+    w = np.ones(len(p)) if weights is None else np.asarray(weights, dtype=float)[order]
+    shown = np.cumsum(correct[order] * w) / np.cumsum(w)
+    estimate = wilson_lower(shown, n, z) if z > 0 else shown
     last = np.r_[p[order][1:] != p[order][:-1], True]  # ties share one threshold
-    ok = np.flatnonzero((estimate >= precision) & last)
+    ok = np.flatnonzero((estimate >= precision - 1e-12) & last)
     return float(p[order][ok[-1]]) if len(ok) else None
 
 
@@ -138,13 +147,20 @@ ROUTE_FLOOR = 0.5  # `route` needs the top target to be likelier than all others
 
 
 def choose_target_thresholds(
-    truth: np.ndarray, proba: np.ndarray, targets: list[str], precision: float, min_answers: int = 20, z: float = 1.0
+    truth: np.ndarray,
+    proba: np.ndarray,
+    targets: list[str],
+    precision: float,
+    min_answers: int = 20,
+    z: float = 1.0,
+    weights: np.ndarray | None = None,
 ) -> TargetThresholds:
     """Per-target thresholds on the top target's probability, from out-of-fold answers of escalated tickets.
 
     `truth` holds target positions. A target is routed only once its precision is shown: one whose top-1 answers
     never reach the precision, or with fewer than `min_answers` answers to show it, gets a threshold above 1
-    (always `uncertain`, still suggested). No threshold sits below ROUTE_FLOOR.
+    (always `uncertain`, still suggested). No threshold sits below ROUTE_FLOOR. `weights` count each answer as the
+    tickets it stands for in the precision.
     """
     top = proba.argmax(axis=1)
     p_top = proba[np.arange(len(top)), top]
@@ -156,7 +172,9 @@ def choose_target_thresholds(
         if mine.sum() < min_answers:
             unproven[name] = int(mine.sum())
             continue
-        found = lowest_precise_threshold(correct[mine], p_top[mine], precision, z)
+        found = lowest_precise_threshold(
+            correct[mine], p_top[mine], precision, z, None if weights is None else weights[mine]
+        )
         per_target[name] = never if found is None else max(found, ROUTE_FLOOR)
         if found is None:
             unreached.append(name)
@@ -224,27 +242,32 @@ def target_selection_score(truth: np.ndarray, scores: np.ndarray) -> float:
     return float((top1 + top3 + team_macro_f1(truth, ranked[:, 0])) / 3)
 
 
-def _fit_temperature(scores: np.ndarray, truth: np.ndarray) -> float:
-    """The softmax temperature that minimises out-of-fold log loss of the target head's scores."""
+def _fit_temperature(scores: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The softmax temperature that minimises out-of-fold log loss of the target head's scores (weighted)."""
     rows = np.arange(len(truth))
 
     def nll(t: float) -> float:
         z = scores / t
         z = z - z.max(axis=1, keepdims=True)
-        return float(-(z[rows, truth] - np.log(np.exp(z).sum(axis=1))).mean())
+        return float(-np.average(z[rows, truth] - np.log(np.exp(z).sum(axis=1)), weights=weights))
 
     return float(minimize_scalar(nll, bounds=(0.01, 50.0), method="bounded").x) if len(truth) else 1.0
 
 
 def _fit_stack(
-    scores: np.ndarray, knn: np.ndarray, top_sim: np.ndarray, truth: np.ndarray, temperature: float
+    scores: np.ndarray,
+    knn: np.ndarray,
+    top_sim: np.ndarray,
+    truth: np.ndarray,
+    temperature: float,
+    weights: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
-    """(a, b, c) of `stacked_targets` minimising out-of-fold log loss, starting from the temperature alone."""
+    """(a, b, c) of `stacked_targets` minimising out-of-fold log loss (weighted), starting from the temperature."""
     rows = np.arange(len(truth))
 
     def nll(params: np.ndarray) -> float:
         p = stacked_targets(scores, knn, top_sim, tuple(params))
-        return float(-np.log(p[rows, truth] + 1e-12).mean())
+        return float(-np.average(np.log(p[rows, truth] + 1e-12), weights=weights))
 
     start = np.array([1.0 / temperature, 0.0, 0.0])
     found = minimize(nll, start, method="Nelder-Mead", options={"maxiter": 400, "xatol": 1e-3, "fatol": 1e-5})
@@ -274,7 +297,9 @@ def fit_router(
         raise ValueError("settle model.max_seq_length 'auto' first (training.encode.settle_max_length)")
     everyone, every_vector, all_labels = tickets, embeddings, labels
     sample = heads_sample(labels, config.training.max_fit_tickets, config.training.seed)
+    weights = None  # each ticket counts once; a sampled ticket counts as the tickets of its target it stands for
     if sample is not None:  # the heads learn from a stratified sample; the index below keeps every ticket
+        weights = stands_for(labels, sample)
         tickets, embeddings, labels = (
             tickets.iloc[sample].reset_index(drop=True),
             embeddings[sample],
@@ -361,7 +386,10 @@ def fit_router(
         oof_nb[val_idx, :width], oof_sims[val_idx, :width] = fit_idx[nb[:, :width]], sims[:, :width]
     escalation_head, target_head = finals["escalation"], finals["target"]
     use_knn = opts.knn_weight > 0
-    temperature = _fit_temperature(oof_scores[escalated], truth)
+    # Calibration and thresholds see the history's balance: a sample's own (every target kept at 50 tickets or more)
+    # would shift P(escalation) and the precision each threshold shows.
+    esc_weights = weights[escalated] if weights is not None else None
+    temperature = _fit_temperature(oof_scores[escalated], truth, esc_weights)
 
     def blended(k: int) -> tuple[np.ndarray, np.ndarray, tuple[float, ...] | None]:
         """Out of fold with the vote of k neighbours: (P(escalation) vote, P(target) of escalated, stack)."""
@@ -371,7 +399,7 @@ def fit_router(
         e = escalated
         stack = None
         if opts.target_blend == "stacked" and use_knn:
-            stack = _fit_stack(oof_scores[e], knn[e], top[e], truth, temperature)
+            stack = _fit_stack(oof_scores[e], knn[e], top[e], truth, temperature, esc_weights)
         probabilities = target_probabilities(oof_scores[e], knn[e], top[e], temperature, stack, opts.knn_weight)
         return knn_esc, probabilities, stack
 
@@ -381,9 +409,10 @@ def fit_router(
         knn_k = max(tried, key=lambda k: (target_selection_score(truth, tried[k][1]), -k))
         oof_knn_esc, oof_targets, stack = tried[knn_k]
         inputs = calibrator_inputs(oof_esc, oof_knn_esc, use_knn)
-        calibrator = LogisticRegression(C=1e6).fit(inputs, y)
-        thresholds = choose_thresholds(y, calibrator.predict_proba(inputs)[:, 1], config.training.target_precision)
-        target_thresholds = choose_target_thresholds(truth, oof_targets, targets, config.training.target_precision)
+        calibrator = LogisticRegression(C=1e6).fit(inputs, y, sample_weight=weights)
+        precision = config.training.target_precision
+        thresholds = choose_thresholds(y, calibrator.predict_proba(inputs)[:, 1], precision, weights)
+        target_thresholds = choose_target_thresholds(truth, oof_targets, targets, precision, weights=esc_weights)
     steps.close()
 
     mask = mask or Masker()  # the index travels with the model and is shown to agents: no personal data in it

@@ -45,6 +45,17 @@ def heads_sample(labels: Labels, cap: int | None, seed: int) -> np.ndarray | Non
     return np.sort(np.concatenate(taken))
 
 
+def stands_for(labels: Labels, rows: np.ndarray) -> np.ndarray:
+    """Per sampled ticket (`rows`, from `heads_sample`), how many tickets of its stratum it stands for, so that
+    the sample weighs as the whole history does."""
+    strata = np.where(labels.escalate, labels.target.astype(str), "")
+    values, counts = np.unique(strata, return_counts=True)
+    taken = np.unique(strata[rows], return_counts=True)
+    ratio = dict(zip(values.tolist(), counts.tolist(), strict=True))
+    ratio = {v: ratio[v] / n for v, n in zip(taken[0].tolist(), taken[1].tolist(), strict=True)}
+    return np.array([ratio[v] for v in strata[rows].tolist()], dtype=float)
+
+
 def derive_labels(resolvers: list[str] | np.ndarray, teams: Teams, min_examples: int) -> Labels:
     """First-line resolvers mean no escalation; rare escalation targets are pooled as 'other'."""
     resolvers = np.asarray(resolvers, dtype=object).astype(str)
