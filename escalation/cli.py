@@ -210,7 +210,7 @@ def retrain(
         typer.echo(f"  {change['ticket_id']}: export says {change['export']}, feedback says {change['feedback']}")
     typer.echo(f"embeddings: {result.embeddings_reused} reused from the cache")
     if not result.comparison.empty and result.comparison["champion"].notna().any():
-        typer.echo("\nchampion vs challenger on the same holdout:")
+        typer.echo(f"\nchampion vs challenger on {result.compared_on}:")
         for row in result.comparison.itertuples():
             if row.champion is not None and row.champion == row.champion:
                 typer.echo(f"  {row.metric:<36} {row.champion:.4f}  {row.challenger:.4f}  {row.delta:+.4f}")

@@ -15,7 +15,7 @@ from scipy.optimize import minimize, minimize_scalar
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 from tqdm.auto import tqdm
 
@@ -32,6 +32,7 @@ from features.model.heads import (
     vote_of_neighbours,
 )
 from features.model.lexical import LexicalFeatures, combine
+from features.model.provenance import Provenance, TicketKeys, uniform
 from features.model.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
 from features.text.clean import snippet
 from features.text.privacy import Masker
@@ -39,29 +40,45 @@ from training.evaluate import team_macro_f1
 from training.labels import Labels, heads_sample, stands_for
 
 
-def split_holdout(tickets: pd.DataFrame, labels: Labels, config: RouterConfig) -> tuple[np.ndarray, np.ndarray, str]:
-    """Hold out the newest tickets when dates exist, else a share stratified by target; returns (train, holdout, how).
+def split_holdout(
+    tickets: pd.DataFrame,
+    labels: Labels,
+    config: RouterConfig,
+    keys: TicketKeys,
+    before: Provenance | None = None,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Hold out the newest tickets when dates exist, else each ticket by a fixed function of its id (or of its text
+    where it has none); returns (train, holdout, how).
 
-    Any export splits: targets with one ticket share a stratum, a lone ticket of that stratum joins the largest,
-    and where the holdout is too small to hold every stratum the split is stratified by escalation only (or not
-    at all).
+    A ticket's side does not depend on the other rows, so a retrain on a grown export never moves a held-out
+    ticket into training: champion and challenger can be scored on tickets neither saw. Targets stay represented
+    as a stratified split keeps them: one whose share of the holdout rounds to a ticket or more holds out at least
+    one (its lowest draw), and one with two tickets or more keeps at least one to learn from. Tickets the last
+    model (`before`) held out under the same draw stay held out, so those adjustments do not move either.
     """
     fraction, n = config.training.holdout_fraction, len(tickets)
     by_date = newest_split(tickets, fraction)
     if by_date is not None:
         return *by_date, "newest"
+    how = "by ticket id" if config.columns.id and keys.by_id else "by ticket text"
     seed = config.training.seed
-    for strata, how in (
-        (_strata(np.where(labels.escalate, labels.target, "")), "stratified"),
-        (_strata(labels.escalate.astype(str)), "stratified by escalation"),
-    ):
-        try:
-            train, holdout = train_test_split(np.arange(n), test_size=fraction, random_state=seed, stratify=strata)
-            return np.sort(train), np.sort(holdout), how
-        except ValueError:  # more strata than the holdout can hold: try coarser strata
-            continue
-    train, holdout = train_test_split(np.arange(n), test_size=fraction, random_state=seed)
-    return np.sort(train), np.sort(holdout), "random"
+    split_keys = keys.split
+    draw = uniform(split_keys, seed)
+    pinned = before.pinned(keys, how, seed, fraction) if before is not None else np.zeros(n, dtype=bool)
+    held = (draw < fraction) | pinned
+    strata = np.where(labels.escalate, labels.target.astype(str), "")
+    for value in np.unique(strata[labels.escalate]):
+        members = np.flatnonzero(strata == value)
+        if len(members) * fraction >= 0.5 and not held[members].any():
+            held[members[np.argmin(draw[members])]] = True
+        movable = members[held[members] & ~pinned[members]]
+        if len(members) >= 2 and held[members].all() and len(movable):
+            held[movable[np.argmax(draw[movable])]] = False
+    if not held.any():  # a handful of tickets: at least one on each side
+        held[np.argmin(draw)] = True
+    if held.all():
+        held[np.argmax(draw)] = False
+    return np.flatnonzero(~held), np.flatnonzero(held), how
 
 
 def newest_split(tickets: pd.DataFrame, fraction: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -71,18 +88,6 @@ def newest_split(tickets: pd.DataFrame, fraction: float) -> tuple[np.ndarray, np
     order = np.argsort(tickets["created_at"].to_numpy(dtype="datetime64[ns]"), kind="stable")
     cut = int(round(len(order) * (1 - fraction)))
     return np.sort(order[:cut]), np.sort(order[cut:])
-
-
-def _strata(values: np.ndarray) -> np.ndarray:
-    """Values with one member pooled as 'rare'; a lone 'rare' member joins the largest stratum."""
-    series = pd.Series(values.astype(str))
-    counts = series.value_counts()
-    series = series.where(series.map(counts) >= 2, "\x00rare")
-    counts = series.value_counts()
-    if counts.get("\x00rare", 0) == 1:
-        largest = counts.drop("\x00rare").idxmax() if len(counts) > 1 else "\x00rare"
-        series = series.replace("\x00rare", largest)
-    return series.to_numpy(dtype=str)
 
 
 def choose_thresholds(

@@ -1,5 +1,6 @@
-"""`escalation train`, in named stages: prepare (validate, label, split, embed), fit and evaluate, challenge the
-champion on the same holdout, log the run and register the model, promote (or keep it as `challenger`)."""
+"""`escalation train`, in named stages: prepare (validate, label, find the champion, split, embed), fit and
+evaluate, challenge the champion on the holdout tickets neither trained on, log the run and register the model,
+promote (or keep it as `challenger`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from features.cluster import RayEngine
 from features.config import RouterConfig, load_config
 from features.data import DataError, fingerprint, load_export, to_tickets
 from features.encoders import same_embeddings
+from features.model.provenance import Provenance, TicketKeys
 from features.model.router import EscalationRouter
 from features.settings import Settings
 from features.text.privacy import masker_for
@@ -58,12 +60,24 @@ class TrainResult:
     merge: MergeReport = field(default_factory=MergeReport)
     embeddings_reused: int = 0
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
+    compared_on: str = ""  # which tickets champion and challenger were both scored on
     rows: RowReport = field(default_factory=RowReport)
 
 
 @dataclass
+class Champion:
+    """The version the serving alias points at, loaded once: its holdout is kept and it is scored beside the
+    challenger. `router` is None when there is none, or when it cannot be loaded (`error` says why)."""
+
+    version: ModelVersion | None = None
+    router: EscalationRouter | None = None
+    error: str | None = None
+
+
+@dataclass
 class Prepared:
-    """The `prepare` stage's output: usable tickets, their labels, the holdout split and the embeddings."""
+    """The `prepare` stage's output: usable tickets, their labels and keys, the champion, the holdout split and
+    the embeddings."""
 
     config: RouterConfig
     tickets: pd.DataFrame
@@ -77,6 +91,8 @@ class Prepared:
     hold_idx: np.ndarray
     rows: RowReport
     merge: MergeReport
+    keys: TicketKeys
+    champion: Champion
 
     @property
     def train_embeddings(self) -> np.ndarray:
@@ -99,13 +115,27 @@ class Fitted:
 
 @dataclass
 class Challenge:
-    """The `challenge` stage's output: the champion on the same holdout, and whether the challenger replaces it."""
+    """The `challenge` stage's output: both models on the same tickets, and whether the challenger replaces it.
+
+    `tickets` is how many holdout tickets both were scored on; `verified` says they were checked against the
+    tickets the champion trained on (`excluded` of the holdout were), False for a champion that recorded none."""
 
     champion: ModelVersion | None
     champion_metrics: dict[str, float] | None
     promoted: bool
     reason: str
     comparison: pd.DataFrame
+    tickets: int = 0
+    excluded: int = 0
+    verified: bool = False
+
+    @property
+    def compared_on(self) -> str:
+        if self.champion_metrics is None:
+            return ""
+        if not self.verified:
+            return f"the same {self.tickets} holdout tickets (unverified: the champion recorded no training tickets)"
+        return f"{self.tickets} holdout tickets neither trained on ({self.excluded} the champion trained on left out)"
 
 
 def train(
@@ -118,7 +148,7 @@ def train(
     strict: bool = False,
     engine: RayEngine | None = None,
 ) -> TrainResult:
-    """Run the whole training job; raises ConfigError/DataError before anything touches MLflow.
+    """Run the whole training job; raises ConfigError/DataError before anything is written to MLflow.
 
     `feedback` (rows of the feedback store) relabels export tickets with the same id first. With `dry_run` the
     challenger is trained and compared with the champion, but nothing is logged, registered or moved. Rows that
@@ -128,7 +158,7 @@ def train(
     prepared = prepare(data, config_path, settings, progress, feedback, strict, engine)
     fitted = fit_and_evaluate(prepared, settings, progress)
     client = register.connect(settings)
-    challenged = challenge(prepared, fitted, settings, client)
+    challenged = challenge(prepared, fitted, settings)
     if dry_run:
         return _result(prepared, fitted, challenged, "", "", f"dry run, nothing logged: would have {challenged.reason}")
     with Tracker.start(client, settings.experiment) as run:
@@ -156,6 +186,7 @@ def _result(
         merge=prepared.merge,
         embeddings_reused=prepared.embedded.reused,
         comparison=challenged.comparison,
+        compared_on=challenged.compared_on,
         rows=prepared.rows,
     )
 
@@ -169,7 +200,8 @@ def prepare(
     strict: bool,
     engine: RayEngine | None = None,
 ) -> Prepared:
-    """Read and screen the export, merge feedback, derive labels, split the holdout and embed every ticket."""
+    """Read and screen the export, merge feedback, derive labels, load the champion, split the holdout (keeping
+    what the champion held out) and embed every ticket."""
     config = load_config(config_path)
     export = load_export(data)
     check_columns(export.frame, config, data)
@@ -194,7 +226,10 @@ def prepare(
             f"{data}: tickets escalate to {len(labels.targets)} target(s){pooling}: {labels.targets}; a model "
             "needs two escalation targets to choose from (add data, or check teams.first_line)"
         )
-    train_idx, hold_idx, how = split_holdout(tickets, labels, config)
+    keys = TicketKeys.of(tickets, by_id=config.columns.id is not None)
+    champion = find_champion(settings)
+    before = champion.router.provenance if champion.router is not None else None
+    train_idx, hold_idx, how = split_holdout(tickets, labels, config, keys, before)
     config = settle_max_length(config, tickets["text"].iloc[train_idx].tolist(), settings.embedding_cache)
     texts = tickets["text"].tolist()
     embedded = embed_tickets(texts, train_idx, config.model, settings.embedding_cache, progress, engine)
@@ -217,8 +252,33 @@ def prepare(
     # The holdout is labelled with the training split's targets, so pooled names agree.
     hold_labels = derive_labels(hold_t["target"].to_numpy(dtype=str), config.teams, 1)
     return Prepared(
-        config, tickets, train_t, hold_t, train_labels, hold_labels, how, embedded, train_idx, hold_idx, rows, merge
+        config,
+        tickets,
+        train_t,
+        hold_t,
+        train_labels,
+        hold_labels,
+        how,
+        embedded,
+        train_idx,
+        hold_idx,
+        rows,
+        merge,
+        keys,
+        champion,
     )
+
+
+def find_champion(settings: Settings) -> Champion:
+    """The serving alias's version and its router, loaded once for the split and the challenge."""
+    version = register.champion_version(register.connect(settings), settings)
+    if version is None:
+        return Champion()
+    try:
+        return Champion(version, register.load_router(settings, version.version))
+    except Exception as err:  # a champion that cannot load is no reason to keep it
+        log.warning("champion version %s could not be loaded: %s", version.version, err)
+        return Champion(version, None, str(err))
 
 
 def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> Fitted:
@@ -227,6 +287,8 @@ def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> 
     mask = masker_for(settings)  # the listed names too, in everything training stores
     p = prepared
     router = fit_router(p.train_t, p.train_embeddings, p.train_labels, p.config, progress, p.embedded.encoder, mask)
+    training = p.config.training
+    router.provenance = Provenance.of(p.keys, p.train_idx, p.hold_idx, p.how, training.seed, training.holdout_fraction)
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     if router.index.build_graph(settings.ann_threshold):  # saved in the artefact: servers restore, not rebuild
@@ -247,13 +309,38 @@ def quality_per_target(report: pd.DataFrame) -> dict[str, dict[str, float]]:
     }
 
 
-def challenge(prepared: Prepared, fitted: Fitted, settings: Settings, client: MlflowClient) -> Challenge:
-    """Score the champion on the same holdout and decide whether the challenger replaces it."""
-    champion = register.champion_version(client, settings)
-    p = prepared
-    old, old_error = _champion_metrics(champion, fitted.router, p.hold_t, p.hold_embeddings, p.hold_labels, settings)
-    promoted, reason = _decide(fitted.router.metrics, old, old_error, champion, p.config, settings)
-    return Challenge(champion, old, promoted, reason, _comparison(fitted.router.metrics, old))
+def challenge(prepared: Prepared, fitted: Fitted, settings: Settings) -> Challenge:
+    """Score champion and challenger on the holdout tickets neither trained on and decide whether the challenger
+    replaces it."""
+    champion, p, router = prepared.champion, prepared, fitted.router
+    if champion.router is None:
+        promoted, reason = _decide(router.metrics, None, champion.error, champion.version, p.config, settings)
+        return Challenge(champion.version, None, promoted, reason, _comparison(router.metrics, None), len(p.hold_t))
+    record = champion.router.provenance
+    seen = record.trained_on(p.keys.take(p.hold_idx)) if record is not None else np.zeros(len(p.hold_t), bool)
+    shared = np.flatnonzero(~seen)
+    new, old, error = _scored_on(champion.router, router, p, shared)
+    promoted, reason = _decide(new, old, error, champion.version, p.config, settings, record is not None, len(shared))
+    return Challenge(
+        champion.version, old, promoted, reason, _comparison(new, old), len(shared), int(seen.sum()), record is not None
+    )
+
+
+def _scored_on(
+    old_router: EscalationRouter, router: EscalationRouter, p: Prepared, rows: np.ndarray
+) -> tuple[dict[str, float], dict[str, float] | None, str | None]:
+    """(challenger's metrics, champion's metrics or None, why not) on the holdout tickets at `rows`."""
+    if len(rows) == 0:
+        return router.metrics, None, None
+    tickets, labels = p.hold_t.iloc[rows].reset_index(drop=True), p.hold_labels.take(rows)
+    embeddings = p.hold_embeddings[rows]
+    new = router.metrics if len(rows) == len(p.hold_t) else evaluate(router, tickets, embeddings, labels).metrics
+    try:
+        same = same_embeddings(old_router.encoder, router.encoder)
+        return new, evaluate(old_router, tickets, embeddings if same else None, labels).metrics, None
+    except Exception as err:  # a champion that cannot score is no reason to keep it
+        log.warning("the champion could not be evaluated: %s", err)
+        return new, None, str(err)
 
 
 def log_run(
@@ -326,7 +413,7 @@ def log_run(
     if with_feedback:
         run.json(p.merge.as_dict(), "feedback_merge.json")
     if challenged.champion_metrics is not None:
-        _log_comparison(run, challenged.comparison, challenged.champion.version if challenged.champion else "?")
+        _log_comparison(run, challenged)
     example = p.hold_t[["id", "text", *p.config.columns.metadata]].head(3).reset_index(drop=True)
     return register.log_model(run, router, example, settings)
 
@@ -361,24 +448,10 @@ def promote(
     return promoted, reason
 
 
-def _champion_metrics(
-    champion, router, hold_t, hold_emb, hold_labels, settings
-) -> tuple[dict[str, float] | None, str | None]:  # type: ignore[no-untyped-def]
-    """The champion's metrics on the challenger's holdout, or why it could not be scored (None, None: no champion)."""
-    if champion is None:
-        return None, None
-    try:
-        old_router = register.load_router(settings, champion.version)
-        same = same_embeddings(old_router.encoder, router.encoder)
-        return evaluate(old_router, hold_t, hold_emb if same else None, hold_labels).metrics, None
-    except Exception as err:  # a champion that cannot score is no reason to keep it
-        log.warning("champion version %s could not be evaluated: %s", champion.version, err)
-        return None, str(err)
-
-
 def _comparison(new: dict[str, float], old: dict[str, float] | None) -> pd.DataFrame:
+    """Both models' numbers side by side: the routing score (the default promotion metric) and the headline."""
     rows = []
-    for key, _label in HEADLINE:
+    for key in ("routing_score", *(k for k, _ in HEADLINE)):
         if key in new:
             before = old.get(key) if old else None
             rows.append(
@@ -392,10 +465,17 @@ def _comparison(new: dict[str, float], old: dict[str, float] | None) -> pd.DataF
     return pd.DataFrame(rows, columns=["metric", "champion", "challenger", "delta"])
 
 
-def _log_comparison(run: Tracker, comparison: pd.DataFrame, champion_version: str) -> None:
-    """Champion and challenger side by side on the same holdout: a table, metrics and a picture."""
+def _log_comparison(run: Tracker, challenged: Challenge) -> None:
+    """Champion and challenger side by side on the same tickets: a table, metrics, how many tickets and whether
+    they were checked against the champion's training tickets (tag `comparison`), and a picture."""
+    comparison = challenged.comparison
+    champion_version = challenged.champion.version if challenged.champion else "?"
     run.table(comparison, "comparison/champion_vs_challenger.json")
-    run.metrics({f"champion_{r.metric}": float(r.champion) for r in comparison.itertuples() if r.champion is not None})
+    compared = [r for r in comparison.itertuples() if r.champion is not None and r.champion == r.champion]
+    run.metrics({f"champion_{r.metric}": float(r.champion) for r in compared})
+    run.metrics({f"challenger_{r.metric}": float(r.challenger) for r in compared})
+    run.metrics({"comparison_tickets": challenged.tickets, "comparison_excluded": challenged.excluded})
+    run.tag("comparison", "verified" if challenged.verified else "unverified")
     shown = comparison.dropna(subset=["champion"])
     fig = Figure(figsize=(8, 0.45 * len(shown) + 1.5))
     ax = fig.subplots()
@@ -405,7 +485,7 @@ def _log_comparison(run: Tracker, comparison: pd.DataFrame, champion_version: st
     ax.set_yticks(y, shown["metric"])
     ax.invert_yaxis()
     ax.set_xlim(0, 1.05)
-    ax.set_title("Champion vs challenger on the same holdout")
+    ax.set_title(f"Champion vs challenger on the same {challenged.tickets} holdout tickets")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     run.figure(fig, "comparison/champion_vs_challenger.png")
@@ -456,20 +536,38 @@ def _description(run: Tracker, evaluation: Evaluation, router: EscalationRouter,
 
 
 def _decide(
-    new: dict[str, float], old: dict[str, float] | None, old_error: str | None, champion, config, settings
-) -> tuple[bool, str]:  # type: ignore[no-untyped-def]
-    """Promote when there is no champion, it cannot score, or the challenger beats it by the margin."""
+    new: dict[str, float],
+    old: dict[str, float] | None,
+    old_error: str | None,
+    champion: ModelVersion | None,
+    config: RouterConfig,
+    settings: Settings,
+    verified: bool = False,
+    tickets: int = 0,
+) -> tuple[bool, str]:
+    """Promote when there is no champion, it cannot score, or the challenger beats it by the margin on the same
+    tickets; keep it when no holdout ticket is unseen by it (nothing fair to compare on)."""
     metric, margin = config.training.promotion_metric, config.training.promotion_margin
     alias = settings.model_alias
     if champion is None:
         return True, f"promoted: no {alias} existed"
-    if old is None:
+    if old is None and old_error is not None:
         return True, f"promoted: {alias} v{champion.version} could not be evaluated ({old_error})"
+    if old is None:
+        return (
+            False,
+            f"kept {alias} v{champion.version}: it trained on every holdout ticket, so there is nothing to compare "
+            "on; review the run and promote by hand (escalation promote)",
+        )
+    on = (
+        f"on {tickets} holdout tickets neither trained on"
+        if verified
+        else "on the same holdout (unverified: the champion recorded no training tickets)"
+    )
     value, before = new.get(metric, float("nan")), old.get(metric, float("nan"))
     if np.isnan(before) or value > before + margin:
-        return True, f"promoted: {metric} {value:.4f} > {alias} v{champion.version} {before:.4f} + margin {margin:g}"
-    return (
-        False,
-        f"kept {alias} v{champion.version}: {metric} {value:.4f} <= {before:.4f} + margin {margin:g} "
-        "on the same holdout",
-    )
+        return (
+            True,
+            f"promoted: {metric} {value:.4f} > {alias} v{champion.version} {before:.4f} + margin {margin:g} {on}",
+        )
+    return False, f"kept {alias} v{champion.version}: {metric} {value:.4f} <= {before:.4f} + margin {margin:g} {on}"

@@ -26,6 +26,7 @@ from features.model.heads import (
 )
 from features.model.index import SIMILAR_CANDIDATES, SimilarIndex, distinct
 from features.model.lexical import CHAR_SOURCE, LexicalFeatures, combine
+from features.model.provenance import Provenance
 from features.model.results import (
     EscalationCall,
     FiredRule,
@@ -140,6 +141,7 @@ class EscalationRouter:
     # holdout quality per target (precision, recall, support, routed_precision, routed_coverage), for the lead's view
     per_target: dict[str, dict[str, float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance | None = None  # which tickets it trained on and held out (None: made before it was kept)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Artefacts saved before a field existed load with that field's default; those from before the one

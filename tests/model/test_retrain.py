@@ -57,7 +57,8 @@ def test_dry_run_compares_but_changes_nothing(setup: tuple[Path, Path, Path]) ->
         in result.output
     )
     assert "embeddings: 600 reused from the cache" in result.output
-    assert "champion vs challenger on the same holdout" in result.output and "target_top1_accuracy" in result.output
+    assert "champion vs challenger on 120 holdout tickets neither trained on" in result.output
+    assert "target_top1_accuracy" in result.output
     assert "dry run, nothing logged: would have kept champion v1" in result.output
     client = MlflowClient(store_settings(folder).tracking_uri)
     assert [str(v.version) for v in client.search_model_versions("name='escalation-router'")] == ["1"]
