@@ -23,12 +23,9 @@ def test_suggestion_contract(client: TestClient) -> None:
     esc = body["escalation"]
     assert 0 <= esc["probability"] <= 1 and esc["decision"] == "escalate"
     assert esc["threshold"] == esc["thresholds"]["escalate"]
-    assert len(body["suggestions"]) == 3 and body["suggestions"][0] == {
-        "target": "billing",
-        "kind": "functional",
-        "probability": body["suggestions"][0]["probability"],
-        "rule": None,
-    }
+    top = body["suggestions"][0]
+    assert len(body["suggestions"]) == 3 and set(top) == {"target", "kind", "probability", "rule"}
+    assert (top["target"], top["kind"], top["rule"]) == ("billing", "functional", None) and 0 < top["probability"] <= 1
     assert esc["rule"] is None and body["explanation"]["rules"] == []
     probs = [s["probability"] for s in body["suggestions"]]
     assert probs == sorted(probs, reverse=True)
