@@ -62,6 +62,7 @@ def test_an_index_built_at_training_travels_and_is_restored_not_rebuilt() -> Non
     loaded.prepare(threshold=1000)
     assert loaded.approximate is not None and loaded.approximate.restored
     assert loaded.approximate.probe == probe  # the calibrated probe count travels with it
+    assert index.approximate.calibration_recall is not None and loaded.approximate.calibration_recall is None
     queries = index.vectors[:50]
     assert np.array_equal(loaded.search(queries, 5)[0], index.search(queries, 5)[0])
     assert loaded.search(queries, 1)[0][:, 0].tolist() == list(range(50))
@@ -136,6 +137,7 @@ def test_the_calibrated_probe_is_the_fewest_cells_recall_needs() -> None:
 
     probe = index.probe
     assert 8 < probe < index.index.nlist  # these vectors need more than the first step and less than every cell
+    assert RECALL_TARGET <= index.calibration_recall <= 1  # what the calibration measured at that probe, reported
     assert recall(probe) >= RECALL_TARGET and recall(probe // 2) < RECALL_TARGET - 0.005
 
 
