@@ -14,19 +14,26 @@ from sqlalchemy import create_engine, text
 from serving.feedback_store import Feedback, FeedbackStore, StoreUnavailable
 
 POSTGRES = os.environ.get("ESCALATION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# CI has a server: there a PostgreSQL test that skips would hide a regression, so `.ci/run` sets this to fail instead
+REQUIRE_POSTGRES = "ESCALATION_REQUIRE_POSTGRES"
 
 
-def _postgres_schema() -> Iterator[str]:
-    """A throwaway schema in the test PostgreSQL database; skips with the reason when none is reachable."""
+def _postgres_schema(url: str = POSTGRES) -> Iterator[str]:
+    """A throwaway schema in the test PostgreSQL database; skips with the reason when none is reachable (fails
+    when ESCALATION_REQUIRE_POSTGRES is set)."""
+    schema, unreachable = f"esc_test_{uuid.uuid4().hex[:10]}", ""
     try:
-        engine = create_engine(POSTGRES, connect_args={"connect_timeout": 3})
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
         with engine.begin() as conn:
-            schema = f"esc_test_{uuid.uuid4().hex[:10]}"
             conn.execute(text(f"CREATE SCHEMA {schema}"))
     except Exception as err:  # any failure to connect means there is no server to test against
-        pytest.skip(f"no PostgreSQL at {POSTGRES} ({err.__class__.__name__}); set ESCALATION_TEST_POSTGRES_URL")
+        unreachable = f"no PostgreSQL at {url} ({err.__class__.__name__}); set ESCALATION_TEST_POSTGRES_URL"
+    if unreachable and os.environ.get(REQUIRE_POSTGRES, "") not in ("", "0"):
+        pytest.fail(f"{unreachable}, or unset {REQUIRE_POSTGRES} to skip", pytrace=False)
+    if unreachable:
+        pytest.skip(unreachable)
     try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
+        yield f"{url}?options=-csearch_path%3D{schema}"
     finally:
         with engine.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
@@ -117,3 +124,17 @@ def test_summary_rates_per_version(store: FeedbackStore) -> None:
 def test_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(StoreUnavailable, match="unavailable"):
         FeedbackStore("postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+
+@pytest.mark.parametrize(
+    ("required", "outcome"), [("", pytest.skip.Exception), ("0", pytest.skip.Exception), ("1", pytest.fail.Exception)]
+)
+def test_postgres_tests_skip_without_a_server_unless_it_is_required(
+    monkeypatch: pytest.MonkeyPatch, required: str, outcome: type[BaseException]
+) -> None:
+    """Where no server answers the PostgreSQL half skips, saying why; with ESCALATION_REQUIRE_POSTGRES (CI) it fails."""
+    monkeypatch.setenv(REQUIRE_POSTGRES, required)
+    either = (pytest.skip.Exception, pytest.fail.Exception)  # caught alike, so a wrong skip fails this test
+    with pytest.raises(either, match=r"no PostgreSQL at postgresql\+psycopg://nobody@127.0.0.1:1/none \(") as raised:
+        next(_postgres_schema("postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    assert raised.type is outcome

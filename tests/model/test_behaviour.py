@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -57,10 +59,14 @@ def test_customer_name_does_not_change_the_team(router: EscalationRouter) -> Non
     assert teams == {"billing"}
 
 
-def test_legal_threat_raises_hierarchical_escalation(router: EscalationRouter) -> None:
+@pytest.mark.parametrize("rules", [True, False], ids=["with-rules", "model-alone"])
+def test_legal_threat_raises_hierarchical_escalation(router: EscalationRouter, rules: bool) -> None:
+    """With the rules the `legal-threat` rule answers; without them, what the model learned from the tickets."""
+    model = router if rules else replace(router, rules=[])
     text = "I was charged twice for the Team plan this month. Please refund one."
-    before = _one(router, text)
-    after = _one(router, text + " If this is not fixed I will take legal action, my lawyer will be in touch.")
+    before = _one(model, text)
+    after = _one(model, text + " If this is not fixed I will take legal action, my lawyer will be in touch.")
+    assert [r["name"] for r in after["explanation"]["rules"]] == (["legal-threat"] if rules else [])
     assert _prob(after, "support-manager") > _prob(before, "support-manager") + 0.2
     assert after["suggestions"][0]["kind"] == "hierarchical"
 
