@@ -45,7 +45,7 @@ class Export:
     bad_encoding: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
-def _sniff(path: Path, kind: str, head: bytes) -> None:
+def _sniff(path: str | Path, kind: str, head: bytes) -> None:
     """Refuse a file that is not what its name claims, before a parser makes a confusing error of it."""
     if not head.strip():
         raise DataError(f"{path}: the file is empty")
@@ -58,7 +58,7 @@ def _sniff(path: Path, kind: str, head: bytes) -> None:
         raise DataError(f"{path}: holds binary data, not {kind} text (UTF-16, or not a text file at all?)")
 
 
-def _read_csv(text: str, path: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def _read_csv(text: str, path: str | Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="warn")
@@ -100,24 +100,35 @@ def _read_json_lines(text: str) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     return pd.DataFrame(records, dtype=object), {"not a JSON object": bad} if bad else {}
 
 
-def load_export(path: str | Path) -> Export:
-    """Read an export by its suffix, keeping what can be read: rows the parser cannot take are dropped and
-    listed, rows with bytes that are not UTF-8 are marked. A file that is not what it claims is a DataError."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    kind = READERS.get(path.suffix.lower())
+def export_kind(path: str | Path) -> str:
+    """`csv`, `jsonl` or `parquet` by the file's suffix; anything else is a DataError."""
+    suffix = Path(str(path)).suffix
+    kind = READERS.get(suffix.lower())
     if kind is None:
-        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .csv, .jsonl or .parquet")
-    with open(path, "rb") as fh:
-        head = fh.read(8192)
-    _sniff(path, kind, head)
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, .jsonl or .parquet")
+    return kind
+
+
+def load_export(path: str | Path, raw: bytes | None = None) -> Export:
+    """Read an export by its suffix, keeping what can be read: rows the parser cannot take are dropped and
+    listed, rows with bytes that are not UTF-8 are marked. A file that is not what it claims is a DataError.
+
+    `raw` is the file's bytes when the caller has them already (a Ray task reads a part from any filesystem): every
+    engine reads through here, so a value means the same wherever it was read (CSV columns stay text).
+    """
+    if raw is None and not Path(path).is_file():
+        raise DataError(f"{path}: file not found")
+    kind = export_kind(path)
+    if raw is None:
+        raw = Path(path).read_bytes()
+    _sniff(path, kind, raw[:8192])
     dropped: dict[str, list[str]] = {}
     try:
         if kind == "parquet":
-            frame = pd.read_parquet(path)
+            # Nullable dtypes: an integer column with a gap stays integer (7, not 7.0 as float64 would make it).
+            frame = pd.read_parquet(io.BytesIO(raw), dtype_backend="numpy_nullable")
         else:
-            text = path.read_bytes().decode("utf-8", "escalation-mark").removeprefix("\ufeff")
+            text = raw.decode("utf-8", "escalation-mark").removeprefix("\ufeff")
             frame, dropped = _read_csv(text, path) if kind == "csv" else _read_json_lines(text)
     except DataError:
         raise
@@ -134,9 +145,9 @@ def load_export(path: str | Path) -> Export:
     return Export(frame, dropped, bad)
 
 
-def read_export(path: str | Path) -> pd.DataFrame:
+def read_export(path: str | Path, raw: bytes | None = None) -> pd.DataFrame:
     """Read an export that must be whole: any row that cannot be read is a DataError naming where it is."""
-    export = load_export(path)
+    export = load_export(path, raw)
     problems = [f"{reason} at {', '.join(where[:10])}" for reason, where in export.dropped.items()]
     if export.bad_encoding.any():
         rows = np.flatnonzero(export.bad_encoding) + 1
@@ -155,8 +166,9 @@ def fingerprint(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _text_column(frame: pd.DataFrame, name: str) -> list[object]:
-    return [None if pd.isna(v) else str(v) for v in frame[name].to_numpy(dtype=object)]
+def text_values(values: pd.Series) -> list[str | None]:
+    """A column's values as text, None where missing: what a value means to every engine and every model."""
+    return [None if pd.isna(v) else str(v) for v in values.to_numpy(dtype=object)]
 
 
 def missing_columns(frame: pd.DataFrame, config: RouterConfig) -> list[str]:
@@ -181,16 +193,16 @@ def to_tickets(frame: pd.DataFrame, config: RouterConfig, with_target: bool = Tr
         cols = cols.model_copy(update=present)
     out = pd.DataFrame(index=range(len(frame)))
     if cols.id:
-        out["id"] = [str(v) for v in frame[cols.id].to_numpy(dtype=object)]
+        out["id"] = ["" if v is None else v for v in text_values(frame[cols.id])]
     else:
         out["id"] = [f"row-{i + 1}" for i in range(len(frame))]
-    out["text"] = clean_texts([_text_column(frame, c) for c in cols.text])
+    out["text"] = clean_texts([text_values(frame[c]) for c in cols.text])
     for name in cols.metadata:
-        out[name] = ["" if v is None else v for v in _text_column(frame, name)]
+        out[name] = ["" if v is None else v for v in text_values(frame[name])]
     if with_target:
-        out["target"] = ["" if v is None else v.strip() for v in _text_column(frame, cols.target)]
+        out["target"] = ["" if v is None else v.strip() for v in text_values(frame[cols.target])]
     if cols.created_at:
         out["created_at"] = pd.to_datetime(frame[cols.created_at], errors="coerce", utc=True).to_numpy()
     if cols.resolution:
-        out["resolution"] = ["" if v is None else v for v in _text_column(frame, cols.resolution)]
+        out["resolution"] = ["" if v is None else v for v in text_values(frame[cols.resolution])]
     return out

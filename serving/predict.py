@@ -7,16 +7,20 @@ API's fields, masked as the API masks them, plus the model that answered.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from features.cluster import reason
 from features.config import RouterConfig
-from features.data import DataError, read_export, to_tickets
+from features.data import READERS, DataError, export_kind, read_export, text_values, to_tickets
 from features.model.results import Suggestion
 from features.text.privacy import Masker
 from serving.model_store import LoadedModel
@@ -107,13 +111,71 @@ class AnswerWriter:
                 handle.close()
 
 
-def scorable(raw: pd.DataFrame, config: RouterConfig, data: str | Path, metadata: list[str]) -> pd.DataFrame:
-    """Canonical tickets of an export (or a part of one) for `predict`: text columns required, metadata optional."""
-    needed = [*config.columns.text, *([config.columns.id] if config.columns.id else [])]
-    missing = [c for c in needed if c not in raw.columns]
+@dataclass(frozen=True)
+class Backlog:
+    """The files of an input as the driver found them: paths on `filesystem` in the order they are answered, and
+    the name each goes by in messages (the input as given, for one file)."""
+
+    filesystem: pafs.FileSystem
+    files: list[str]
+    names: list[str]
+
+
+def find_backlog(data: str | Path) -> Backlog:
+    """The files of `data`: one file, or a folder of parts of one kind (.csv, .jsonl or .parquet; names starting
+    with `.` or `_` left out), on this machine or at any URI pyarrow reads (`s3://`, `gs://`, ...)."""
+    text = str(data)
+    if "://" in text:
+        try:
+            filesystem, root = pafs.FileSystem.from_uri(text)
+            found = filesystem.get_file_info(root)
+        except Exception as err:  # an unknown scheme, no credentials, ...: pyarrow's own words say which
+            raise DataError(f"{data}: {reason(err)}") from None
+    else:
+        filesystem, root = pafs.LocalFileSystem(), str(Path(text).absolute())
+        found = filesystem.get_file_info(root)
+    if found.type == pafs.FileType.NotFound:
+        raise DataError(f"{data}: file not found")
+    if found.type != pafs.FileType.Directory:
+        export_kind(data)
+        return Backlog(filesystem, [root], [text])
+    root = root.rstrip("/")
+    parts = []
+    for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True)):
+        relative = info.path[len(root) :].lstrip("/")
+        if info.is_file and not any(step.startswith((".", "_")) for step in relative.split("/")):
+            parts.append(relative)
+    kinds = {READERS.get(Path(part).suffix.lower()) for part in parts} - {None}
+    if len(kinds) != 1:
+        raise DataError(f"{data}: a folder of parts must hold .csv, .jsonl or .parquet files of one kind")
+    parts = sorted(part for part in parts if Path(part).suffix.lower() in READERS)
+    return Backlog(filesystem, [f"{root}/{part}" for part in parts], [f"{text.rstrip('/')}/{part}" for part in parts])
+
+
+def needed_columns(config: RouterConfig) -> list[str]:
+    """The columns scoring cannot do without: the text columns, and the id column when the config names one."""
+    return list(dict.fromkeys([*config.columns.text, *([config.columns.id] if config.columns.id else [])]))
+
+
+def check_columns(columns: Iterable[str], config: RouterConfig, where: str | Path) -> None:
+    """A DataError naming the columns scoring needs that an export (or a part of one) lacks."""
+    present = set(columns)
+    missing = [c for c in needed_columns(config) if c not in present]
     if missing:
-        raise DataError(f"{data}: missing column(s) {', '.join(map(repr, missing))}")
-    tickets = to_tickets(raw, config, with_target=False)
+        raise DataError(f"{where}: missing column(s) {', '.join(map(repr, missing))}")
+
+
+def scoring_rows(raw: pd.DataFrame, config: RouterConfig, where: str | Path) -> pd.DataFrame:
+    """The columns scoring reads from an export as `read_export` read it, every value as text (None where missing):
+    what both engines score, so a value means the same on each (Ray's reading tasks hand these rows to the actors)."""
+    check_columns(raw.columns, config, where)
+    keep = [c for c in dict.fromkeys([*needed_columns(config), *config.columns.metadata]) if c in raw.columns]
+    return pd.DataFrame({c: text_values(raw[c]) for c in keep}, columns=keep, dtype=object)
+
+
+def scorable(rows: pd.DataFrame, config: RouterConfig, metadata: list[str]) -> pd.DataFrame:
+    """Canonical tickets of scoring rows: text columns required, metadata optional (missing counts as unknown)."""
+    tickets = to_tickets(rows, config, with_target=False)
     for name in metadata:
         if name not in tickets.columns:
             tickets[name] = ""
@@ -135,7 +197,7 @@ def predict_file(
     """Write the API's fields, masked as the API masks them, for every ticket in `data`; returns the count."""
     mask = mask or Masker()
     output_format(output)  # the output's type is checked before any work
-    tickets = scorable(read_export(data), config, data, model.router.metadata)
+    tickets = scorable(scoring_rows(read_export(data), config, data), config, model.router.metadata)
     writer = AnswerWriter(output, parts)
     ref = {"name": model.name, "version": model.version, "alias": model.alias}
     try:
