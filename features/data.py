@@ -8,11 +8,14 @@ import io
 import json
 import re
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.config import RouterConfig
 from features.text.clean import clean_texts
@@ -58,10 +61,10 @@ def _sniff(path: str | Path, kind: str, head: bytes) -> None:
         raise DataError(f"{path}: holds binary data, not {kind} text (UTF-16, or not a text file at all?)")
 
 
-def _read_csv(text: str, path: str | Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def _read_csv(text: str, path: str | Path, nrows: int | None = None) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="warn")
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="warn", nrows=nrows)
     dropped = [
         f"line {m.group(1)} ({m.group(2)})"
         for w in caught
@@ -100,6 +103,11 @@ def _read_json_lines(text: str) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     return pd.DataFrame(records, dtype=object), {"not a JSON object": bad} if bad else {}
 
 
+def _why(err: Exception) -> str:
+    """A parser's reason, without pyarrow's note of the buffer it read from (the file's name says which)."""
+    return re.sub(r"^Could not open Parquet input source '[^']*': ", "", str(err))
+
+
 def export_kind(path: str | Path) -> str:
     """`csv`, `jsonl` or `parquet` by the file's suffix; anything else is a DataError."""
     suffix = Path(str(path)).suffix
@@ -133,7 +141,7 @@ def load_export(path: str | Path, raw: bytes | None = None) -> Export:
     except DataError:
         raise
     except Exception as err:  # parsers raise many types; all mean the file is not what it claims
-        raise DataError(f"{path}: cannot be read as {kind}: {err}") from None
+        raise DataError(f"{path}: cannot be read as {kind}: {_why(err)}") from None
     if frame.empty:
         raise DataError(f"{path}: no rows")
     frame.columns = [str(c) for c in frame.columns]
@@ -143,6 +151,55 @@ def load_export(path: str | Path, raw: bytes | None = None) -> Export:
         if values.dtype == object or pd.api.types.is_string_dtype(values):
             bad |= values.astype(str).str.contains(MARK, regex=False).to_numpy(dtype=bool)
     return Export(frame, dropped, bad)
+
+
+def export_columns(stream: BinaryIO, path: str | Path, wanted: Iterable[str]) -> list[str]:
+    """The columns `read_export` would find in the export `stream` holds, as many as it takes to tell which of
+    `wanted` are there, reading no more than its format needs: a CSV's header, a Parquet footer, JSON Lines records
+    until each of `wanted` was seen (a record may leave out a key another has; one that no record has is read to
+    the end). A file that is not what it claims is the DataError `read_export` gives."""
+    kind = export_kind(path)
+    head = stream.read(8192)
+    _sniff(path, kind, head)
+    try:
+        if kind == "parquet":
+            stream.seek(0)
+            return [str(c) for c in pq.read_schema(stream).names]
+        if kind == "csv":  # a header longer than 1 MB is not one we expect
+            text = (head + stream.read(1 << 20)).decode("utf-8", "escalation-mark").removeprefix("\ufeff")
+            return [str(c) for c in _read_csv(text, path, nrows=0)[0].columns]
+        if head.lstrip().lstrip(b"\xef\xbb\xbf").startswith(b"["):  # a JSON array: its records are not lines
+            text = (head + stream.read()).decode("utf-8", "escalation-mark").removeprefix("\ufeff")
+            return [str(c) for c in _read_json_lines(text)[0].columns]
+        needed, seen = set(wanted), set[str]()
+        for line in _lines(head, stream):
+            try:
+                record = json.loads(line.decode("utf-8", "escalation-mark").removeprefix("\ufeff"))
+            except ValueError:
+                continue  # the whole read names the line; here only the keys matter
+            if isinstance(record, dict):
+                seen.update(str(k) for k in record)
+                if needed <= seen:
+                    break
+        return sorted(seen)
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError(f"{path}: cannot be read as {kind}: {_why(err)}") from None
+
+
+def _lines(head: bytes, stream: BinaryIO, block: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a file already read up to `head`, a block at a time."""
+    rest = head
+    while True:
+        more = stream.read(block)
+        rest += more
+        *whole, rest = rest.split(b"\n")
+        yield from whole
+        if not more:
+            break
+    if rest.strip():
+        yield rest
 
 
 def read_export(path: str | Path, raw: bytes | None = None) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from features.cluster import reason
 from features.config import RouterConfig
-from features.data import READERS, DataError, export_kind, read_export, text_values, to_tickets
+from features.data import READERS, DataError, export_columns, export_kind, read_export, text_values, to_tickets
 from features.model.results import Suggestion
 from features.text.privacy import Masker
 from serving.model_store import LoadedModel
@@ -113,17 +113,19 @@ class AnswerWriter:
 
 @dataclass(frozen=True)
 class Backlog:
-    """The files of an input as the driver found them: paths on `filesystem` in the order they are answered, and
-    the name each goes by in messages (the input as given, for one file)."""
+    """The files of an input as the driver found and checked them: paths on `filesystem` in the order they are
+    answered, and the name each goes by in messages (the input as given, for one file)."""
 
     filesystem: pafs.FileSystem
     files: list[str]
     names: list[str]
 
 
-def find_backlog(data: str | Path) -> Backlog:
+def find_backlog(data: str | Path, config: RouterConfig) -> Backlog:
     """The files of `data`: one file, or a folder of parts of one kind (.csv, .jsonl or .parquet; names starting
-    with `.` or `_` left out), on this machine or at any URI pyarrow reads (`s3://`, `gs://`, ...)."""
+    with `.` or `_` left out), on this machine or at any URI pyarrow reads (`s3://`, `gs://`, ...), each checked for
+    the columns scoring needs before any work starts (its head only: `features.data.export_columns`), so a file
+    without one is the same one line on every engine, not an error in a task."""
     text = str(data)
     if "://" in text:
         try:
@@ -138,7 +140,7 @@ def find_backlog(data: str | Path) -> Backlog:
         raise DataError(f"{data}: file not found")
     if found.type != pafs.FileType.Directory:
         export_kind(data)
-        return Backlog(filesystem, [root], [text])
+        return _checked(Backlog(filesystem, [root], [text]), config)
     root = root.rstrip("/")
     parts = []
     for info in filesystem.get_file_info(pafs.FileSelector(root, recursive=True)):
@@ -149,7 +151,17 @@ def find_backlog(data: str | Path) -> Backlog:
     if len(kinds) != 1:
         raise DataError(f"{data}: a folder of parts must hold .csv, .jsonl or .parquet files of one kind")
     parts = sorted(part for part in parts if Path(part).suffix.lower() in READERS)
-    return Backlog(filesystem, [f"{root}/{part}" for part in parts], [f"{text.rstrip('/')}/{part}" for part in parts])
+    found_parts = Backlog(
+        filesystem, [f"{root}/{part}" for part in parts], [f"{text.rstrip('/')}/{part}" for part in parts]
+    )
+    return _checked(found_parts, config)
+
+
+def _checked(backlog: Backlog, config: RouterConfig) -> Backlog:
+    for file, name in zip(backlog.files, backlog.names, strict=True):
+        with backlog.filesystem.open_input_file(file) as stream:
+            check_columns(export_columns(stream, name, needed_columns(config)), config, name)
+    return backlog
 
 
 def needed_columns(config: RouterConfig) -> list[str]:

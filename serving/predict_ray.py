@@ -108,7 +108,7 @@ def predict_with_ray(
             f"{data}: the Ray engine needs a ticket id column (columns.id): rows scored in parallel have no position"
         )
     output_format(output)
-    backlog = find_backlog(data)
+    backlog = find_backlog(data, config)  # every part's columns checked here, before Ray starts
     connect(engine.address)
     batch_size = engine.batch_size
     import ray

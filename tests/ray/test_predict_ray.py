@@ -163,7 +163,7 @@ def test_ids_are_answered_as_written_by_both_engines(
 def rows_on_both(data: Path, config: RouterConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the rows one process scores from `data`, the rows Ray's reading tasks hand to the actors)."""
     one_process = scoring_rows(read_export(data), config, data)
-    on_ray = read_backlog(find_backlog(data), config).to_pandas()
+    on_ray = read_backlog(find_backlog(data, config), config).to_pandas()
     return one_process, on_ray.astype(object).where(on_ray.notna(), None)
 
 
@@ -198,6 +198,26 @@ def test_json_lines_and_parquet_keep_their_own_types_on_both_engines(
         assert one_process["ticket_id"].tolist() == ["7", "42", "1000"], data.name
         assert one_process["customer_tier"].tolist() == ["3", None, "2"], data.name
         assert one_process["body"].tolist() == ["refund please", None, "wrong VAT"], data.name
+
+
+def failure(trained: Trained, data: Path, output: Path, *engine: str) -> tuple[int, list[str]]:
+    """(exit code, lines of output) of a `predict` that should fail."""
+    env = {"MLFLOW_TRACKING_URI": trained.settings.tracking_uri}
+    args = ["predict", "--data", str(data), "--config", str(trained.config), "--output", str(output)]
+    result = CliRunner().invoke(app, [*args, "--no-progress", *engine], env=env)
+    return result.exit_code, [line for line in result.output.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_a_missing_column_is_the_same_one_line_on_both_engines(trained: Trained, tmp_path: Path, suffix: str) -> None:
+    """Checked on the driver from the file's head, before the model loads or Ray starts: no Ray retry advice."""
+    data = write_as(backlog(trained).drop(columns=["ticket_id"]), tmp_path / f"no-ids{suffix}")
+    said = {
+        engine: failure(trained, data, tmp_path / f"{engine}.jsonl", "--engine", engine) for engine in ("local", "ray")
+    }
+    assert said["local"] == (1, [f"error: {data}: missing column(s) 'ticket_id'"]), said["local"]
+    assert said["ray"] == said["local"], said["ray"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [data.name]
 
 
 def test_a_cluster_that_does_not_answer_is_one_line(trained: Trained, tmp_path: Path) -> None:
