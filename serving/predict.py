@@ -7,6 +7,7 @@ API's fields, masked as the API masks them, plus the model that answered.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,15 +61,17 @@ def output_format(output: str | Path) -> str:
 
 class AnswerWriter:
     """Writes answer lines to one file, or, with `parts`, to a folder of part files; under a `.partial` name until
-    `close`, so a crash never leaves a half-written output under the real name."""
+    `close`, so a crash never leaves a half-written output under the real name. A run that fails removes what it
+    wrote (`abort`), and each run starts from nothing: a killed run's `.partial` is removed, never added to."""
 
     def __init__(self, output: str | Path, parts: bool = False):
         self.output, self.kind, self.parts = Path(output), output_format(output), parts
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self.partial = self.output.with_name(self.output.name + ".partial")
         self.count, self._part, self._fh, self._parquet = 0, 0, None, None
+        _remove(self.partial)  # what a run that was killed left: parts of it must not join this run's answers
         if parts:
-            self.partial.mkdir(exist_ok=True)
+            self.partial.mkdir()
 
     def write(self, lines: list[str]) -> None:
         if not lines:
@@ -98,17 +101,25 @@ class AnswerWriter:
             self._parquet.close()
         if not self.parts and self._fh is None and self._parquet is None:
             self.partial.write_text("", encoding="utf-8")  # nothing to score still leaves an (empty) output
-        if self.output.exists() and self.parts:
-            import shutil
-
-            shutil.rmtree(self.output)
+        if self.parts:
+            _remove(self.output)
         self.partial.replace(self.output)
         return self.count
 
     def abort(self) -> None:
+        """Close what is open and remove what was written: a run that fails leaves nothing behind."""
         for handle in (self._fh, self._parquet):
             if handle is not None:
                 handle.close()
+        _remove(self.partial)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a folder of parts, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

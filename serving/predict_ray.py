@@ -135,4 +135,7 @@ def predict_with_ray(
     except Exception as err:  # a part that cannot be read, or a failure in Ray: one line, as one process says it
         writer.abort()
         raise failed(err, data) from None
+    except BaseException:  # interrupted: nothing left behind either
+        writer.abort()
+        raise
     return writer.close()

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from escalation.cli import app
 from features.config import RouterConfig, load_config
-from features.data import read_export
+from features.data import DataError, read_export
 from serving.predict import answers_in, find_backlog, scoring_rows
 from serving.predict_ray import read_backlog
 from tests.conftest import Trained
@@ -218,6 +218,41 @@ def test_a_missing_column_is_the_same_one_line_on_both_engines(trained: Trained,
     assert said["local"] == (1, [f"error: {data}: missing column(s) 'ticket_id'"]), said["local"]
     assert said["ray"] == said["local"], said["ray"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [data.name]
+
+
+def leave_stale_parts(output: Path) -> None:
+    """What a killed run leaves (kill -9 runs no clean-up): three parts of answers under `.partial`."""
+    partial = output.with_name(output.name + ".partial")
+    partial.mkdir()
+    for part in (1, 2, 3):
+        (partial / f"part-{part:05d}.jsonl").write_text(json.dumps({"id": f"stale-{part}"}) + "\n", encoding="utf-8")
+
+
+def test_a_failed_run_leaves_nothing_and_the_next_starts_afresh(
+    ray_here: None, trained: Trained, tmp_path: Path
+) -> None:
+    frame = backlog(trained)
+    parts = tmp_path / "backlog"
+    parts.mkdir()
+    frame.to_csv(parts / "part-000.csv", index=False)
+    broken = frame.head(40).to_csv(index=False).splitlines()
+    broken[-1] += ",one field too many"  # found by the reading task, not by the header check on the driver
+    (parts / "part-001.csv").write_text("\n".join(broken) + "\n", encoding="utf-8")
+    output = tmp_path / "scored.jsonl"
+    leave_stale_parts(output)
+    code, said = failure(trained, parts, Path(f"{output}/"), "--engine", "ray", "--batch-size", "32")
+    with pytest.raises(DataError) as one_process:
+        read_export(parts / "part-001.csv")
+    assert "wrong number of fields" in str(one_process.value)
+    errors = [line for line in said if "error:" in line]  # (Ray Data's progress lines aside)
+    assert code == 1 and errors == [f"error: {one_process.value}"], said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backlog"]
+
+    leave_stale_parts(output)
+    short = write_as(frame.head(20), tmp_path / "short.csv")
+    run(trained, "--data", str(short), "--output", f"{output}/", "--engine", "ray")
+    assert [a["id"] for a in answers_in(output)] == frame["ticket_id"].head(20).tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backlog", "scored.jsonl", "short.csv"]
 
 
 def test_a_cluster_that_does_not_answer_is_one_line(trained: Trained, tmp_path: Path) -> None:
