@@ -243,15 +243,20 @@ def predict(
 ) -> None:
     """Score a file of tickets with the champion (the API's fields plus the ticket id on every line)."""
     from features.config import load_config
+    from features.data import DataError
     from features.text.privacy import masker_for
     from serving.model_store import champion_version, load_champion
-    from serving.predict import predict_file
+    from serving.predict import find_backlog, predict_file
 
     ray = _engine(engine, address, actors, batch_size)
     settings = _settings()
     cfg = load_config(config)
     parts = output.endswith("/") or Path(output).is_dir()
     output = output.rstrip("/") or output
+    if ray is None:  # the same checks as the Ray engine's, before the model loads
+        if Path(data).is_dir():
+            raise DataError(f"{data}: a folder of parts: score it with --engine ray")
+        find_backlog(data, cfg)
     if ray is not None:
         from serving.predict_ray import predict_with_ray
 

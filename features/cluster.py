@@ -72,11 +72,16 @@ def share_cores(encoder: Any, threads: int) -> bool:
     return True
 
 
+def innermost(err: BaseException) -> BaseException:
+    """The exception a worker raised, under Ray's wrapping (a task error's `cause`, Ray Data's `__cause__`)."""
+    cause = err
+    while (inner := getattr(cause, "cause", None) or cause.__cause__) is not None and inner is not cause:
+        cause = inner
+    return cause
+
+
 def reason(err: BaseException) -> str:
     """The first line of what went wrong inside Ray (the cause a worker raised, not Ray's wrapping)."""
-    cause: BaseException | None = err
-    while cause is not None and getattr(cause, "cause", None) is not None:
-        cause = cause.cause  # type: ignore[attr-defined]
-    text = str(cause or err)
+    text = str(innermost(err))
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("Traceback", "  "))]
     return lines[-1][:500] if lines else err.__class__.__name__

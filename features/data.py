@@ -8,11 +8,14 @@ import io
 import json
 import re
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.config import RouterConfig
 from features.text.clean import clean_texts
@@ -45,7 +48,7 @@ class Export:
     bad_encoding: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
-def _sniff(path: Path, kind: str, head: bytes) -> None:
+def _sniff(path: str | Path, kind: str, head: bytes) -> None:
     """Refuse a file that is not what its name claims, before a parser makes a confusing error of it."""
     if not head.strip():
         raise DataError(f"{path}: the file is empty")
@@ -58,10 +61,10 @@ def _sniff(path: Path, kind: str, head: bytes) -> None:
         raise DataError(f"{path}: holds binary data, not {kind} text (UTF-16, or not a text file at all?)")
 
 
-def _read_csv(text: str, path: Path) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def _read_csv(text: str, path: str | Path, nrows: int | None = None) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="warn")
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, on_bad_lines="warn", nrows=nrows)
     dropped = [
         f"line {m.group(1)} ({m.group(2)})"
         for w in caught
@@ -100,29 +103,45 @@ def _read_json_lines(text: str) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     return pd.DataFrame(records, dtype=object), {"not a JSON object": bad} if bad else {}
 
 
-def load_export(path: str | Path) -> Export:
-    """Read an export by its suffix, keeping what can be read: rows the parser cannot take are dropped and
-    listed, rows with bytes that are not UTF-8 are marked. A file that is not what it claims is a DataError."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    kind = READERS.get(path.suffix.lower())
+def _why(err: Exception) -> str:
+    """A parser's reason, without pyarrow's note of the buffer it read from (the file's name says which)."""
+    return re.sub(r"^Could not open Parquet input source '[^']*': ", "", str(err))
+
+
+def export_kind(path: str | Path) -> str:
+    """`csv`, `jsonl` or `parquet` by the file's suffix; anything else is a DataError."""
+    suffix = Path(str(path)).suffix
+    kind = READERS.get(suffix.lower())
     if kind is None:
-        raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .csv, .jsonl or .parquet")
-    with open(path, "rb") as fh:
-        head = fh.read(8192)
-    _sniff(path, kind, head)
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, .jsonl or .parquet")
+    return kind
+
+
+def load_export(path: str | Path, raw: bytes | None = None) -> Export:
+    """Read an export by its suffix, keeping what can be read: rows the parser cannot take are dropped and
+    listed, rows with bytes that are not UTF-8 are marked. A file that is not what it claims is a DataError.
+
+    `raw` is the file's bytes when the caller has them already (a Ray task reads a part from any filesystem): every
+    engine reads through here, so a value means the same wherever it was read (CSV columns stay text).
+    """
+    if raw is None and not Path(path).is_file():
+        raise DataError(f"{path}: file not found")
+    kind = export_kind(path)
+    if raw is None:
+        raw = Path(path).read_bytes()
+    _sniff(path, kind, raw[:8192])
     dropped: dict[str, list[str]] = {}
     try:
         if kind == "parquet":
-            frame = pd.read_parquet(path)
+            # Nullable dtypes: an integer column with a gap stays integer (7, not 7.0 as float64 would make it).
+            frame = pd.read_parquet(io.BytesIO(raw), dtype_backend="numpy_nullable")
         else:
-            text = path.read_bytes().decode("utf-8", "escalation-mark").removeprefix("\ufeff")
+            text = raw.decode("utf-8", "escalation-mark").removeprefix("\ufeff")
             frame, dropped = _read_csv(text, path) if kind == "csv" else _read_json_lines(text)
     except DataError:
         raise
     except Exception as err:  # parsers raise many types; all mean the file is not what it claims
-        raise DataError(f"{path}: cannot be read as {kind}: {err}") from None
+        raise DataError(f"{path}: cannot be read as {kind}: {_why(err)}") from None
     if frame.empty:
         raise DataError(f"{path}: no rows")
     frame.columns = [str(c) for c in frame.columns]
@@ -134,9 +153,58 @@ def load_export(path: str | Path) -> Export:
     return Export(frame, dropped, bad)
 
 
-def read_export(path: str | Path) -> pd.DataFrame:
+def export_columns(stream: BinaryIO, path: str | Path, wanted: Iterable[str]) -> list[str]:
+    """The columns `read_export` would find in the export `stream` holds, as many as it takes to tell which of
+    `wanted` are there, reading no more than its format needs: a CSV's header, a Parquet footer, JSON Lines records
+    until each of `wanted` was seen (a record may leave out a key another has; one that no record has is read to
+    the end). A file that is not what it claims is the DataError `read_export` gives."""
+    kind = export_kind(path)
+    head = stream.read(8192)
+    _sniff(path, kind, head)
+    try:
+        if kind == "parquet":
+            stream.seek(0)
+            return [str(c) for c in pq.read_schema(stream).names]
+        if kind == "csv":  # a header longer than 1 MB is not one we expect
+            text = (head + stream.read(1 << 20)).decode("utf-8", "escalation-mark").removeprefix("\ufeff")
+            return [str(c) for c in _read_csv(text, path, nrows=0)[0].columns]
+        if head.lstrip().lstrip(b"\xef\xbb\xbf").startswith(b"["):  # a JSON array: its records are not lines
+            text = (head + stream.read()).decode("utf-8", "escalation-mark").removeprefix("\ufeff")
+            return [str(c) for c in _read_json_lines(text)[0].columns]
+        needed, seen = set(wanted), set[str]()
+        for line in _lines(head, stream):
+            try:
+                record = json.loads(line.decode("utf-8", "escalation-mark").removeprefix("\ufeff"))
+            except ValueError:
+                continue  # the whole read names the line; here only the keys matter
+            if isinstance(record, dict):
+                seen.update(str(k) for k in record)
+                if needed <= seen:
+                    break
+        return sorted(seen)
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError(f"{path}: cannot be read as {kind}: {_why(err)}") from None
+
+
+def _lines(head: bytes, stream: BinaryIO, block: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a file already read up to `head`, a block at a time."""
+    rest = head
+    while True:
+        more = stream.read(block)
+        rest += more
+        *whole, rest = rest.split(b"\n")
+        yield from whole
+        if not more:
+            break
+    if rest.strip():
+        yield rest
+
+
+def read_export(path: str | Path, raw: bytes | None = None) -> pd.DataFrame:
     """Read an export that must be whole: any row that cannot be read is a DataError naming where it is."""
-    export = load_export(path)
+    export = load_export(path, raw)
     problems = [f"{reason} at {', '.join(where[:10])}" for reason, where in export.dropped.items()]
     if export.bad_encoding.any():
         rows = np.flatnonzero(export.bad_encoding) + 1
@@ -155,8 +223,9 @@ def fingerprint(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _text_column(frame: pd.DataFrame, name: str) -> list[object]:
-    return [None if pd.isna(v) else str(v) for v in frame[name].to_numpy(dtype=object)]
+def text_values(values: pd.Series) -> list[str | None]:
+    """A column's values as text, None where missing: what a value means to every engine and every model."""
+    return [None if pd.isna(v) else str(v) for v in values.to_numpy(dtype=object)]
 
 
 def missing_columns(frame: pd.DataFrame, config: RouterConfig) -> list[str]:
@@ -181,16 +250,16 @@ def to_tickets(frame: pd.DataFrame, config: RouterConfig, with_target: bool = Tr
         cols = cols.model_copy(update=present)
     out = pd.DataFrame(index=range(len(frame)))
     if cols.id:
-        out["id"] = [str(v) for v in frame[cols.id].to_numpy(dtype=object)]
+        out["id"] = ["" if v is None else v for v in text_values(frame[cols.id])]
     else:
         out["id"] = [f"row-{i + 1}" for i in range(len(frame))]
-    out["text"] = clean_texts([_text_column(frame, c) for c in cols.text])
+    out["text"] = clean_texts([text_values(frame[c]) for c in cols.text])
     for name in cols.metadata:
-        out[name] = ["" if v is None else v for v in _text_column(frame, name)]
+        out[name] = ["" if v is None else v for v in text_values(frame[name])]
     if with_target:
-        out["target"] = ["" if v is None else v.strip() for v in _text_column(frame, cols.target)]
+        out["target"] = ["" if v is None else v.strip() for v in text_values(frame[cols.target])]
     if cols.created_at:
         out["created_at"] = pd.to_datetime(frame[cols.created_at], errors="coerce", utc=True).to_numpy()
     if cols.resolution:
-        out["resolution"] = ["" if v is None else v for v in _text_column(frame, cols.resolution)]
+        out["resolution"] = ["" if v is None else v for v in text_values(frame[cols.resolution])]
     return out

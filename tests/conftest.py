@@ -38,6 +38,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+CHECKOUT = Path(__file__).parents[1]
+DEFAULT_STORES = ("mlruns", "mlflow.db")  # where MLflow writes when nothing says otherwise: the working directory
+
+
+def default_stores() -> dict[str, tuple[int, int]]:
+    """(size, mtime) of what the checkout and the working directory hold of MLflow's default stores: mlflow.db,
+    and mlruns/ down to its runs and logged models."""
+    found = {}
+    for folder in {CHECKOUT, Path.cwd()}:
+        for name in DEFAULT_STORES:
+            path = folder / name
+            paths = [path, *path.glob("*"), *path.glob("*/*")] if path.is_dir() else [path]
+            found.update({str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in paths if p.exists()})
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean() -> Iterator[None]:
+    """Fail the run when a test wrote to MLflow's default stores: every test writes under its own temporary folder
+    (a checkout that gains mlruns/ or mlflow.db holds runs that no test cleans up, and a developer's own store
+    would gain test runs)."""
+    before = default_stores()
+    yield
+    written = sorted(path for path, stat in default_stores().items() if before.get(path) != stat)
+    assert not written, f"tests wrote MLflow stores outside their temporary folders: {', '.join(written[:5])}"
+
+
 ROWS = 900  # enough for every team to pass min_examples, small enough to embed in seconds
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +21,25 @@ BATCH = 100  # params (and metrics) per request: the stores take batches of limi
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
-    """The experiment's id, created on first use."""
+    """The experiment's id, created on first use (its artefacts kept where `artifact_location` says)."""
     found = client.get_experiment_by_name(name)
-    return found.experiment_id if found else client.create_experiment(name)
+    if found:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location(client.tracking_uri, name))
+
+
+def artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """Where a new experiment of a sqlite store keeps its artefacts: in `mlruns/` beside the database, so a store
+    is one folder wherever a command runs (MLflow's default is `./mlruns` in the working directory, which scatters
+    a store's models over every folder `escalation train` ran in). None for other stores: a tracking server or a
+    database server decides for itself."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = tracking_uri.removeprefix("sqlite:///").split("?")[0]
+    if not database or database == ":memory:":
+        return None
+    folder = re.sub(r"[^\w.-]+", "-", experiment).strip("-.") or "experiment"
+    return str(Path(database).absolute().parent / "mlruns" / folder)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from serving.app import create_app
 from tests.conftest import point_mlflow_at, running, store_settings, ticket
 from training.register import PromotionRefused, promote
 from training.sample_data import write_sample
+from training.tracking import experiment_id
 from training.train import train
 
 
@@ -44,7 +45,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     client.copy_model_version("models:/escalation-router/1", "escalation-router")
     with pytest.MonkeyPatch.context() as patch:  # MLflow's fluent API, pointed at this store for these lines only
         point_mlflow_at(settings, patch)
-        with mlflow.start_run():
+        with mlflow.start_run(experiment_id=experiment_id(client, "not-a-router")):  # artefacts kept in `folder`
             mlflow.pyfunc.log_model(name="model", python_model=NotARouter(), registered_model_name="escalation-router")
     client.set_registered_model_alias("escalation-router", "champion", "1")
     return Registry(settings, client)

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from escalation.cli import app
-from features.data import DataError, read_export
+from features.data import DataError, export_columns, read_export
 from tests.conftest import store_settings
 from training.sample_data import generate, write_sample
 from training.train import train
@@ -204,29 +204,67 @@ def test_other_formats_read_the_same(tmp_path: Path, suffix: str) -> None:
     assert back["subject"].tolist() == frame["subject"].tolist()
 
 
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("empty.csv", b"", "the file is empty"),
-        ("blank.csv", b"\n\n  \n", "the file is empty"),
-        ("header.csv", b"subject,body\n", "no rows"),
-        ("latin.csv", "subject\nok\nRückerstattung\n".encode("latin-1"), "not UTF-8 text in row(s) 2"),
-        ("sheet.xlsx", b"PK\x03\x04", "unsupported file type '.xlsx'"),
-        ("sheet.csv", b"PK\x03\x04\x14\x00rest of a workbook", "is a ZIP archive (an Excel .xlsx workbook?), not csv"),
-        ("old.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "is an Excel .xls workbook, not csv text"),
-        ("data.jsonl", b"PAR1\x15\x04", "is a Parquet file, not jsonl text"),
-        ("utf16.csv", "subject,body\na,b\n".encode("utf-16"), "holds binary data, not csv text"),
-        ("semi.csv", b"subject;body;resolved_by\na;b;c\n", "looks separated by semicolons, not commas"),
-        ("tabs.csv", b"subject\tbody\tresolved_by\na\tb\tc\n", "looks separated by tabs, not commas"),
-        ("lines.jsonl", b'{"subject": "a"}\nnot json\n', "not a JSON object at line 2"),
-        ("broken.parquet", b"not parquet", "cannot be read as parquet"),
-    ],
-)
+NOT_WHAT_THEY_CLAIM = [
+    ("empty.csv", b"", "the file is empty"),
+    ("blank.csv", b"\n\n  \n", "the file is empty"),
+    ("header.csv", b"subject,body\n", "no rows"),
+    ("latin.csv", "subject\nok\nRückerstattung\n".encode("latin-1"), "not UTF-8 text in row(s) 2"),
+    ("sheet.xlsx", b"PK\x03\x04", "unsupported file type '.xlsx'"),
+    ("sheet.csv", b"PK\x03\x04\x14\x00rest of a workbook", "is a ZIP archive (an Excel .xlsx workbook?), not csv"),
+    ("old.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "is an Excel .xls workbook, not csv text"),
+    ("data.jsonl", b"PAR1\x15\x04", "is a Parquet file, not jsonl text"),
+    ("utf16.csv", "subject,body\na,b\n".encode("utf-16"), "holds binary data, not csv text"),
+    ("semi.csv", b"subject;body;resolved_by\na;b;c\n", "looks separated by semicolons, not commas"),
+    ("tabs.csv", b"subject\tbody\tresolved_by\na\tb\tc\n", "looks separated by tabs, not commas"),
+    ("lines.jsonl", b'{"subject": "a"}\nnot json\n', "not a JSON object at line 2"),
+    ("broken.parquet", b"not parquet", "cannot be read as parquet"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), NOT_WHAT_THEY_CLAIM)
 def test_files_that_are_not_what_they_claim(tmp_path: Path, name: str, content: bytes, message: str) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(DataError, match=re.escape(message)):
         read_export(path)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["empty.csv", "blank.csv", "sheet.xlsx", "sheet.csv", "old.csv", "data.jsonl", "utf16.csv", "semi.csv", "tabs.csv"]
+    + ["broken.parquet"],
+)
+def test_a_head_that_is_not_what_it_claims_is_the_same_error(tmp_path: Path, name: str) -> None:
+    """`predict` checks a file's head before any work: what the head shows, it says as the whole read does."""
+    content = dict((n, c) for n, c, _ in NOT_WHAT_THEY_CLAIM)[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError) as whole:
+        read_export(path)
+    with pytest.raises(DataError) as head, path.open("rb") as stream:
+        export_columns(stream, path, ["subject"])
+    assert str(head.value) == str(whole.value)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_the_head_finds_the_columns_the_whole_read_finds(tmp_path: Path, suffix: str) -> None:
+    """A JSON Lines record may leave a key out: a key only a later record has is found, one none has is not."""
+    frame = generate(50, seed=5)
+    frame["later"] = [None] * 49 + ["only in the last record"]
+    path = tmp_path / f"t{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".jsonl":
+        path.write_text(
+            "".join(json.dumps({k: v for k, v in r.items() if v is not None}) + "\n" for r in frame.to_dict("records"))
+        )
+    else:
+        frame.to_parquet(path, index=False)
+    wanted = ["subject", "later", "absent"]
+    with path.open("rb") as stream:
+        found = export_columns(stream, path, wanted)
+    whole = read_export(path).columns
+    assert [c for c in wanted if c in found] == [c for c in wanted if c in whole] == ["subject", "later"]
 
 
 def test_training_split_with_one_target_left_is_a_clear_error(tmp_path: Path) -> None:
