@@ -28,18 +28,24 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     return client.create_experiment(name, artifact_location=artifact_location(client.tracking_uri, name))
 
 
+def sqlite_database(tracking_uri: str) -> Path | None:
+    """The database file of a sqlite store's URI; None for other stores (and an in-memory one)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = tracking_uri.removeprefix("sqlite:///").split("?")[0]
+    return Path(database) if database and database != ":memory:" else None
+
+
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     """Where a new experiment of a sqlite store keeps its artefacts: in `mlruns/` beside the database, so a store
     is one folder wherever a command runs (MLflow's default is `./mlruns` in the working directory, which scatters
     a store's models over every folder `escalation train` ran in). None for other stores: a tracking server or a
     database server decides for itself."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    database = tracking_uri.removeprefix("sqlite:///").split("?")[0]
-    if not database or database == ":memory:":
+    database = sqlite_database(tracking_uri)
+    if database is None:
         return None
     folder = re.sub(r"[^\w.-]+", "-", experiment).strip("-.") or "experiment"
-    return str(Path(database).absolute().parent / "mlruns" / folder)
+    return str(database.absolute().parent / "mlruns" / folder)
 
 
 @dataclass

@@ -39,7 +39,7 @@ from training.fit import fit_router, split_holdout
 from training.labels import Labels, derive_labels
 from training.model_card import HEADLINE, model_card
 from training.retrain import MergeReport, merge_feedback
-from training.tracking import Tracker
+from training.tracking import Tracker, sqlite_database
 from training.validate import RowReport, check_columns, screen_rows, validate_export
 from training.version import code_version
 
@@ -270,7 +270,11 @@ def prepare(
 
 
 def find_champion(settings: Settings) -> Champion:
-    """The serving alias's version and its router, loaded once for the split and the challenge."""
+    """The serving alias's version and its router, loaded once for the split and the challenge. A sqlite store
+    that does not exist yet holds none, and is not created here: a run refused before it logs leaves no store."""
+    database = sqlite_database(settings.tracking_uri)
+    if database is not None and not database.exists():
+        return Champion()
     version = register.champion_version(register.connect(settings), settings)
     if version is None:
         return Champion()
