@@ -15,6 +15,7 @@ from serving.hooks.connectors import Connector, HelpdeskBusy, HelpdeskRefused
 from serving.hooks.note import note_for, tags_for
 from serving.hooks.outbox import Outbox
 from serving.schemas import Message, TicketIn
+from serving.scoring import suggest  # the API's own path: same scoring, recording, masking
 from serving.state import StoreDown
 
 if TYPE_CHECKING:
@@ -91,8 +92,6 @@ class HookWorker:
         return min(self.settings.hook_retry_seconds * 2**attempts, 3600.0)
 
     def _note(self, outbox: Outbox, row: HookEventRecord, connector: Connector) -> None:
-        from serving.routes.suggestions import suggest  # the API's own path: same scoring, recording, masking
-
         model = self.state.model
         if model is None:
             raise NoModel("no model loaded yet")

@@ -37,6 +37,17 @@ def test_features_import_neither_side() -> None:
     assert crossing("features", {"training", "serving", "escalation"}) == []
 
 
+def test_only_the_app_imports_route_modules() -> None:
+    """Routes are the HTTP edge: what they and others share (scoring a ticket) lives beside them, in a service."""
+    found = [
+        (where, name)
+        for package in ("features", "training", "serving", "escalation", "bench")
+        for where, name in imports(package)
+        if name.startswith("serving.routes") and where != "serving/app.py"
+    ]
+    assert found == []
+
+
 def test_the_check_sees_imports_inside_functions() -> None:
     assert ("features/model/pyfunc.py", "serving.present") in imports("features")
     assert any(name.startswith("training.") for where, name in imports("escalation") if where == "escalation/cli.py")
