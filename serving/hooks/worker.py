@@ -140,8 +140,9 @@ class HookWorker:
             outbox.done(row, {"recorded": False, "why": why}, status="ignored")
             return
         model = self.state.model
-        first_line = set(model.router.first_line) if model is not None else set()
-        escalated = target not in first_line
+        if model is None:  # which targets are the first line's is the model's to say: wait for it, never guess
+            raise NoModel("no model loaded yet")
+        escalated = target not in set(model.router.first_line)
         tags = set(event.get("tags") or [])
         if f"{prefix}accepted" in tags or f"{prefix}wrong" in tags:
             accepted = f"{prefix}accepted" in tags  # the agent's own word wins

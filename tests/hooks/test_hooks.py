@@ -28,9 +28,11 @@ from serving.feedback_store import FeedbackStore, HookEventRecord
 from serving.hooks.connectors import HookEvent, Zendesk
 from serving.hooks.outbox import Outbox
 from serving.hooks.worker import HookWorker
+from serving.model_store import LoadedModel, ModelUnavailable
 from serving.state import AppState
 from tests.conftest import Trained, bearer, running, serve_process, store_settings
 from tests.hooks.fake_helpdesk import FakeHelpdesk
+from training.sample_data import FIRST_LINE
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRET = {"zendesk": "zd-signing-secret", "zammad": "zm-signing-secret", "jira": "jira-signing-secret"}
@@ -341,3 +343,29 @@ def test_an_event_with_no_text_or_a_busy_batcher_ends_its_attempt_and_holds_up_n
     rows = events(store)
     assert [rows[t].attempts for t in ("501", "502", "503")] == [1, 2, 1]
     assert len(desks["zendesk"].writes) == 2
+
+
+def test_an_outcome_that_arrives_before_a_model_is_loaded_waits_for_one(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
+) -> None:
+    groups = {**GROUPS, "zendesk:360002": FIRST_LINE}  # solved by the first line: not an escalation
+    settings = hook_settings(trained, tmp_path, desks).model_copy(update={"hook_groups": groups, "poll_seconds": 0})
+
+    def not_yet(settings: Settings) -> LoadedModel:
+        raise ModelUnavailable("no version has the alias yet")
+
+    store = FeedbackStore(settings.feedback_url)
+    app = create_app(settings, loader=not_yet)
+    solved = payload("zendesk_status_solved").replace(b'"360001"', b'"360002"')
+    with running(app) as url:
+        state: AppState = app.state.runtime
+        assert state.model is None and state.watcher is not None
+        assert post(url, "zendesk", solved, signed("zendesk", solved)).status_code == 202
+        until(lambda: "35436" in events(store) and events(store)["35436"].attempts >= 1, what="a first attempt")
+        row = events(store)["35436"]
+        assert (row.status, row.last_error) == ("pending", "NoModel: no model loaded yet")
+        assert store.feedback_frame().empty
+        assert state.watcher.check().status == "changed"  # the champion is loaded
+        until(lambda: events(store)["35436"].status == "done", what="the outcome recorded")
+    feedback = store.feedback_frame().set_index("ticket_id")
+    assert not feedback.loc["35436", "escalated"] and pd.isna(feedback.loc["35436", "target"])
