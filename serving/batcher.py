@@ -121,18 +121,24 @@ class MicroBatcher:
         return jobs
 
     def _run(self) -> None:
-        while True:
-            jobs = self._next_batch()
-            if jobs is None:
-                return
-            jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]  # callers that gave up are skipped
-            if not jobs:
-                continue
-            try:
-                self._score(jobs)
-            except Exception as err:  # never let the worker die: every waiting request gets an answer
-                log.exception("micro-batcher failed")
-                self._fail([j for j in jobs if not j.future.done()], err)
+        while self._step():
+            pass
+
+    def _step(self) -> bool:
+        """Score the next batch; False once close() was seen. Its jobs go with this call, so the worker, waiting for
+        the next one, does not keep a swapped-out model (and its files) alive."""
+        jobs = self._next_batch()
+        if jobs is None:
+            return False
+        jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]  # callers that gave up are skipped
+        if not jobs:
+            return True
+        try:
+            self._score(jobs)
+        except Exception as err:  # never let the worker die: every waiting request gets an answer
+            log.exception("micro-batcher failed")
+            self._fail([j for j in jobs if not j.future.done()], err)
+        return True
 
     def _score(self, jobs: list[_Job]) -> None:
         head = jobs[0]
