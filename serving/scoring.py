@@ -8,6 +8,7 @@ import logging
 
 import pandas as pd
 
+from features.model.present import present
 from features.model.results import Suggestion
 from features.settings import Settings
 from features.text.clean import join_parts
@@ -15,7 +16,6 @@ from features.text.privacy import Masker
 from serving.handoff import Message as HandoffMessage
 from serving.handoff import build_handoff
 from serving.model_store import LoadedModel
-from serving.present import present
 from serving.schemas import HandoffOut, ModelRef, SuggestionOut, TicketIn
 from serving.state import AppState
 

@@ -14,6 +14,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from features.encoders import removed_with
+from features.model.present import present
 from features.model.router import EscalationRouter
 from features.text.privacy import Masker
 
@@ -33,8 +34,6 @@ class RouterModel(mlflow.pyfunc.PythonModel):
         self.mask = environment_masker()
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from serving.present import present
-
         params = params or {}
         frame = model_input.copy()
         if "id" not in frame.columns:

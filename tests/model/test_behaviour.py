@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from features.model.present import present
 from features.model.router import EscalationRouter
 from features.text.privacy import Masker
-from serving.present import present
 from tests.conftest import Trained
 from training.register import load_router
 
