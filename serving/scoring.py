@@ -48,10 +48,9 @@ def to_frame(tickets: list[TicketIn], model: LoadedModel) -> pd.DataFrame:
     return frame
 
 
-def handoff_for(ticket: TicketIn, mask: Masker) -> HandoffOut | None:
-    """A handoff note when the request carries the conversation, with personal data masked."""
-    if not ticket.messages:
-        return None
+def handoff_for(ticket: TicketIn, mask: Masker) -> HandoffOut:
+    """The handoff note, with personal data masked: from the subject and body (what is asked, identifiers), and
+    from the conversation when the request carries it (what was tried, how long the customer waits)."""
     # Masked before extraction too: identifiers are cut out of the text, and a cut e-mail no longer looks like one.
     messages = [HandoffMessage(m.author, mask(m.text), m.time) for m in ticket.messages]
     return HandoffOut(**mask.deep(build_handoff(mask(ticket.subject), mask(ticket.body), messages).__dict__))
