@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None, loader: Callable[[Settings], Lo
         state.batcher.close()
         state.recorder.close()
         state.blas_limit.restore_original_limits()
+        state.model = None  # served no more: its files go with it, even while something still holds this app
 
     app = FastAPI(
         title="Escalation router",

@@ -48,7 +48,9 @@ class MicroBatcher:
         self.max_tickets, self.max_wait, self.timeout = max_tickets, max_wait_ms / 1000, timeout_s
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._held: _Job | None = None
-        self._stopping = False
+        self._stopping = False  # close() began: new jobs are refused
+        self._drained = False  # the worker took close()'s stop mark: it ends after this batch
+        self._lock = threading.Lock()  # a job is queued before close()'s stop mark, or refused
         self._thread = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
         self._thread.start()
         self.calls = self.tickets = 0  # what the worker did, for benchmarks and /metrics
@@ -57,15 +59,18 @@ class MicroBatcher:
         self, router: EscalationRouter, frame: pd.DataFrame, top_k: int, n_similar: int
     ) -> list[dict[str, Any]]:
         """The router's answers for `frame`, computed in a shared call; errors are raised here, in the caller."""
-        if self.max_tickets <= 1:  # batching switched off: score in the caller's thread
-            return router.predict(frame, top_k=top_k, n_similar=n_similar)
         if self._stopping:
             raise Busy("the service is shutting down")
+        if self.max_tickets <= 1:  # batching switched off: score in the caller's thread
+            return router.predict(frame, top_k=top_k, n_similar=n_similar)
         results: list[dict[str, Any]] = []
         # a large batch goes in chunks, so single requests arriving meanwhile are scored between them
         for start in range(0, len(frame), self.max_tickets):
             job = _Job(router, frame.iloc[start : start + self.max_tickets].reset_index(drop=True), top_k, n_similar)
-            self._queue.put(job)
+            with self._lock:
+                if self._stopping:
+                    raise Busy("the service is shutting down")
+                self._queue.put(job)
             try:
                 results += job.future.result(timeout=self.timeout)
             except FutureTimeout:
@@ -74,10 +79,12 @@ class MicroBatcher:
         return results
 
     def close(self, timeout: float = 30.0) -> None:
-        """Finish the batches in flight; jobs still queued after that get an error instead of waiting forever."""
-        self._queue.put(None)
+        """Refuse new jobs at once, then finish the ones queued before; whatever the worker has not taken within
+        `timeout` gets an error instead of waiting forever."""
+        with self._lock:
+            self._stopping = True
+            self._queue.put(None)
         self._thread.join(timeout)
-        self._stopping = True
         leftovers = [self._held] if self._held is not None else []
         while True:
             try:
@@ -85,9 +92,11 @@ class MicroBatcher:
             except queue.Empty:
                 break
         self._fail([j for j in leftovers if j is not None], Busy("the service is shutting down"))
+        if self._thread.is_alive():  # still inside a call: its stop mark was failed above, so it gets another
+            self._queue.put(None)
 
     def _next_batch(self) -> list[_Job] | None:
-        if self._stopping:
+        if self._drained:
             return None
         first = self._held if self._held is not None else self._queue.get()
         self._held = None
@@ -102,7 +111,7 @@ class MicroBatcher:
             except queue.Empty:
                 break
             if job is None:  # stop after this batch
-                self._stopping = True
+                self._drained = True
                 break
             if job.key() != first.key() or size + len(job.frame) > self.max_tickets:
                 self._held = job  # first in the next call
@@ -112,18 +121,24 @@ class MicroBatcher:
         return jobs
 
     def _run(self) -> None:
-        while True:
-            jobs = self._next_batch()
-            if jobs is None:
-                return
-            jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]  # callers that gave up are skipped
-            if not jobs:
-                continue
-            try:
-                self._score(jobs)
-            except Exception as err:  # never let the worker die: every waiting request gets an answer
-                log.exception("micro-batcher failed")
-                self._fail([j for j in jobs if not j.future.done()], err)
+        while self._step():
+            pass
+
+    def _step(self) -> bool:
+        """Score the next batch; False once close() was seen. Its jobs go with this call, so the worker, waiting for
+        the next one, does not keep a swapped-out model (and its files) alive."""
+        jobs = self._next_batch()
+        if jobs is None:
+            return False
+        jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]  # callers that gave up are skipped
+        if not jobs:
+            return True
+        try:
+            self._score(jobs)
+        except Exception as err:  # never let the worker die: every waiting request gets an answer
+            log.exception("micro-batcher failed")
+            self._fail([j for j in jobs if not j.future.done()], err)
+        return True
 
     def _score(self, jobs: list[_Job]) -> None:
         head = jobs[0]

@@ -97,6 +97,13 @@ def _weight(sentence: str) -> float:
     )
 
 
+def _asked(subject: str, body: str, messages: list[Message], limit: int = 300) -> list[str]:
+    """What was asked, as written, when no sentence is long enough to count as one ('VPN', 'Refund?')."""
+    written = [" ".join(t.split()) for t in (subject, body, *(m.text for m in messages))]
+    first = next((t for t in written if t), "")
+    return [first[:limit]] if first else []
+
+
 def identifiers(text: str) -> dict[str, list[str]]:
     """Order/invoice numbers, error codes, amounts, dates and product names found in the text."""
     found = {}
@@ -122,7 +129,7 @@ def build_handoff(
     candidates = opening + [s for m, s in said if is_customer(m.author)]
     scored = [(_weight(s), i, s) for i, s in enumerate(candidates)]
     best = sorted((x for x in scored if x[0] > 0), key=lambda x: (-x[0], x[1]))[:max_summary]
-    summary = [s for _, _, s in sorted(best, key=lambda x: x[1])] or candidates[:1]
+    summary = [s for _, _, s in sorted(best, key=lambda x: x[1])] or candidates[:1] or _asked(subject, body, messages)
     tried = _unique(
         [f"{'customer' if is_customer(m.author) else m.author or 'agent'}: {s}" for m, s in said if TRIED.search(s)]
     )[:5]

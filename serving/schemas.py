@@ -152,7 +152,8 @@ class Explanation(BaseModel):
 
 
 class HandoffOut(BaseModel):
-    """What the next person needs so the customer never repeats themselves (given when `messages` were sent)."""
+    """What the next person needs so the customer never repeats themselves: in every answer, from the subject and
+    body, with what was tried and the wait when `messages` were sent."""
 
     summary: list[str] = Field(description="The sentences that carry the problem, in the order written.")
     identifiers: dict[str, list[str]] = Field(
@@ -177,7 +178,7 @@ class SuggestionOut(BaseModel):
     routing: Routing
     suggestions: list[Suggestion]
     explanation: Explanation
-    handoff: HandoffOut | None = None
+    handoff: HandoffOut
     model: ModelRef
     notes: list[str] = Field(
         default_factory=list, description="What the service changed in the ticket before reading it (a cut text)."

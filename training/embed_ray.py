@@ -5,6 +5,7 @@ in order into the same content-hash cache as embedding here."""
 from __future__ import annotations
 
 import pickle
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.cluster import RayEngine, actor_cpus, connect, reason, share_cores
-from features.encoders import Encoder
+from features.encoders import Encoder, removed_with
 from training.embed_cache import STORE_EVERY, Compute
 
 
@@ -31,9 +32,14 @@ class Embedder:
         if isinstance(files, ray.ObjectRef):
             files = ray.get(files)
         folder = Path(tempfile.mkdtemp(prefix="escalation-encoder-"))
-        for name, data in files.items():
-            (folder / name).write_bytes(data)
-        self.encoder: Encoder = pickle.loads(encoder).attach(folder)
+        try:
+            for name, data in files.items():
+                (folder / name).write_bytes(data)
+            self.encoder: Encoder = pickle.loads(encoder).attach(folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        removed_with(self.encoder, folder)  # when the actor ends (Ray Data lets its pool go after the run)
         if not share_cores(self.encoder, threads) and self.encoder.runtime == "torch":
             import torch
 

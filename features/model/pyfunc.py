@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 from typing import Any
 
@@ -12,6 +13,8 @@ import mlflow.pyfunc
 import pandas as pd
 from mlflow import MlflowClient
 
+from features.encoders import removed_with
+from features.model.present import present
 from features.model.router import EscalationRouter
 from features.text.privacy import Masker
 
@@ -31,8 +34,6 @@ class RouterModel(mlflow.pyfunc.PythonModel):
         self.mask = environment_masker()
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from serving.present import present
-
         params = params or {}
         frame = model_input.copy()
         if "id" not in frame.columns:
@@ -65,12 +66,24 @@ def download_registered(tracking_uri: str, name: str, version: str | int, folder
 
 def load_registered(tracking_uri: str, name: str, version: str | int) -> RouterModel:
     """A registered version's pyfunc wrapper, read from the store at `tracking_uri` without touching MLflow's
-    process-wide tracking or registry URI. Its files stay in a folder of their own (the encoder's graph is opened
-    from there on first use), as `mlflow.pyfunc.load_model` keeps its downloads."""
-    local = download_registered(tracking_uri, name, version, tempfile.mkdtemp(prefix="escalation-model-"))
-    wrapper = mlflow.pyfunc.load_model(local).unwrap_python_model()
-    if not isinstance(wrapper, RouterModel):
-        raise TypeError(f"models:/{name}/{version} is not an escalation router model")
+    process-wide tracking or registry URI. Its files are downloaded into a temporary folder of their own, removed
+    once the router's encoder (which opens its graph from there) is done with: a served version swapped out, a
+    router scored and dropped, or at exit."""
+    folder = tempfile.mkdtemp(prefix="escalation-model-")
+    try:
+        loaded = mlflow.pyfunc.load_model(download_registered(tracking_uri, name, version, folder))
+        python_model = loaded.unwrap_python_model()
+        if not isinstance(python_model, RouterModel):
+            raise TypeError(f"models:/{name}/{version} is not an escalation router model")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    # MLflow keeps the last model it loaded from code in a module global (mlflow.models.model.__mlflow_model__):
+    # the router moves to a wrapper of our own, so that global never keeps a model, and its files, alive.
+    wrapper = RouterModel()
+    wrapper.router, wrapper.mask = python_model.router, python_model.mask
+    del python_model.router
+    removed_with(wrapper.router.encoder, folder)
     return wrapper
 
 

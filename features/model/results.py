@@ -1,6 +1,6 @@
 """What the router answers for one ticket, typed: the model layer's result, not the API's JSON.
 
-`serving.present` turns a `Suggestion` into the public shape, masked, for every consumer (the API, the batch
+`features.model.present` turns a `Suggestion` into the public shape, masked, for every consumer (the API, the batch
 route, `escalation predict`, the MLflow pyfunc).
 """
 

@@ -284,7 +284,7 @@ class EscalationRouter:
         embeddings: np.ndarray | None = None,
     ) -> list[Suggestion]:
         """One typed answer per ticket: escalation decision, ranked targets and explanation (unmasked: present
-        them with `serving.present`)."""
+        them with `features.model.present`)."""
         if len(tickets) == 0:
             return []
         scored = self.score(tickets, embeddings, n_similar)

@@ -42,8 +42,7 @@ def note_for(answer: SuggestionOut, ticket_id: str, prefix: str, console_url: st
         for t in similar:
             how = f": {t.resolution}" if t.resolution else ""
             lines.append(f"  - {t.id} ({t.similarity:.0%} similar), resolved by {t.target}{how}")
-    if answer.handoff is not None:
-        lines += ["Handoff note:", answer.handoff.note]
+    lines += ["Handoff note:", answer.handoff.note]
     if console_url:
         lines.append(f"Console: {console_url.rstrip('/')}/console?ticket={quote(ticket_id)}")
     lines.append(f"Feedback: tag {prefix}accepted or {prefix}wrong (ticket {ticket_id}).")

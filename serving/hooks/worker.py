@@ -1,5 +1,7 @@
 """The outbox's worker: one background thread that writes notes for new tickets and records outcomes as feedback,
-retrying with backoff while a helpdesk is down or rate-limits, and resuming whatever a restart left pending."""
+and resumes whatever a restart left pending. Every attempt at an event ends: done, retried with backoff while it may
+pass (the helpdesk down or rate-limiting, the scorer busy, no model yet, the store down), or failed with the reason
+(the helpdesk refused, nothing to score)."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import httpx
+from pydantic import ValidationError
 
+from serving.batcher import Busy
 from serving.feedback_store import Feedback, HookEventRecord, StoreUnavailable
 from serving.hooks.connectors import Connector, HelpdeskBusy, HelpdeskRefused
 from serving.hooks.note import note_for, tags_for
 from serving.hooks.outbox import Outbox
 from serving.schemas import Message, TicketIn
+from serving.scoring import suggest  # the API's own path: same scoring, recording, masking
 from serving.state import StoreDown
 
 if TYPE_CHECKING:
@@ -66,37 +71,52 @@ class HookWorker:
             self._wake.clear()
 
     def work(self, outbox: Outbox) -> int:
-        """Handle the events due now; how many were handled."""
+        """Handle the events due now, each to the end of its attempt; how many were handled."""
         rows = outbox.due()
         for row in rows:
-            connector = self.connectors.get(row.helpdesk)
-            if connector is None:
-                outbox.fail(row, f"no {row.helpdesk} connector is configured now")
-                continue
-            try:
-                if row.kind == "created":
-                    self._note(outbox, row, connector)
-                else:
-                    self._outcome(outbox, row)
-            except HelpdeskRefused as err:
-                log.error("%s ticket %s: %s", row.helpdesk, row.ticket_id, err)
-                outbox.fail(row, str(err))
-            except (HelpdeskBusy, httpx.TransportError, NoModel, StoreUnavailable) as err:
-                wait = getattr(err, "retry_after", None) or self.backoff(row.attempts)
-                log.warning("%s ticket %s: %s; retry in %.0f s", row.helpdesk, row.ticket_id, err, wait)
-                outbox.retry(row, f"{err.__class__.__name__}: {err}", wait, self.settings.hook_max_attempts)
+            self.attempt(outbox, row)
         return len(rows)
+
+    def attempt(self, outbox: Outbox, row: HookEventRecord) -> None:
+        """One attempt at one event, ended whatever it raises: done, retried later when it may pass, or failed with
+        the reason when it cannot; never left claimed, so the events claimed with it go on at once."""
+        connector = self.connectors.get(row.helpdesk)
+        if connector is None:
+            outbox.fail(row, f"no {row.helpdesk} connector is configured now")
+            return
+        try:
+            if row.kind == "created":
+                self._note(outbox, row, connector)
+            else:
+                self._outcome(outbox, row)
+        except (HelpdeskRefused, Unscorable) as err:
+            log.error("%s ticket %s: %s", row.helpdesk, row.ticket_id, err)
+            outbox.fail(row, str(err))
+        except ValidationError as err:
+            why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'ticket'}: {e['msg']}" for e in err.errors())
+            log.error("%s ticket %s: not a ticket: %s", row.helpdesk, row.ticket_id, why)
+            outbox.fail(row, f"not a ticket the model can score: {why}")
+        except (HelpdeskBusy, httpx.TransportError, NoModel, StoreUnavailable, StoreDown, Busy) as err:
+            self._retry(outbox, row, err)
+        except Exception as err:  # unforeseen: retried like a passing failure, so it fails after hook_max_attempts
+            log.exception("%s ticket %s", row.helpdesk, row.ticket_id)
+            self._retry(outbox, row, err)
+
+    def _retry(self, outbox: Outbox, row: HookEventRecord, err: Exception) -> None:
+        wait = getattr(err, "retry_after", None) or self.backoff(row.attempts)
+        log.warning("%s ticket %s: %s; retry in %.0f s", row.helpdesk, row.ticket_id, err, wait)
+        outbox.retry(row, f"{err.__class__.__name__}: {err}", wait, self.settings.hook_max_attempts)
 
     def backoff(self, attempts: int) -> float:
         return min(self.settings.hook_retry_seconds * 2**attempts, 3600.0)
 
     def _note(self, outbox: Outbox, row: HookEventRecord, connector: Connector) -> None:
-        from serving.routes.suggestions import suggest  # the API's own path: same scoring, recording, masking
-
+        event = row.event
+        if not (event["subject"].strip() or event["description"].strip()):
+            raise Unscorable("nothing to score: the ticket has no subject and no description")
         model = self.state.model
         if model is None:
             raise NoModel("no model loaded yet")
-        event = row.event
         ticket = TicketIn(
             id=row.ticket_id,
             subject=event["subject"],
@@ -120,8 +140,9 @@ class HookWorker:
             outbox.done(row, {"recorded": False, "why": why}, status="ignored")
             return
         model = self.state.model
-        first_line = set(model.router.first_line) if model is not None else set()
-        escalated = target not in first_line
+        if model is None:  # which targets are the first line's is the model's to say: wait for it, never guess
+            raise NoModel("no model loaded yet")
+        escalated = target not in set(model.router.first_line)
         tags = set(event.get("tags") or [])
         if f"{prefix}accepted" in tags or f"{prefix}wrong" in tags:
             accepted = f"{prefix}accepted" in tags  # the agent's own word wins
@@ -138,3 +159,7 @@ class HookWorker:
 
 class NoModel(Exception):
     """Nothing to score with yet: try again later."""
+
+
+class Unscorable(Exception):
+    """The event holds nothing the model can read: retrying would not help."""

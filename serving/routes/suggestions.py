@@ -1,27 +1,18 @@
-"""Suggestions for one ticket or a batch: cut to the read limit, scored in shared batches, recorded, masked."""
+"""Suggestions for one ticket or a batch: the HTTP edge of `serving.scoring`."""
 
 from __future__ import annotations
 
-import logging
-
-import pandas as pd
 from fastapi import APIRouter, HTTPException
 from fastapi.exceptions import RequestValidationError
 
-from features.model.results import Suggestion
 from features.settings import Settings
-from features.text.clean import join_parts
-from features.text.privacy import Masker
 from serving.batcher import Busy
 from serving.deps import AGENT, ERRORS, AppSettings, Model, State
-from serving.handoff import Message as HandoffMessage
-from serving.handoff import build_handoff
 from serving.model_store import LoadedModel
-from serving.present import present
-from serving.schemas import BatchIn, BatchOut, HandoffOut, ModelRef, SuggestionOut, TicketIn
+from serving.schemas import BatchIn, BatchOut, SuggestionOut, TicketIn
+from serving.scoring import suggest
 from serving.state import AppState
 
-log = logging.getLogger("serving.app")
 router = APIRouter(tags=["suggestions"], dependencies=[AGENT], responses=ERRORS)
 
 
@@ -29,91 +20,18 @@ def invalid(loc: list[str | int], msg: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ["body", *loc], "msg": msg, "type": "value_error"}])
 
 
-def cut(ticket: TicketIn, limit: int) -> tuple[TicketIn, str | None]:
-    """The ticket within `limit` characters (subject, then body, then messages in order) and a note when cut."""
-    size = sum(len(p) for p in ticket.parts())
-    if size <= limit:
-        return ticket, None
-    left = limit
-    subject, left = ticket.subject[:left], max(0, left - len(ticket.subject))
-    body, left = ticket.body[:left], max(0, left - len(ticket.body))
-    messages = []
-    for m in ticket.messages:
-        if left <= 0:
-            break
-        messages.append(m.model_copy(update={"text": m.text[:left]}))
-        left -= len(m.text)
-    note = f"text cut from {size} to {limit} characters (setting ESCALATION_MAX_TEXT_CHARS): the rest was not read"
-    return ticket.model_copy(update={"subject": subject, "body": body, "messages": messages}), note
-
-
-def to_frame(tickets: list[TicketIn], model: LoadedModel) -> pd.DataFrame:
-    """Canonical tickets for the router."""
-    frame = pd.DataFrame({"id": [t.id for t in tickets], "text": [join_parts(t.parts()) for t in tickets]})
-    for name in model.router.metadata:
-        frame[name] = ["" if t.metadata.get(name) is None else str(t.metadata[name]) for t in tickets]
-    return frame
-
-
-def handoff_for(ticket: TicketIn, mask: Masker) -> HandoffOut | None:
-    """A handoff note when the request carries the conversation, with personal data masked."""
-    if not ticket.messages:
-        return None
-    # Masked before extraction too: identifiers are cut out of the text, and a cut e-mail no longer looks like one.
-    messages = [HandoffMessage(m.author, mask(m.text), m.time) for m in ticket.messages]
-    return HandoffOut(**mask.deep(build_handoff(mask(ticket.subject), mask(ticket.body), messages).__dict__))
-
-
-def record(state: AppState, model: LoadedModel, results: list[Suggestion]) -> None:
-    """Queue what was suggested for tickets with ids, so feedback can be joined to it (written off the hot path)."""
-    rows = [
-        {
-            "ticket_id": r.id,
-            "model_name": model.name,
-            "model_version": model.version,
-            "decision": r.escalation.decision,
-            "escalation_probability": r.escalation.probability,
-            "targets": [t.target for t in r.targets],
-            "top_probability": r.routing.probability,
-            "routing": r.routing.decision,
-        }
-        for r in results
-        if r.id
-    ]
-    assert state.recorder is not None
-    state.recorder.add(rows)
-
-
-def suggest(tickets: list[TicketIn], model: LoadedModel, settings: Settings, state: AppState) -> list[SuggestionOut]:
-    tickets, notes = zip(*(cut(t, settings.max_text_chars) for t in tickets), strict=True)
-    frame = to_frame(list(tickets), model)
-    ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
-    assert state.batcher is not None
+def answered(tickets: list[TicketIn], model: LoadedModel, settings: Settings, state: AppState) -> list[SuggestionOut]:
+    """The scoring service's answers; a busy batcher is 503 with Retry-After, so the client retries shortly."""
     try:
-        results = state.batcher.predict(model.router, frame, settings.top_k, settings.n_similar)
+        return suggest(tickets, model, settings, state)
     except Busy as err:
         raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
-    record(state, model, results)
-    state.metrics.answered(results)
-    log.info(
-        "suggestions for %d ticket(s)",
-        len(results),
-        extra={"ticket_ids": [r.id for r in results], "model_version": model.version},
-    )
-    if log.isEnabledFor(logging.DEBUG):  # ticket text only where debug logging was switched on on purpose
-        for ticket_id, text in zip(frame["id"], frame["text"], strict=True):
-            log.debug("ticket %s text: %s", ticket_id, text)
-    mask = state.masker
-    return [
-        SuggestionOut(**present(r, mask), handoff=handoff_for(t, mask), model=ref, notes=[n] if n else [])
-        for t, r, n in zip(tickets, results, notes, strict=True)
-    ]
 
 
 @router.post("/v1/suggestions", response_model=SuggestionOut)
 def suggestions(ticket: TicketIn, model: Model, settings: AppSettings, state: State) -> SuggestionOut:
     """Suggest whether and where to escalate one ticket, with explanations."""
-    return suggest([ticket], model, settings, state)[0]
+    return answered([ticket], model, settings, state)[0]
 
 
 @router.post("/v1/suggestions/batch", response_model=BatchOut)
@@ -121,4 +39,4 @@ def suggestions_batch(batch: BatchIn, model: Model, settings: AppSettings, state
     """Suggestions for several tickets, answered in the same order."""
     if len(batch.tickets) > settings.max_batch_size:
         raise invalid(["tickets"], f"{len(batch.tickets)} tickets; at most {settings.max_batch_size} per batch")
-    return BatchOut(results=suggest(batch.tickets, model, settings, state))
+    return BatchOut(results=answered(batch.tickets, model, settings, state))

@@ -207,9 +207,21 @@ def test_openapi_documents_every_route(client: TestClient) -> None:
             assert not takes_input or "422" in operation["responses"], (method, path)
 
 
-def test_handoff_note_when_the_conversation_is_sent(client: TestClient) -> None:
-    plain = client.post("/v1/suggestions", json=ticket()).json()
-    assert plain["handoff"] is None
+def test_every_answer_has_a_handoff_note_and_the_conversation_adds_to_it(client: TestClient) -> None:
+    plain = client.post("/v1/suggestions", json=ticket()).json()["handoff"]  # subject and body, no messages
+    assert plain["identifiers"] == {"amount": ["$49.00"], "product": ["Team plan"]}
+    assert plain["summary"] == [
+        "Charged twice.",
+        "I was charged twice for the Team plan this month, $49.00 each time.",
+        "Please refund one.",
+    ]
+    assert (plain["tried"], plain["customer_messages"], plain["waiting_since"]) == ([], 0, None)
+    assert plain["note"] == (
+        "Problem: Charged twice. I was charged twice for the Team plan this month, $49.00 each time. Please refund "
+        "one.\nDetails: amount $49.00; product Team plan"
+    )
+    short = client.post("/v1/suggestions", json=ticket(subject="VPN", body="")).json()["handoff"]
+    assert short["note"] == "Problem: VPN"  # too short for a sentence, yet what was asked
     body = client.post(
         "/v1/suggestions",
         json=ticket(

@@ -111,6 +111,19 @@ def test_suggest_explain_copy_and_escalate_to_the_top_target(page: Page, console
     assert row["model_version"] == trained.result.version  # joined to the suggestion the page showed
 
 
+def test_a_ticket_without_messages_gets_a_handoff_note_too(page: Page, console: str, trained: Trained) -> None:
+    page.goto(console + "/console")
+    page.get_by_label("API key").fill(key(trained.settings, "agent"))
+    page.get_by_label("API key").press("Tab")
+    expect(page.get_by_label("channel")).to_be_visible()
+    page.get_by_label("Subject").fill("Charged twice")
+    page.get_by_label("Body").fill("I was charged twice for the Team plan, $49.00 each time (invoice INV-55555).")
+    suggest(page)
+    expect(page.locator("#handoff")).to_have_text(
+        re.compile(r"^Problem: Charged twice\..*\nDetails: reference INV-55555")
+    )
+
+
 def test_override_with_another_target_and_a_note(page: Page, console: str, trained: Trained) -> None:
     page.goto(console + "/console")
     fill_ticket(page, key(trained.settings, "agent"), "O-1", BILLING + " Otherwise my lawyer will take legal action.")

@@ -4,23 +4,35 @@ app on a loopback port with a real trained model, and a fake helpdesk (a real HT
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from features.settings import Settings
 from serving.app import create_app
-from serving.feedback_store import FeedbackStore
+from serving.batcher import Busy
+from serving.feedback_store import FeedbackStore, HookEventRecord
+from serving.hooks.connectors import HookEvent, Zendesk
+from serving.hooks.outbox import Outbox
+from serving.hooks.worker import HookWorker
+from serving.model_store import LoadedModel, ModelUnavailable
+from serving.state import AppState
 from tests.conftest import Trained, bearer, running, serve_process, store_settings
 from tests.hooks.fake_helpdesk import FakeHelpdesk
+from training.sample_data import FIRST_LINE
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SECRET = {"zendesk": "zd-signing-secret", "zammad": "zm-signing-secret", "jira": "jira-signing-secret"}
@@ -90,6 +102,28 @@ def post(url: str, helpdesk: str, body: bytes, headers: dict[str, str]) -> httpx
 
 def status(url: str, settings: Settings) -> dict[str, Any]:
     return httpx.get(f"{url}/v1/hooks/status", headers=bearer(settings)).json()
+
+
+def events(store: FeedbackStore) -> dict[str, HookEventRecord]:
+    """The outbox's rows by ticket id, as they are now."""
+    with Session(store.engine, expire_on_commit=False) as session:
+        rows = list(session.scalars(select(HookEventRecord)))
+        session.expunge_all()
+    return {row.ticket_id: row for row in rows}
+
+
+def until(holds: Callable[[], bool], seconds: float = 10, what: str = "the condition") -> None:
+    deadline = time.monotonic() + seconds
+    while not holds():
+        assert time.monotonic() < deadline, f"{what} did not hold within {seconds} s"
+        time.sleep(0.05)
+
+
+def created(settings: Settings, ticket_id: str, subject: str, description: str) -> HookEvent:
+    """A Zendesk `ticket.created` event for another ticket, read by the real connector."""
+    body = json.loads((PAYLOADS / "zendesk_ticket_created.json").read_text())
+    body["detail"].update(id=ticket_id, subject=subject, description=description)
+    return Zendesk(settings).parse(body)
 
 
 def test_a_signed_zendesk_ticket_gets_one_private_note_and_tags_with_no_personal_data(
@@ -251,3 +285,86 @@ def test_an_outcome_in_an_unmapped_group_is_not_guessed(
             time.sleep(0.1)
         assert status(url, settings)["helpdesks"]["zendesk"]["ignored"] == 1
     assert FeedbackStore(settings.feedback_url).feedback_frame().empty
+
+
+def test_an_event_with_no_text_or_a_busy_batcher_ends_its_attempt_and_holds_up_no_other(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
+) -> None:
+    settings = hook_settings(trained, tmp_path, desks).model_copy(update={"batch_timeout_seconds": 2.0})
+    store = FeedbackStore(settings.feedback_url)
+    admin = bearer(settings)
+    app = create_app(settings)
+    with running(app, ready="/readyz") as url:
+        state: AppState = app.state.runtime
+        assert state.hook_worker is not None and state.hooks and state.batcher is not None
+        state.hook_worker.stop()  # the events below wait for the next worker, claimed together as after a restart
+        refund = "I was charged twice for my plan this month. Please refund one of the payments."
+        for n, (ticket_id, subject, description) in enumerate(
+            [("501", "", " "), ("502", "Charged twice", refund), ("503", "Charged twice", refund)]
+        ):
+            assert Outbox(store).add("zendesk", f"d-{n}", created(settings, ticket_id, subject, description))
+        busy, let_go = threading.Event(), threading.Event()
+
+        class Held:
+            """A call that keeps the batcher busy until the test lets it go."""
+
+            def predict(self, frame: pd.DataFrame, top_k: int, n_similar: int) -> list[Any]:
+                busy.set()
+                let_go.wait(30)
+                return []
+
+        def occupy() -> None:
+            assert state.batcher is not None
+            with contextlib.suppress(Busy):  # this caller gives up after the timeout; the call goes on
+                state.batcher.predict(Held(), pd.DataFrame({"id": ["held"], "text": ["held"]}), 1, 0)  # type: ignore[arg-type]
+
+        threading.Thread(target=occupy, daemon=True).start()
+        assert busy.wait(10)
+        state.hook_worker = HookWorker(state, state.hooks)
+        state.hook_worker.start()
+        until(lambda: events(store)["502"].attempts == 1, what="the event that met a busy batcher retried")
+        # the good one now waits behind the held call too, for up to 2 s: what the status shows meanwhile
+        rows, shown = events(store), httpx.get(f"{url}/v1/hooks/status", headers=admin).json()
+        let_go.set()
+        assert (rows["501"].status, rows["501"].attempts) == ("failed", 1)
+        assert rows["501"].last_error == "nothing to score: the ticket has no subject and no description"
+        assert rows["502"].status == "pending" and rows["502"].last_error.startswith("Busy: no answer within 2 s")
+        assert shown["helpdesks"]["zendesk"] == {"pending": 2, "done": 0, "failed": 1, "ignored": 0}
+        assert shown["last_error"].startswith("zendesk ticket 502: Busy: no answer within 2 s")
+        first = desks["zendesk"].wait_for(1, seconds=10)[0]
+        assert first.path == "/api/v2/tickets/503.json"  # the good event claimed beside: at once, not after a lease
+        second = desks["zendesk"].wait_for(2, seconds=10)[1]
+        assert second.path == "/api/v2/tickets/502.json"  # the busy one, on its retry
+        until(lambda: events(store)["502"].status == "done", what="both notes recorded")
+        shown = httpx.get(f"{url}/v1/hooks/status", headers=admin).json()
+    assert shown["helpdesks"]["zendesk"] == {"pending": 0, "done": 2, "failed": 1, "ignored": 0}
+    assert shown["last_error"] == "zendesk ticket 501: nothing to score: the ticket has no subject and no description"
+    rows = events(store)
+    assert [rows[t].attempts for t in ("501", "502", "503")] == [1, 2, 1]
+    assert len(desks["zendesk"].writes) == 2
+
+
+def test_an_outcome_that_arrives_before_a_model_is_loaded_waits_for_one(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
+) -> None:
+    groups = {**GROUPS, "zendesk:360002": FIRST_LINE}  # solved by the first line: not an escalation
+    settings = hook_settings(trained, tmp_path, desks).model_copy(update={"hook_groups": groups, "poll_seconds": 0})
+
+    def not_yet(settings: Settings) -> LoadedModel:
+        raise ModelUnavailable("no version has the alias yet")
+
+    store = FeedbackStore(settings.feedback_url)
+    app = create_app(settings, loader=not_yet)
+    solved = payload("zendesk_status_solved").replace(b'"360001"', b'"360002"')
+    with running(app) as url:
+        state: AppState = app.state.runtime
+        assert state.model is None and state.watcher is not None
+        assert post(url, "zendesk", solved, signed("zendesk", solved)).status_code == 202
+        until(lambda: "35436" in events(store) and events(store)["35436"].attempts >= 1, what="a first attempt")
+        row = events(store)["35436"]
+        assert (row.status, row.last_error) == ("pending", "NoModel: no model loaded yet")
+        assert store.feedback_frame().empty
+        assert state.watcher.check().status == "changed"  # the champion is loaded
+        until(lambda: events(store)["35436"].status == "done", what="the outcome recorded")
+    feedback = store.feedback_frame().set_index("ticket_id")
+    assert not feedback.loc["35436", "escalated"] and pd.isna(feedback.loc["35436", "target"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
@@ -119,6 +120,31 @@ def test_a_caller_that_waits_too_long_gets_busy_and_its_job_is_skipped(trained: 
     finally:
         gated.gate.set()
         batcher.close()
+
+
+def test_shutdown_refuses_new_work_at_once_and_answers_the_work_already_queued(trained: Trained) -> None:
+    router = load_router(trained.settings, trained.result.version)
+    gated = Gated(router)
+    batcher = MicroBatcher(max_tickets=64, timeout_s=30)
+    with ThreadPoolExecutor(3) as pool:
+        running = pool.submit(batcher.predict, gated, frame(0), 3, 0)  # type: ignore[arg-type]
+        assert gated.started.wait(30)  # the worker is inside this call
+        queued = pool.submit(batcher.predict, router, frame(1), 3, 0)
+        deadline = time.monotonic() + 10
+        while batcher._queue.qsize() < 1:  # the second job waits in the queue
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        closing = pool.submit(batcher.close)
+        while batcher._queue.qsize() < 2:  # close() has begun: its stop mark is queued behind that job
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        threading.Timer(3.0, gated.gate.set).start()  # the call in flight ends 3 s from now
+        started = time.perf_counter()
+        with pytest.raises(Busy, match="shutting down"):
+            batcher.predict(router, frame(2), 3, 0)  # arrives while close() waits for the worker
+        assert time.perf_counter() - started < 1.0  # refused at once, not when the worker is done or times out
+        closing.result(timeout=30)
+        assert running.result()[0].id == "B-0" and queued.result()[0].id == "B-1"  # drained, not dropped
 
 
 def test_recorder_writes_every_row_from_many_threads(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -7,9 +7,9 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
+from features.model.present import present
 from features.model.router import EscalationRouter
 from features.text.privacy import Masker
-from serving.present import present
 from tests.conftest import Trained
 from training.register import load_router
 

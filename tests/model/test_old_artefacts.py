@@ -13,9 +13,9 @@ from pathlib import Path
 import mlflow.pyfunc
 import pandas as pd
 
+from features.model.present import present
 from features.model.router import EscalationRouter
 from features.text.privacy import Masker
-from serving.present import present
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "registered-fd12f5e"
 TICKET = "I was charged twice for my plan, please refund one payment. Reach me at jo.doe@example.com"

@@ -42,6 +42,16 @@ def test_no_times_no_wait() -> None:
     assert "version 4.2.1" in h.identifiers["product"]
 
 
+def test_subject_and_body_alone_give_a_note() -> None:
+    h = build_handoff("Charged twice", "Invoice INV-55555 shows $49.00 twice. Can you refund one?", [])
+    assert h.note == (
+        "Problem: Charged twice. Invoice INV-55555 shows $49.00 twice. Can you refund one?\n"
+        "Details: reference INV-55555; amount $49.00"
+    )
+    assert (h.tried, h.customer_messages, h.waiting_since) == ([], 0, None)
+    assert build_handoff("VPN", "", []).note == "Problem: VPN"  # no sentence long enough: what was asked, as written
+
+
 @pytest.mark.parametrize(
     ("text", "kind", "value"),
     [
