@@ -22,10 +22,10 @@ from tqdm.auto import tqdm
 from features.cluster import reason
 from features.config import RouterConfig
 from features.data import READERS, DataError, export_columns, export_kind, read_export, text_values, to_tickets
+from features.model.present import present
 from features.model.results import Suggestion
 from features.text.privacy import Masker
 from serving.model_store import LoadedModel
-from serving.present import present
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
