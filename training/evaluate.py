@@ -121,7 +121,8 @@ def team_macro_f1(truth: np.ndarray, top1: np.ndarray) -> float:
     """Macro-F1 of top-1 answers over the teams the tickets were really escalated to: each such team counts as
     much as any other, an answer naming a pooled 'other' or a team the model never learnt is wrong, and a team
     nobody was escalated to adds nothing. The one definition the holdout, the model card, the lead's view, model
-    selection and the benchmark use. NaN without escalated tickets."""
+    selection and the benchmark use (selection scores training labels, where the pooled 'other' is one of the
+    teams the head learns). NaN without escalated tickets."""
     if len(truth) == 0:
         return float("nan")
     teams = sorted(set(truth.tolist()))

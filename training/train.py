@@ -66,11 +66,12 @@ class TrainResult:
 
 @dataclass
 class Champion:
-    """The version the serving alias points at, loaded once: its holdout is kept and it is scored beside the
-    challenger. `router` is None when there is none, or when it cannot be loaded (`error` says why)."""
+    """The version the serving alias points at (None: there is none) and its record of the tickets it trained on
+    and held out (None: made before models kept one), read before the split; `error` says why it could not be
+    loaded. Only the record is kept: the router itself is loaded again to be scored, not held through the fit."""
 
     version: ModelVersion | None = None
-    router: EscalationRouter | None = None
+    provenance: Provenance | None = None
     error: str | None = None
 
 
@@ -118,7 +119,8 @@ class Challenge:
     """The `challenge` stage's output: both models on the same tickets, and whether the challenger replaces it.
 
     `tickets` is how many holdout tickets both were scored on; `verified` says they were checked against the
-    tickets the champion trained on (`excluded` of the holdout were), False for a champion that recorded none."""
+    tickets the champion trained on (`excluded` of the holdout were); `unverified` says why not (a champion that
+    recorded none, or whose record another text cleaning made)."""
 
     champion: ModelVersion | None
     champion_metrics: dict[str, float] | None
@@ -127,14 +129,18 @@ class Challenge:
     comparison: pd.DataFrame
     tickets: int = 0
     excluded: int = 0
-    verified: bool = False
+    unverified: str | None = None  # why the tickets could not be checked against the champion's; None: they were
+
+    @property
+    def verified(self) -> bool:
+        return self.unverified is None
 
     @property
     def compared_on(self) -> str:
         if self.champion_metrics is None:
             return ""
         if not self.verified:
-            return f"the same {self.tickets} holdout tickets (unverified: the champion recorded no training tickets)"
+            return f"{self.tickets} holdout tickets (unverified: {self.unverified})"
         return f"{self.tickets} holdout tickets neither trained on ({self.excluded} the champion trained on left out)"
 
 
@@ -228,8 +234,7 @@ def prepare(
         )
     keys = TicketKeys.of(tickets, by_id=config.columns.id is not None)
     champion = find_champion(settings)
-    before = champion.router.provenance if champion.router is not None else None
-    train_idx, hold_idx, how = split_holdout(tickets, labels, config, keys, before)
+    train_idx, hold_idx, how = split_holdout(tickets, labels, config, keys, champion.provenance)
     config = settle_max_length(config, tickets["text"].iloc[train_idx].tolist(), settings.embedding_cache)
     texts = tickets["text"].tolist()
     embedded = embed_tickets(texts, train_idx, config.model, settings.embedding_cache, progress, engine)
@@ -270,8 +275,8 @@ def prepare(
 
 
 def find_champion(settings: Settings) -> Champion:
-    """The serving alias's version and its router, loaded once for the split and the challenge. A sqlite store
-    that does not exist yet holds none, and is not created here: a run refused before it logs leaves no store."""
+    """The serving alias's version and the record its model keeps, read before the split. A sqlite store that does
+    not exist yet holds none, and is not created here: a run refused before it logs leaves no store."""
     database = sqlite_database(settings.tracking_uri)
     if database is not None and not database.exists():
         return Champion()
@@ -279,7 +284,7 @@ def find_champion(settings: Settings) -> Champion:
     if version is None:
         return Champion()
     try:
-        return Champion(version, register.load_router(settings, version.version))
+        return Champion(version, register.load_router(settings, version.version).provenance)
     except Exception as err:  # a champion that cannot load is no reason to keep it
         log.warning("champion version %s could not be loaded: %s", version.version, err)
         return Champion(version, None, str(err))
@@ -317,33 +322,42 @@ def challenge(prepared: Prepared, fitted: Fitted, settings: Settings) -> Challen
     """Score champion and challenger on the holdout tickets neither trained on and decide whether the challenger
     replaces it."""
     champion, p, router = prepared.champion, prepared, fitted.router
-    if champion.router is None:
+    if champion.version is None or champion.error is not None:
         promoted, reason = _decide(router.metrics, None, champion.error, champion.version, p.config, settings)
         return Challenge(champion.version, None, promoted, reason, _comparison(router.metrics, None), len(p.hold_t))
-    record = champion.router.provenance
+    record = champion.provenance
     seen = record.trained_on(p.keys.take(p.hold_idx)) if record is not None else np.zeros(len(p.hold_t), bool)
+    unverified = (
+        "the champion recorded no training tickets"
+        if record is None
+        else None
+        if record.comparable
+        else "the champion's record was made by another text cleaning"
+    )
     shared = np.flatnonzero(~seen)
-    new, old, error = _scored_on(champion.router, router, p, shared)
-    promoted, reason = _decide(new, old, error, champion.version, p.config, settings, record is not None, len(shared))
+    new, old, error = _scored_on(settings, champion.version, router, p, shared)
+    promoted, reason = _decide(new, old, error, champion.version, p.config, settings, unverified, len(shared))
     return Challenge(
-        champion.version, old, promoted, reason, _comparison(new, old), len(shared), int(seen.sum()), record is not None
+        champion.version, old, promoted, reason, _comparison(new, old), len(shared), int(seen.sum()), unverified
     )
 
 
 def _scored_on(
-    old_router: EscalationRouter, router: EscalationRouter, p: Prepared, rows: np.ndarray
+    settings: Settings, champion: ModelVersion, router: EscalationRouter, p: Prepared, rows: np.ndarray
 ) -> tuple[dict[str, float], dict[str, float] | None, str | None]:
-    """(challenger's metrics, champion's metrics or None, why not) on the holdout tickets at `rows`."""
+    """(challenger's metrics, champion's metrics or None, why not) on the holdout tickets at `rows`; the champion
+    is loaded here, and let go when scored."""
     if len(rows) == 0:
         return router.metrics, None, None
     tickets, labels = p.hold_t.iloc[rows].reset_index(drop=True), p.hold_labels.take(rows)
     embeddings = p.hold_embeddings[rows]
     new = router.metrics if len(rows) == len(p.hold_t) else evaluate(router, tickets, embeddings, labels).metrics
     try:
+        old_router = register.load_router(settings, champion.version)
         same = same_embeddings(old_router.encoder, router.encoder)
         return new, evaluate(old_router, tickets, embeddings if same else None, labels).metrics, None
     except Exception as err:  # a champion that cannot score is no reason to keep it
-        log.warning("the champion could not be evaluated: %s", err)
+        log.warning("champion version %s could not be evaluated: %s", champion.version, err)
         return new, None, str(err)
 
 
@@ -546,7 +560,7 @@ def _decide(
     champion: ModelVersion | None,
     config: RouterConfig,
     settings: Settings,
-    verified: bool = False,
+    unverified: str | None = "no champion",
     tickets: int = 0,
 ) -> tuple[bool, str]:
     """Promote when there is no champion, it cannot score, or the challenger beats it by the margin on the same
@@ -563,10 +577,8 @@ def _decide(
             f"kept {alias} v{champion.version}: it trained on every holdout ticket, so there is nothing to compare "
             "on; review the run and promote by hand (escalation promote)",
         )
-    on = (
-        f"on {tickets} holdout tickets neither trained on"
-        if verified
-        else "on the same holdout (unverified: the champion recorded no training tickets)"
+    on = f"on {tickets} holdout tickets" + (
+        " neither trained on" if unverified is None else f" (unverified: {unverified})"
     )
     value, before = new.get(metric, float("nan")), old.get(metric, float("nan"))
     if np.isnan(before) or value > before + margin:

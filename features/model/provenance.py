@@ -9,6 +9,8 @@ from hashlib import blake2b
 import numpy as np
 import pandas as pd
 
+from features.text.clean import CLEANING_VERSION
+
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -64,7 +66,8 @@ def uniform(keys: np.ndarray, seed: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Provenance:
-    """The tickets a model trained on and held out, as sorted unique hashes, with how its holdout was drawn."""
+    """The tickets a model trained on and held out, as sorted unique hashes, with how its holdout was drawn and
+    which cleaning made the texts it hashed."""
 
     how: str  # "by ticket id", "by ticket text" or "newest"
     seed: int
@@ -72,6 +75,7 @@ class Provenance:
     trained_ids: np.ndarray  # hashes of the training tickets' ids (empty without ids)
     trained_texts: np.ndarray  # hashes of their cleaned texts
     held_out: np.ndarray  # split keys of the holdout tickets (TicketKeys.split)
+    cleaning: str = CLEANING_VERSION
 
     @classmethod
     def of(cls, keys: TicketKeys, train: np.ndarray, holdout: np.ndarray, how: str, seed: int, fraction: float):  # type: ignore[no-untyped-def]
@@ -85,16 +89,21 @@ class Provenance:
             np.unique(keys.take(holdout).split),
         )
 
+    @property
+    def comparable(self) -> bool:
+        """Whether today's cleaned texts hash as the ones recorded (the same cleaning made both)."""
+        return self.cleaning == CLEANING_VERSION
+
     def trained_on(self, keys: TicketKeys) -> np.ndarray:
-        """Per ticket: True where this model trained on it: the same id, or the same text where the ticket or
-        this model's export has no ids (a copy of a ticket under another id is another ticket)."""
-        by_text = np.isin(keys.texts, self.trained_texts)
-        if not len(self.trained_ids):
-            return by_text
-        return np.where(keys.ids != 0, np.isin(keys.ids, self.trained_ids), by_text)
+        """Per ticket: True where this model trained on it or on a word-for-word copy of it (the same id, or the
+        same cleaned text): its neighbour vote would see such a ticket at similarity 1.0. An id renumbered by the
+        export is still caught by its text."""
+        by_id = (keys.ids != 0) & np.isin(keys.ids, self.trained_ids)
+        return by_id | np.isin(keys.texts, self.trained_texts)
 
     def pinned(self, keys: TicketKeys, how: str, seed: int, fraction: float) -> np.ndarray:
         """Per ticket: True where this model held it out and a split drawn the same way must hold it out again."""
-        if self.how != how or self.seed != seed or self.fraction != fraction or how == "newest":
+        same = (self.how, self.seed, self.fraction) == (how, seed, fraction) and self.comparable
+        if not same or how == "newest":
             return np.zeros(len(keys.ids), dtype=bool)
         return np.isin(keys.split, self.held_out)

@@ -7,6 +7,11 @@ from collections.abc import Iterable, Sequence
 
 import ftfy
 
+# Which cleaning made a text: a model records it with the hashes of the texts it trained on, so a later run knows
+# whether its own cleaned texts can be matched against them. Change it whenever what clean_texts returns changes
+# (tests/unit/test_clean.py fails until it is changed).
+CLEANING_VERSION = "1"
+
 _CR_ARTEFACT = re.compile(r"_x000D_|\r\n?")
 _HEADER_LINE = re.compile(
     r"^\s*(received from|from|sent|to|cc|bcc|subject|date|von|gesendet|an|betreff)\s*:.*$",

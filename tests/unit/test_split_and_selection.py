@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -138,3 +140,21 @@ def test_a_ticket_held_out_to_represent_a_small_team_stays_held_out() -> None:
     assert represented <= set(grown["id"].iloc[hold2])
     _, hold_unpinned, _, _ = _split(grown, config)  # without the record the team's drawn ticket would do
     assert not represented & set(grown["id"].iloc[hold_unpinned])
+
+
+def test_a_renumbered_or_copied_ticket_counts_as_trained_on() -> None:
+    trained = pd.DataFrame({"id": ["007", "008"], "text": ["printer jams", "vpn is down"]})
+    record = Provenance.of(
+        TicketKeys.of(trained, by_id=True), np.array([0, 1]), np.array([], int), "by ticket id", 42, 0.2
+    )
+    later = pd.DataFrame(
+        {
+            "id": ["7", "008", "100", "101", ""],  # renumbered; the same; a copy; new; no id
+            "text": ["printer jams", "vpn is down now", "vpn is down", "mail bounces", "printer jams"],
+        }
+    )
+    assert record.trained_on(TicketKeys.of(later, by_id=True)).tolist() == [True, True, True, False, True]
+    assert record.comparable
+    other = dataclasses.replace(record, cleaning="another")  # a record another text cleaning made
+    assert not other.comparable
+    assert not other.pinned(TicketKeys.of(later, by_id=True), "by ticket id", 42, 0.2).any()
