@@ -141,7 +141,10 @@ class Challenge:
             return ""
         if not self.verified:
             return f"{self.tickets} holdout tickets (unverified: {self.unverified})"
-        return f"{self.tickets} holdout tickets neither trained on ({self.excluded} the champion trained on left out)"
+        return (
+            f"{self.tickets} holdout tickets neither trained on ({self.excluded} left out: the champion trained on "
+            "them or on word-for-word copies)"
+        )
 
 
 def train(
