@@ -85,7 +85,8 @@ class MicroBatcher:
             self._stopping = True
             self._queue.put(None)
         self._thread.join(timeout)
-        leftovers = [self._held] if self._held is not None else []
+        held, self._held = self._held, None  # failed here: a worker still in its call must not take it after
+        leftovers = [held] if held is not None else []
         while True:
             try:
                 leftovers.append(self._queue.get_nowait())
@@ -130,7 +131,7 @@ class MicroBatcher:
         jobs = self._next_batch()
         if jobs is None:
             return False
-        jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]  # callers that gave up are skipped
+        jobs = [j for j in jobs if self._runs(j)]  # callers that gave up, or that close() answered, are skipped
         if not jobs:
             return True
         try:
@@ -157,6 +158,14 @@ class MicroBatcher:
         for job in jobs:
             job.future.set_result(results[start : start + len(job.frame)])
             start += len(job.frame)
+
+    @staticmethod
+    def _runs(job: _Job) -> bool:
+        """Mark the job running; False when its caller cancelled it or close() already failed it."""
+        try:
+            return job.future.set_running_or_notify_cancel()
+        except RuntimeError:  # finished: close() gave up on the worker and answered it
+            return False
 
     @staticmethod
     def _fail(jobs: list[_Job], err: Exception) -> None:

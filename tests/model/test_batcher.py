@@ -147,6 +147,36 @@ def test_shutdown_refuses_new_work_at_once_and_answers_the_work_already_queued(t
         assert running.result()[0].id == "B-0" and queued.result()[0].id == "B-1"  # drained, not dropped
 
 
+def test_a_job_that_close_answered_is_not_taken_by_the_worker_still_in_its_call(trained: Trained) -> None:
+    router = load_router(trained.settings, trained.result.version)
+    first, second = Gated(router), Gated(router)
+    batcher = MicroBatcher(max_tickets=64, timeout_s=30)
+    escaped: list[BaseException | None] = []
+    hook, threading.excepthook = threading.excepthook, lambda args: escaped.append(args.exc_value)
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            running = pool.submit(batcher.predict, first, frame(0), 3, 0)  # type: ignore[arg-type]
+            assert first.started.wait(30)
+            gated = pool.submit(batcher.predict, second, frame(1), 3, 0)  # type: ignore[arg-type]
+            held = pool.submit(batcher.predict, router, frame(2), 3, 0)  # another router: never in its call
+            deadline = time.monotonic() + 10
+            while batcher._queue.qsize() < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            first.gate.set()  # the worker takes the gated job and holds the other back for its next call
+            assert second.started.wait(30) and batcher._held is not None
+            batcher.close(timeout=0.5)  # gives up on the worker, still in the gated call: the held job is answered
+            with pytest.raises(Busy, match="shutting down"):
+                held.result(timeout=5)
+            second.gate.set()
+            assert running.result()[0].id == "B-0" and gated.result()[0].id == "B-1"
+            batcher._thread.join(10)
+        assert not batcher._thread.is_alive() and escaped == []  # it ended, not on an error
+    finally:
+        threading.excepthook = hook
+        first.gate.set(), second.gate.set()
+
+
 def test_recorder_writes_every_row_from_many_threads(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = FeedbackStore(f"sqlite:///{tmp_path / 'feedback.db'}")
     recorder = SuggestionRecorder(lambda: store)
