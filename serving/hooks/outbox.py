@@ -95,9 +95,10 @@ class Outbox:
     def done(self, row: HookEventRecord, result: dict[str, Any], status: str = "done") -> None:
         self._set(row.id, status=status, result=result, attempts=row.attempts + 1, last_error=None)
 
-    def retry(self, row: HookEventRecord, error: str, wait_seconds: float, max_attempts: int) -> None:
+    def retry(self, row: HookEventRecord, error: str, wait_seconds: float, max_attempts: int | None) -> None:
+        """Try again in `wait_seconds`; failed once `max_attempts` were made (None: never)."""
         attempts = row.attempts + 1
-        if attempts >= max_attempts:
+        if max_attempts is not None and attempts >= max_attempts:
             self._set(row.id, status="failed", attempts=attempts, last_error=error)
         else:
             later = now() + timedelta(seconds=wait_seconds)

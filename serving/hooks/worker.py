@@ -1,7 +1,9 @@
 """The outbox's worker: one background thread that writes notes for new tickets and records outcomes as feedback,
 and resumes whatever a restart left pending. Every attempt at an event ends: done, retried with backoff while it may
 pass (the helpdesk down or rate-limiting, the scorer busy, no model yet, the store down), or failed with the reason
-(the helpdesk refused, nothing to score)."""
+(the helpdesk refused, nothing to score). Events are claimed one at a time, so one that is slow, or whose end cannot
+be recorded, holds up no other. A condition of this service (no model yet, the scorer busy, the store down) is waited
+out however long it lasts; only the helpdesk's own failures use up `hook_max_attempts`."""
 
 from __future__ import annotations
 
@@ -58,8 +60,7 @@ class HookWorker:
             pause = IDLE_SECONDS
             try:
                 outbox = Outbox(self.state.store.get())
-                while self.work(outbox) and not self._stop.is_set():
-                    pass
+                self.work(outbox)
                 upcoming = outbox.next_due()
                 if upcoming is not None:
                     pause = min(pause, max(0.05, (upcoming - datetime.now(UTC)).total_seconds()))
@@ -71,11 +72,21 @@ class HookWorker:
             self._wake.clear()
 
     def work(self, outbox: Outbox) -> int:
-        """Handle the events due now, each to the end of its attempt; how many were handled."""
-        rows = outbox.due()
-        for row in rows:
-            self.attempt(outbox, row)
-        return len(rows)
+        """Handle the events due now, each claimed alone and taken to the end of its attempt; how many were handled.
+        One whose end cannot be recorded (a database error on that row) is logged and taken again when its lease
+        ends; the others go on at once."""
+        handled = 0
+        while not self._stop.is_set() and (rows := outbox.due(limit=1)):
+            try:
+                self.attempt(outbox, rows[0])
+            except StoreDown:
+                raise
+            except Exception:
+                log.exception(
+                    "%s ticket %s: could not record how the attempt ended", rows[0].helpdesk, rows[0].ticket_id
+                )
+            handled += 1
+        return handled
 
     def attempt(self, outbox: Outbox, row: HookEventRecord) -> None:
         """One attempt at one event, ended whatever it raises: done, retried later when it may pass, or failed with
@@ -96,16 +107,19 @@ class HookWorker:
             why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'ticket'}: {e['msg']}" for e in err.errors())
             log.error("%s ticket %s: not a ticket: %s", row.helpdesk, row.ticket_id, why)
             outbox.fail(row, f"not a ticket the model can score: {why}")
-        except (HelpdeskBusy, httpx.TransportError, NoModel, StoreUnavailable, StoreDown, Busy) as err:
+        except (NoModel, StoreUnavailable, StoreDown, Busy) as err:  # this service's own state: never fails the event
+            self._retry(outbox, row, err, may_fail=False)
+        except (HelpdeskBusy, httpx.TransportError) as err:
             self._retry(outbox, row, err)
         except Exception as err:  # unforeseen: retried like a passing failure, so it fails after hook_max_attempts
             log.exception("%s ticket %s", row.helpdesk, row.ticket_id)
             self._retry(outbox, row, err)
 
-    def _retry(self, outbox: Outbox, row: HookEventRecord, err: Exception) -> None:
+    def _retry(self, outbox: Outbox, row: HookEventRecord, err: Exception, *, may_fail: bool = True) -> None:
         wait = getattr(err, "retry_after", None) or self.backoff(row.attempts)
         log.warning("%s ticket %s: %s; retry in %.0f s", row.helpdesk, row.ticket_id, err, wait)
-        outbox.retry(row, f"{err.__class__.__name__}: {err}", wait, self.settings.hook_max_attempts)
+        limit = self.settings.hook_max_attempts if may_fail else None
+        outbox.retry(row, f"{err.__class__.__name__}: {err}", wait, limit)
 
     def backoff(self, attempts: int) -> float:
         return min(self.settings.hook_retry_seconds * 2**attempts, 3600.0)

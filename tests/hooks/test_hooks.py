@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -348,7 +349,9 @@ def test_an_outcome_that_arrives_before_a_model_is_loaded_waits_for_one(
     trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
 ) -> None:
     groups = {**GROUPS, "zendesk:360002": FIRST_LINE}  # solved by the first line: not an escalation
-    settings = hook_settings(trained, tmp_path, desks).model_copy(update={"hook_groups": groups, "poll_seconds": 0})
+    # one attempt before an event fails: waiting for a model must not use them up
+    update = {"hook_groups": groups, "poll_seconds": 0, "hook_max_attempts": 1, "hook_retry_seconds": 0.2}
+    settings = hook_settings(trained, tmp_path, desks).model_copy(update=update)
 
     def not_yet(settings: Settings) -> LoadedModel:
         raise ModelUnavailable("no version has the alias yet")
@@ -360,7 +363,7 @@ def test_an_outcome_that_arrives_before_a_model_is_loaded_waits_for_one(
         state: AppState = app.state.runtime
         assert state.model is None and state.watcher is not None
         assert post(url, "zendesk", solved, signed("zendesk", solved)).status_code == 202
-        until(lambda: "35436" in events(store) and events(store)["35436"].attempts >= 1, what="a first attempt")
+        until(lambda: "35436" in events(store) and events(store)["35436"].attempts >= 2, what="a second attempt")
         row = events(store)["35436"]
         assert (row.status, row.last_error) == ("pending", "NoModel: no model loaded yet")
         assert store.feedback_frame().empty
@@ -368,3 +371,31 @@ def test_an_outcome_that_arrives_before_a_model_is_loaded_waits_for_one(
         until(lambda: events(store)["35436"].status == "done", what="the outcome recorded")
     feedback = store.feedback_frame().set_index("ticket_id")
     assert not feedback.loc["35436", "escalated"] and pd.isna(feedback.loc["35436", "target"])
+
+
+def test_an_event_whose_end_cannot_be_recorded_holds_up_no_other(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
+) -> None:
+    settings = hook_settings(trained, tmp_path, desks)
+    store = FeedbackStore(settings.feedback_url)
+    app = create_app(settings)
+    with running(app, ready="/readyz") as url:
+        state: AppState = app.state.runtime
+        assert state.hook_worker is not None and state.hooks and url
+        state.hook_worker.stop()  # both events wait for the next worker, due together as after a restart
+        refund = "I was charged twice for my plan this month. Please refund one of the payments."
+        for n, ticket_id in enumerate(["601", "602"]):
+            assert Outbox(store).add("zendesk", f"d-{n}", created(settings, ticket_id, "Charged twice", refund))
+        with store.engine.begin() as db:  # a real database error, on that one row: how its attempt ended is refused
+            db.exec_driver_sql(
+                "CREATE TRIGGER refuse_601 BEFORE UPDATE OF status, attempts ON hook_events "
+                "WHEN NEW.ticket_id = '601' BEGIN SELECT RAISE(ABORT, 'the disk refused this row'); END"
+            )
+        state.hook_worker = HookWorker(state, state.hooks)
+        state.hook_worker.start()
+        writes = desks["zendesk"].wait_for(2, seconds=15)  # not after 601's five-minute lease
+        assert [w.path for w in writes] == ["/api/v2/tickets/601.json", "/api/v2/tickets/602.json"]
+        until(lambda: events(store)["602"].status == "done", what="the other event recorded")
+        row = events(store)["601"]
+    assert (row.status, row.attempts, row.last_error) == ("pending", 0, None)  # taken again when its lease ends
+    assert row.next_attempt_at.replace(tzinfo=None) > datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=200)
