@@ -79,6 +79,8 @@ def friendly(func: F) -> F:
         from features.config import ConfigError
         from features.data import DataError
         from features.encoders.transformer import EmbeddingModelError
+        from features.helpdesk.client import HelpdeskUnavailable
+        from features.helpdesk.errors import HelpdeskRefused
         from serving.auth import KeysFileError
         from serving.model_store import ModelUnavailable
         from training.embed_ray import EmbeddingFailed
@@ -99,6 +101,8 @@ def friendly(func: F) -> F:
             ClusterUnavailable,
             EmbeddingFailed,
             PromotionRefused,
+            HelpdeskRefused,
+            HelpdeskUnavailable,
             OSError,
         ) as err:
             typer.echo(f"error: {err}", err=True)
@@ -134,6 +138,48 @@ def sample_data(
 
     data, config = write_sample(output, rows, seed)
     typer.echo(f"wrote {data} ({rows} tickets) and {config}")
+
+
+@app.command("import")
+@friendly
+def import_(
+    helpdesk: Annotated[str, typer.Argument(help="zendesk (zammad and jira are next).")],
+    output: Annotated[Path, typer.Option("--output", help="The training export to write: .csv or .parquet.")],
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="First run: import tickets changed since this date (YYYY-MM-DD); later runs go on from the last."
+        ),
+    ] = None,
+    first_line: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--first-line", help="A first-line group (repeat for more); default: the group most tickets start in."
+        ),
+    ] = None,
+    hierarchical: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hierarchical",
+            help="A group, or a person as NAME=EMAIL, that stands for authority (repeat for more); the e-mail is only "
+            "looked up, never written.",
+        ),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="A progress bar on a terminal (plain log lines otherwise).")] = True,
+) -> None:
+    """Import solved tickets and their escalation paths from the helpdesk as a training export and its config."""
+    from datetime import UTC, datetime
+
+    from training.importer import import_history
+
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since).replace(tzinfo=UTC)
+        except ValueError:
+            raise typer.BadParameter(f"{since!r}: give a date as YYYY-MM-DD", param_hint="--since") from None
+    result = import_history(helpdesk, output, _settings(), start, first_line, hierarchical, progress)
+    typer.echo(result.summary())
 
 
 @app.command()

@@ -266,6 +266,20 @@ class TrainingOptions(_Strict):
     )
 
 
+class HelpdeskSource(_Strict):
+    """Where an imported export came from (`escalation import` writes it): the helpdesk, and the people whose
+    assignment is a hierarchical escalation, by target NAME -> the helpdesk's user id (never an e-mail)."""
+
+    kind: Literal["zendesk", "zammad", "jira"]
+    url: str = ""
+    people: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("people", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: object) -> object:
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
 class RouterConfig(_Strict):
     """One YAML file: the export's columns, the team directory, pooling and model options."""
 
@@ -280,6 +294,9 @@ class RouterConfig(_Strict):
     model: ModelOptions = Field(default_factory=ModelOptions)
     training: TrainingOptions = Field(default_factory=TrainingOptions)
     rules: list[Rule] = Field(default_factory=list, description="Escalation policies applied beside the model.")
+    helpdesk: HelpdeskSource | None = Field(
+        None, description="Set by `escalation import`: where the tickets came from."
+    )
 
     def with_max_seq_length(self, value: int | None) -> RouterConfig:
         """A copy whose encoder length is settled (training resolves 'auto' before anything is embedded)."""
@@ -306,7 +323,7 @@ class RouterConfig(_Strict):
             else:
                 out[prefix] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
-        walk("", self.model_dump(exclude={"rules"}))
+        walk("", self.model_dump(exclude={"rules", "helpdesk"}))
         out["rules"] = ",".join(r.name for r in self.rules) or "none"  # the rules themselves go in rules.json
         return out
 

@@ -120,6 +120,15 @@ class Settings(BaseSettings):
         5.0, gt=0, le=3600, description="First pause before a failed write-back is retried (doubling, at most 1 h)."
     )
     hook_max_attempts: int = Field(12, ge=1, le=100, description="Write-back attempts before an event is failed.")
+    import_retry_seconds: float = Field(
+        2.0, gt=0, le=600, description="`escalation import`: first pause after a 5xx or a lost connection (doubling)."
+    )
+    import_max_attempts: int = Field(
+        6, ge=1, le=50, description="`escalation import`: tries of one request before the run stops (resumable)."
+    )
+    zendesk_export_per_minute: float = Field(
+        10.0, gt=0, le=6000, description="Requests a minute to Zendesk's incremental export (its documented limit)."
+    )
 
     mask_names: list[str] = Field(
         default_factory=list, description='Names masked in everything shown, as JSON: ["Anna Schmidt", "Jörg"].'

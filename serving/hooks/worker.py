@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import ValidationError
 
+from features.helpdesk.errors import HelpdeskBusy, HelpdeskRefused
 from serving.batcher import Busy
 from serving.feedback_store import Feedback, HookEventRecord, StoreUnavailable
-from serving.hooks.connectors import Connector, HelpdeskBusy, HelpdeskRefused
+from serving.hooks.connectors import Connector
 from serving.hooks.note import note_for, tags_for
 from serving.hooks.outbox import Outbox
 from serving.schemas import Message, TicketIn

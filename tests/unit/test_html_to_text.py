@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.hooks.connectors import html_to_text
+from features.helpdesk.text import html_to_text
 
 
 @pytest.mark.parametrize(
