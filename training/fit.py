@@ -466,6 +466,7 @@ def fit_router(
         pooled=dict(labels.pooled),
         target_thresholds=target_thresholds,
         rules=list(config.rules),
+        helpdesk=config.helpdesk,
         head_params={
             "escalation_C": esc_params.C,
             "target_C": tgt_params.C,

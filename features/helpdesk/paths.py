@@ -69,6 +69,13 @@ class Directory:
     hierarchical: tuple[str, ...] = ()
     people: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def of_model(cls, first_line: list[str], kinds: dict[str, str], people: dict[str, str]) -> Directory:
+        """The directory a trained model carries: its first line, its hierarchical targets, and its people (target
+        NAME -> user id, as the config has them)."""
+        hierarchical = tuple(t for t, kind in kinds.items() if kind == "hierarchical")
+        return cls(tuple(first_line), hierarchical, {uid: name for name, uid in people.items()})
+
     def target(self, step: Step) -> str:
         if step.assignee is not None and step.assignee in self.people:
             return self.people[step.assignee]

@@ -32,15 +32,13 @@ def reader(settings: Settings, **kwargs: Any) -> Reader:
         raise HelpdeskRefused(
             "zendesk: set ESCALATION_ZENDESK_URL, ESCALATION_ZENDESK_EMAIL and ESCALATION_ZENDESK_TOKEN"
         )
-    return Reader(
-        "zendesk",
-        settings.zendesk_url.rstrip("/"),
-        auth=(f"{settings.zendesk_email}/token", settings.zendesk_token),
-        per_minute={INCREMENTAL: settings.zendesk_export_per_minute},
-        retry_seconds=settings.import_retry_seconds,
-        max_attempts=settings.import_max_attempts,
-        **kwargs,
-    )
+    options: dict[str, Any] = {
+        "auth": (f"{settings.zendesk_email}/token", settings.zendesk_token),
+        "per_minute": {INCREMENTAL: settings.zendesk_export_per_minute},
+        "retry_seconds": settings.import_retry_seconds,
+        "max_attempts": settings.import_max_attempts,
+    }
+    return Reader("zendesk", settings.zendesk_url.rstrip("/"), **(options | kwargs))
 
 
 def iso(value: Any) -> str:
@@ -85,6 +83,10 @@ class ZendeskHistory:
         body = self.reader.get("/api/v2/users/search.json", params={"query": email})
         matches = [u for u in body.get("users") or [] if str(u.get("email", "")).lower() == email.lower()]
         return str(matches[0]["id"]) if matches else None
+
+    def ticket(self, ticket_id: str) -> dict[str, Any]:
+        """One ticket as the incremental export shows it (`GET /api/v2/tickets/{id}.json`)."""
+        return dict(self.reader.get(f"/api/v2/tickets/{ticket_id}.json").get("ticket") or {})
 
     def changed(self, cursor: str | None, since: datetime | None) -> Iterator[Page]:
         """Tickets changed since `since` (the first run) or since `cursor` (the last run's end), page by page."""

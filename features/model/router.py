@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.linear_model import LogisticRegression
 
-from features.config import Rule
+from features.config import HelpdeskSource, Rule
 from features.encoders import Encoder
 from features.encoders.transformer import TransformerEncoder
 from features.model.aliases import load_pickled
@@ -142,6 +142,7 @@ class EscalationRouter:
     per_target: dict[str, dict[str, float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     provenance: Provenance | None = None  # which tickets it trained on and held out (None: made before it was kept)
+    helpdesk: HelpdeskSource | None = None  # where an imported export came from: live outcomes read paths alike
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Artefacts saved before a field existed load with that field's default; those from before the one

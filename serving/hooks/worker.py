@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import ValidationError
 
-from features.helpdesk.errors import HelpdeskBusy, HelpdeskRefused
+from features.helpdesk import zendesk
+from features.helpdesk.client import HelpdeskUnavailable
+from features.helpdesk.errors import HelpdeskBusy, HelpdeskNotFound, HelpdeskRefused
+from features.helpdesk.paths import Directory, Label, label
+from features.helpdesk.zendesk import ZendeskHistory
+from features.model.router import EscalationRouter
 from serving.batcher import Busy
 from serving.feedback_store import Feedback, HookEventRecord, StoreUnavailable
 from serving.hooks.connectors import Connector
@@ -148,16 +153,20 @@ class HookWorker:
 
     def _outcome(self, outbox: Outbox, row: HookEventRecord) -> None:
         event, prefix = row.event, self.settings.hook_tag_prefix
-        group = event.get("group")
-        target = self.settings.hook_groups.get(group) if group else None
-        if target is None:
-            why = f"group {group} is not mapped to a target (ESCALATION_HOOK_GROUPS)" if group else "no group"
-            outbox.done(row, {"recorded": False, "why": why}, status="ignored")
-            return
         model = self.state.model
         if model is None:  # which targets are the first line's is the model's to say: wait for it, never guess
             raise NoModel("no model loaded yet")
-        escalated = target not in set(model.router.first_line)
+        path = self._path(row, model.router)
+        if path is not None:  # the ticket's own history, read as the importer reads it
+            escalated, target, source = path.escalated, path.target, f"path {' > '.join(path.path)}"
+        else:  # the final group, mapped by ESCALATION_HOOK_GROUPS
+            group = event.get("group")
+            target = self.settings.hook_groups.get(group) if group else None
+            if target is None:
+                why = f"group {group} is not mapped to a target (ESCALATION_HOOK_GROUPS)" if group else "no group"
+                outbox.done(row, {"recorded": False, "why": why}, status="ignored")
+                return
+            escalated, source = target not in set(model.router.first_line), f"group {group}"
         tags = set(event.get("tags") or [])
         if f"{prefix}accepted" in tags or f"{prefix}wrong" in tags:
             accepted = f"{prefix}accepted" in tags  # the agent's own word wins
@@ -165,11 +174,31 @@ class HookWorker:
             said = outbox.suggestion(row.helpdesk, row.ticket_id)
             accepted = said.get("top_target") == target if escalated else said.get("decision") == "resolve_first"
         feedback = Feedback(
-            row.ticket_id, escalated, target if escalated else None, accepted, f"{row.helpdesk} outcome, group {group}"
+            row.ticket_id, escalated, target if escalated else None, accepted, f"{row.helpdesk} outcome, {source}"
         )
         stored = self.state.store.get().record_feedback(feedback, self.state.known_targets())
         result = {"recorded": True, "escalated": escalated, "target": feedback.target, "accepted": accepted}
         outbox.done(row, {**result, "flags": list(stored.flags)})
+
+    def _path(self, row: HookEventRecord, router: EscalationRouter) -> Label | None:
+        """The solved ticket's escalation path by the importer's rule, when the model was trained on an import from
+        this helpdesk and the helpdesk can be read (Zendesk for now); None: fall back to the final group."""
+        source = router.helpdesk
+        if (
+            source is None
+            or source.kind != row.helpdesk
+            or row.helpdesk != "zendesk"
+            or not self.settings.zendesk_token
+        ):
+            return None
+        history = ZendeskHistory(zendesk.reader(self.settings, http=self.http, max_attempts=1))
+        try:
+            found = history.history(history.ticket(row.ticket_id))
+        except HelpdeskNotFound:
+            raise HelpdeskRefused(f"zendesk ticket {row.ticket_id} is gone (deleted since it was solved)") from None
+        except HelpdeskUnavailable as err:
+            raise HelpdeskBusy(str(err)) from None
+        return label(found, Directory.of_model(router.first_line, router.kinds, source.people))
 
 
 class NoModel(Exception):

@@ -314,6 +314,9 @@ class FakeZendesk:
                 found = query.get("query", "").lower() == LEAD_EMAIL
                 return {"users": [{"id": int(LEAD_ID), "email": LEAD_EMAIL, "name": "Lea Lead"}] if found else []}
             parts = path.split("/")
+            if len(parts) == 5 and parts[3] == "tickets" and parts[4].endswith(".json"):
+                ticket = self.account.tickets.get(int(parts[4].removesuffix(".json")))
+                return {"ticket": ticket.json()} if ticket is not None else None
             if len(parts) == 6 and parts[3] == "tickets" and parts[5] == "audits.json":
                 ticket = self.account.tickets.get(int(parts[4]))
                 if ticket is None:

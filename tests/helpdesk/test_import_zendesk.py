@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,8 +19,11 @@ from escalation.cli import app
 from features.config import load_config
 from features.helpdesk.client import HelpdeskUnavailable
 from features.settings import Settings
-from tests.conftest import store_settings
+from serving.app import create_app
+from serving.feedback_store import FeedbackStore
+from tests.conftest import running, store_settings
 from tests.helpdesk.fake_zendesk import EMAIL, GROUPS, LEAD_EMAIL, LEAD_ID, TOKEN, Account, FakeZendesk
+from tests.hooks.test_hooks import SECRET, payload, post, signed, until
 from training.importer import import_history
 
 SINCE = "2026-01-01"
@@ -174,18 +178,37 @@ def test_a_wrong_token_says_which_settings_to_check(zendesk: FakeZendesk, tmp_pa
     assert code == 1 and said.strip().splitlines()[-1].endswith("(check the zendesk e-mail and token settings)")
 
 
+@dataclass
+class Imported:
+    fake: FakeZendesk
+    folder: Path
+    output: Path
+    settings: Settings  # the registry the import trained into, and this fake's read settings
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Imported]:
+    """The fake's history imported with `escalation import` and trained with `escalation train`, as a user would."""
+    fake, folder = FakeZendesk(Account()).start(), tmp_path_factory.mktemp("imported")
+    output = folder / "history.csv"
+    try:
+        assert run(fake, output, "--since", SINCE, "--hierarchical", LEAD, "--no-progress")[0] == 0
+        settings = settings_for(fake).model_copy(update=store_settings(folder).model_dump(include=STORES))
+        args = ["train", "--data", str(output), "--config", str(output.with_suffix(".yaml")), "--no-progress"]
+        trained = CliRunner().invoke(app, args, env={"MLFLOW_TRACKING_URI": settings.tracking_uri})
+        assert trained.exit_code == 0, trained.output
+        yield Imported(fake, folder, output, settings)
+    finally:
+        fake.stop()
+
+
+STORES = {"tracking_uri", "feedback_url", "embedding_cache", "keys_file", "model_cache_dir"}
+
+
 @pytest.mark.slow
 def test_import_then_train_then_predict_learns_functional_and_hierarchical_targets(
-    zendesk: FakeZendesk, tmp_path: Path
+    imported: Imported, tmp_path: Path
 ) -> None:
-    output = tmp_path / "history.csv"
-    assert run(zendesk, output, "--since", SINCE, "--hierarchical", LEAD, "--no-progress")[0] == 0
-    env = {"MLFLOW_TRACKING_URI": store_settings(tmp_path).tracking_uri}
-    config = output.with_suffix(".yaml")
-    trained = CliRunner().invoke(
-        app, ["train", "--data", str(output), "--config", str(config), "--no-progress"], env=env
-    )
-    assert trained.exit_code == 0, trained.output
     asks = pd.DataFrame(
         {
             "ticket_id": ["n1", "n2", "n3"],
@@ -200,9 +223,11 @@ def test_import_then_train_then_predict_learns_functional_and_hierarchical_targe
         }
     )
     asks.to_csv(tmp_path / "new.csv", index=False)
-    scored = tmp_path / "scored.jsonl"
+    scored, config = tmp_path / "scored.jsonl", imported.output.with_suffix(".yaml")
     args = ["predict", "--data", str(tmp_path / "new.csv"), "--config", str(config), "--output", str(scored)]
-    predicted = CliRunner().invoke(app, [*args, "--no-progress"], env=env)
+    predicted = CliRunner().invoke(
+        app, [*args, "--no-progress"], env={"MLFLOW_TRACKING_URI": imported.settings.tracking_uri}
+    )
     assert predicted.exit_code == 0, predicted.output
     answers = {a["id"]: a for a in map(json.loads, scored.read_text().splitlines())}
     top = {k: (a["suggestions"][0]["target"], a["suggestions"][0]["kind"]) for k, a in answers.items()}
@@ -211,3 +236,26 @@ def test_import_then_train_then_predict_learns_functional_and_hierarchical_targe
         "n2": ("Engineering", "functional"),
         "n3": ("team-lead", "hierarchical"),
     }
+
+
+@pytest.mark.slow
+def test_a_live_outcome_reads_the_tickets_path_as_the_import_did(imported: Imported) -> None:
+    """Solved events name only the final group: Billing for a ticket the team lead resolved, Support for one that
+    Engineering fixed before it came back to close. The worker reads each ticket's history, so the feedback says
+    team-lead and Engineering, as the imported labels do, with no ESCALATION_HOOK_GROUPS at all."""
+    tickets = imported.fake.account.tickets.values()
+    lead, back = (next(t for t in tickets if t.kind == kind) for kind in ("lead", "back"))
+    settings = imported.settings.model_copy(update={"zendesk_webhook_secret": SECRET["zendesk"], "hook_groups": {}})
+    store = FeedbackStore(settings.feedback_url)
+    with running(create_app(settings), ready="/readyz") as url:
+        for n, ticket in enumerate([lead, back]):
+            body = json.loads(payload("zendesk_status_solved"))
+            body["id"] = f"solved-{n}"
+            body["detail"].update(id=str(ticket.id), group_id=ticket.group_id)
+            raw = json.dumps(body).encode()
+            assert post(url, "zendesk", raw, signed("zendesk", raw)).status_code == 202
+        until(lambda: len(store.feedback_frame()) == 2, seconds=30, what="both outcomes recorded")
+    feedback = store.feedback_frame().set_index("ticket_id")
+    assert feedback.loc[str(lead.id), ["escalated", "target"]].tolist() == [True, "team-lead"]
+    assert feedback.loc[str(back.id), ["escalated", "target"]].tolist() == [True, "Engineering"]
+    assert feedback.loc[str(back.id), "note"] == "zendesk outcome, path Support > Engineering > Support"
