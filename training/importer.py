@@ -31,11 +31,10 @@ from tqdm import tqdm
 from features.config import ConfigError, load_config
 from features.data import DataError
 from features.helpdesk.paths import FINAL, Directory, History, label, resolution, start_group, visible_text
-from features.helpdesk.zendesk import ZendeskHistory, reader
+from features.helpdesk.source import HistorySource, helpdesks, history_source
 from features.settings import Settings
 
 log = logging.getLogger(__name__)
-HELPDESKS = ("zendesk",)
 COLUMNS = ["ticket_id", "created_at", "subject", "text", "target", "path", "resolution", "channel", "priority"]
 METADATA = ["channel", "priority"]
 
@@ -85,21 +84,20 @@ def import_history(
     progress: bool = True,
 ) -> ImportResult:
     """Read what changed in the helpdesk since the last run (or `since`), then write the export and its config."""
-    if helpdesk not in HELPDESKS:
-        raise DataError(f"helpdesk {helpdesk!r}: this version imports from {', '.join(HELPDESKS)}")
+    if helpdesk not in helpdesks():
+        raise DataError(f"helpdesk {helpdesk!r}: this version imports from {', '.join(helpdesks())}")
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise DataError(f"--output {output}: give a .csv or .parquet file")
     output.parent.mkdir(parents=True, exist_ok=True)
+    source = history_source(helpdesk, settings, on_wait=lambda why, s: bar.set_postfix_str(f"waiting {s:.0f} s: {why}"))
+    client = source.reader
     state_path, journal_path = beside(output, ".import.json"), beside(output, ".import.jsonl")
-    state = _read_state(state_path, helpdesk, settings.zendesk_url)
+    state = _read_state(state_path, helpdesk, client.base)
     if state.get("cursor") is None and since is None:
         raise DataError("--since: give the date to import from on the first run (later runs go on from the last)")
     config_path = beside(output, ".yaml")
     existing = _read_config(config_path)
-
     bar = tqdm(unit=" tickets", desc=f"{helpdesk} import", disable=not (progress and sys.stderr.isatty()))
-    client = reader(settings, on_wait=lambda why, s: bar.set_postfix_str(f"waiting {s:.0f} s: {why}"))
-    source = ZendeskHistory(client)
     fetched = 0
     try:
         people = _people(source, hierarchical or [], existing)
@@ -134,7 +132,7 @@ def import_history(
     directory, why = _directory(histories, first_line, hierarchical or [], people, existing)
     frame, escalated, still_open = _export(histories, directory)
     _write_frame(frame, output)
-    proposal = _proposal(helpdesk, settings.zendesk_url, directory, people)
+    proposal = _proposal(helpdesk, client.base, directory, people)
     written, changes = _offer_config(config_path, proposal, existing)
     hook_groups = beside(output, ".hook-groups.json")
     _write_json(hook_groups, {f"{helpdesk}:{gid}": name for gid, name in sorted(groups.items())})
@@ -177,7 +175,7 @@ def _read_config(path: Path) -> dict[str, Any] | None:
     return dict(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
-def _people(source: ZendeskHistory, hierarchical: list[str], existing: dict[str, Any] | None) -> dict[str, str]:
+def _people(source: HistorySource, hierarchical: list[str], existing: dict[str, Any] | None) -> dict[str, str]:
     """The helpdesk's user id -> NAME of each person given as NAME=EMAIL (looked up by e-mail, never written), else
     those the existing config names."""
     given = [h for h in hierarchical if "=" in h]

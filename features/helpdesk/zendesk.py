@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from features.helpdesk.client import Reader
 from features.helpdesk.errors import HelpdeskNotFound, HelpdeskRefused
 from features.helpdesk.paths import FINAL, History, Message, Step
+from features.helpdesk.source import Page
 from features.helpdesk.text import html_to_text
 from features.settings import Settings
 
@@ -41,6 +41,10 @@ def reader(settings: Settings, **kwargs: Any) -> Reader:
     return Reader("zendesk", settings.zendesk_url.rstrip("/"), **(options | kwargs))
 
 
+def source(settings: Settings, **kwargs: Any) -> ZendeskHistory:
+    return ZendeskHistory(reader(settings, **kwargs))
+
+
 def iso(value: Any) -> str:
     """Zendesk's times (ISO 8601 or epoch seconds) as one comparable form: `YYYY-MM-DDTHH:MM:SSZ`, UTC."""
     if isinstance(value, int | float):
@@ -50,20 +54,13 @@ def iso(value: Any) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
-class Page:
-    tickets: list[dict[str, Any]]
-    cursor: str | None  # where the next request starts: also the next run's start
-    end: bool
-
-
 class ZendeskHistory:
     """Pages of changed tickets, and one ticket's history from its audits."""
 
     helpdesk = "zendesk"
 
     def __init__(self, reader: Reader):
-        self.reader = reader
+        self.reader, self.url = reader, reader.base
         self._groups: dict[str, str] | None = None
 
     def groups(self) -> dict[str, str]:

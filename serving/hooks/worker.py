@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import ValidationError
 
-from features.helpdesk import zendesk
 from features.helpdesk.client import HelpdeskUnavailable
 from features.helpdesk.errors import HelpdeskBusy, HelpdeskNotFound, HelpdeskRefused
 from features.helpdesk.paths import Directory, Label, label
-from features.helpdesk.zendesk import ZendeskHistory
+from features.helpdesk.source import helpdesks, history_source
 from features.model.router import EscalationRouter
 from serving.batcher import Busy
 from serving.feedback_store import Feedback, HookEventRecord, StoreUnavailable
@@ -182,20 +181,20 @@ class HookWorker:
 
     def _path(self, row: HookEventRecord, router: EscalationRouter) -> Label | None:
         """The solved ticket's escalation path by the importer's rule, when the model was trained on an import from
-        this helpdesk and the helpdesk can be read (Zendesk for now); None: fall back to the final group."""
+        this helpdesk and its history can be read; None: fall back to the final group."""
         source = router.helpdesk
-        if (
-            source is None
-            or source.kind != row.helpdesk
-            or row.helpdesk != "zendesk"
-            or not self.settings.zendesk_token
-        ):
+        if source is None or source.kind != row.helpdesk or row.helpdesk not in helpdesks():
             return None
-        history = ZendeskHistory(zendesk.reader(self.settings, http=self.http, max_attempts=1))
+        try:
+            history = history_source(row.helpdesk, self.settings, http=self.http, max_attempts=1)
+        except HelpdeskRefused:  # no read credentials configured
+            return None
         try:
             found = history.history(history.ticket(row.ticket_id))
         except HelpdeskNotFound:
-            raise HelpdeskRefused(f"zendesk ticket {row.ticket_id} is gone (deleted since it was solved)") from None
+            raise HelpdeskRefused(
+                f"{row.helpdesk} ticket {row.ticket_id} is gone (deleted since it was solved)"
+            ) from None
         except HelpdeskUnavailable as err:
             raise HelpdeskBusy(str(err)) from None
         return label(found, Directory.of_model(router.first_line, router.kinds, source.people))
