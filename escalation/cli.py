@@ -140,6 +140,40 @@ def sample_data(
     typer.echo(f"wrote {data} ({rows} tickets) and {config}")
 
 
+@app.command()
+@friendly
+def init(
+    data: DataOpt,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the proposed config here (printed only, without it).")
+    ] = None,
+    first_line: Annotated[
+        list[str] | None, typer.Option("--first-line", help="Confirm or correct the first-line target (repeatable).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="The column naming who resolved each ticket, if not the guess.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite --output when it exists.")] = False,
+) -> None:
+    """Propose a training config from an export's columns, each guess explained in one line."""
+    import yaml
+
+    from features.data import DataError, load_export
+    from training.propose import propose
+
+    if output is not None and output.exists() and not force:
+        raise DataError(f"--output {output}: exists; give --force to overwrite it, or another path")
+    export = load_export(data)
+    proposal = propose(export.frame, first_line, target)
+    text = yaml.safe_dump(proposal.config, sort_keys=False, allow_unicode=True)
+    typer.echo(f"{data}: {len(export.frame)} rows, {len(export.frame.columns)} columns\n{proposal.explain()}\n")
+    if output is None:
+        typer.echo(f"{text}\nadd --output CONFIG to write it, then: escalation train --data {data} --config CONFIG")
+        return
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output}: escalation train --data {data} --config {output}")
+
+
 @app.command("import")
 @friendly
 def import_(

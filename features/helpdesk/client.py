@@ -69,12 +69,14 @@ class Reader:
                 raise HelpdeskRefused(f"{self.name} GET {path}: the answer is not JSON") from None
             except (HelpdeskBusy, httpx.TransportError) as err:
                 wait = getattr(err, "retry_after", None) or self.retry_seconds * 2 ** (attempt - 1)
+                what = (
+                    str(err) if isinstance(err, HelpdeskBusy) else f"{self.name} GET {path}: {err.__class__.__name__}"
+                )
                 if attempt == self.max_attempts:
                     raise HelpdeskUnavailable(
-                        f"{self.name}: {err or err.__class__.__name__} after {attempt} tries; run the import again to "
-                        "resume where it stopped"
+                        f"{what} after {attempt} tries; run the import again to resume where it stopped"
                     ) from None
-                self._wait(f"{err or err.__class__.__name__}", wait)
+                self._wait(what, wait)
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _pace(self, path: str) -> None:

@@ -142,6 +142,19 @@ def test_a_ticket_deleted_between_the_feed_and_its_audits_is_left_out(zendesk: F
     assert "87 solved tickets" in said
 
 
+def test_a_night_the_helpdesk_stays_down_keeps_yesterdays_export(zendesk: FakeZendesk, tmp_path: Path) -> None:
+    output = tmp_path / "history.csv"
+    assert run(zendesk, output, "--since", SINCE, "--no-progress")[0] == 0
+    before = output.read_bytes()
+    zendesk.fail("/api/v2/incremental/", *[503] * 6)
+    code, said = run(zendesk, output, "--no-progress")
+    assert code == 1 and said.strip().splitlines() == [
+        "error: zendesk GET /api/v2/incremental/tickets/cursor.json: HTTP 503 after 6 tries; "
+        "run the import again to resume where it stopped"
+    ]
+    assert output.read_bytes() == before
+
+
 def test_a_rerun_keeps_an_edited_config_and_says_what_it_would_change(zendesk: FakeZendesk, tmp_path: Path) -> None:
     output = tmp_path / "history.parquet"
     assert run(zendesk, output, "--since", SINCE, "--no-progress")[0] == 0
