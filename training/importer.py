@@ -35,7 +35,18 @@ from features.helpdesk.source import HistorySource, helpdesks, history_source
 from features.settings import Settings
 
 log = logging.getLogger(__name__)
-COLUMNS = ["ticket_id", "created_at", "subject", "text", "target", "path", "resolution", "channel", "priority"]
+COLUMNS = [
+    "ticket_id",
+    "created_at",
+    "subject",
+    "text",
+    "target",
+    "path",
+    "path_at",
+    "resolution",
+    "channel",
+    "priority",
+]
 METADATA = ["channel", "priority"]
 
 
@@ -258,6 +269,7 @@ def _export(histories: dict[str, History], directory: Directory) -> tuple[pd.Dat
                 "text": visible_text(history, found.first_hop_at),
                 "target": found.target,
                 "path": " > ".join(found.path),
+                "path_at": " > ".join(found.path_at),  # when it reached each, in the same order
                 "resolution": resolution(history),
                 **{k: history.metadata.get(k, "") for k in METADATA},
             }

@@ -89,6 +89,7 @@ class Directory:
 class Label:
     target: str
     path: tuple[str, ...]  # the targets the ticket passed through, repeats collapsed
+    path_at: tuple[str, ...]  # when it reached each
     first_hop_at: str | None  # when it first left the first line; None: it never did
     escalated: bool
 
@@ -96,19 +97,22 @@ class Label:
 def label(history: History, directory: Directory) -> Label:
     """The ticket's target and path by the rule above (a ticket with no group history starts in the first line)."""
     path: list[str] = []
+    path_at: list[str] = []
     first_hop: str | None = None
     for step in sorted(history.steps, key=lambda s: s.at):
         target = directory.target(step)
         if not path or path[-1] != target:
             path.append(target)
+            path_at.append(step.at)
         if first_hop is None and not directory.is_first_line(target):
             first_hop = step.at
     if not path:
         path.append(directory.first_line[0])
+        path_at.append(history.created_at)
     outside = [t for t in path if not directory.is_first_line(t)]
     if outside:
-        return Label(outside[-1], tuple(path), first_hop, True)
-    return Label(path[-1], tuple(path), None, False)
+        return Label(outside[-1], tuple(path), tuple(path_at), first_hop, True)
+    return Label(path[-1], tuple(path), tuple(path_at), None, False)
 
 
 def visible_text(history: History, before: str | None) -> str:

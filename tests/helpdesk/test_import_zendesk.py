@@ -22,7 +22,7 @@ from features.settings import Settings
 from serving.app import create_app
 from serving.feedback_store import FeedbackStore
 from tests.conftest import running, store_settings
-from tests.helpdesk.fake_zendesk import EMAIL, GROUPS, LEAD_EMAIL, LEAD_ID, TOKEN, Account, FakeZendesk
+from tests.helpdesk.fake_zendesk import EMAIL, GROUPS, LEAD_EMAIL, LEAD_ID, TOKEN, Account, FakeZendesk, stamp
 from tests.hooks.test_hooks import SECRET, payload, post, signed, until
 from training.importer import import_history
 
@@ -71,6 +71,10 @@ def test_labels_follow_each_path_and_nothing_after_the_first_hop_reaches_trainin
     assert sorted(frame.index) == sorted(solved)  # open tickets skipped, deleted ones absent
     assert {tid: row.target for tid, row in frame.iterrows()} == {tid: t.target for tid, t in solved.items()}
     assert {tid: row.path for tid, row in frame.iterrows()} == {tid: " > ".join(t.path) for tid, t in solved.items()}
+    lead = next(t for t in solved.values() if t.kind == "lead")
+    assert frame.loc[str(lead.id), "path_at"] == " > ".join(  # created, moved to Billing 30 min on, the lead 1 h later
+        stamp(lead.created + timedelta(minutes=m)) for m in (0, 30, 90)
+    )
     assert "88 solved tickets (64 escalated), 3 not solved yet skipped" in said
     assert "first line: Support (the group 100% of tickets start in" in said
     # no leakage: every text written at or after the first hop (internal notes, agent replies, the customer's later
@@ -243,6 +247,9 @@ def test_import_then_train_then_predict_learns_functional_and_hierarchical_targe
     )
     assert predicted.exit_code == 0, predicted.output
     answers = {a["id"]: a for a in map(json.loads, scored.read_text().splitlines())}
+    shown = [n["resolution"] for a in answers.values() for n in a["explanation"]["similar_tickets"]]
+    assert shown and all("all sorted for ticket" in r for r in shown)  # the public reply at solve time
+    assert not any("@example.org" in r for r in shown)  # masked like every output
     top = {k: (a["suggestions"][0]["target"], a["suggestions"][0]["kind"]) for k, a in answers.items()}
     assert top == {
         "n1": ("Billing", "functional"),
