@@ -240,6 +240,10 @@ def _directory(
     if not groups and not any("=" in h for h in hierarchical):
         groups = [t for t in teams.get("hierarchical") or [] if t not in people.values()]
     if first_line:
+        seen = {step.group for h in histories.values() for step in h.steps if step.group is not None}
+        if seen and not seen & set(first_line):
+            known = ", ".join(sorted(seen)[:8])
+            raise DataError(f"--first-line {first_line[0]!r}: no ticket was ever in that group (groups: {known})")
         chosen, why = list(first_line), "given with --first-line"
     elif teams.get("first_line"):
         chosen, why = list(teams["first_line"]), "as the existing config says"

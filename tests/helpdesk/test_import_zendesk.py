@@ -180,6 +180,11 @@ def test_a_rerun_keeps_an_edited_config_and_says_what_it_would_change(zendesk: F
         ((), TOKEN, "error: --since: give the date to import from on the first run"),
         (("--since", "yesterday"), TOKEN, "'yesterday': give a date as YYYY-MM-DD"),
         (("--since", SINCE, "--hierarchical", "boss=nobody@example.com"), TOKEN, "no zendesk user has that e-mail"),
+        (
+            ("--since", SINCE, "--first-line", "Frontdesk"),
+            TOKEN,
+            "--first-line 'Frontdesk': no ticket was ever in that",
+        ),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_1(
