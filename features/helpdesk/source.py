@@ -13,7 +13,10 @@ from features.helpdesk.client import Reader
 from features.helpdesk.paths import History
 from features.settings import Settings
 
-MODULES = {"zendesk": "features.helpdesk.zendesk"}  # each has `source(settings, **reader_options)`
+MODULES = {
+    "zendesk": "features.helpdesk.zendesk",
+    "zammad": "features.helpdesk.zammad",
+}  # each has `source(settings, **reader_options)`
 
 
 @dataclass(frozen=True)
