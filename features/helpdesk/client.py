@@ -48,7 +48,14 @@ class Reader:
     _last: dict[str, float] = field(default_factory=dict)
 
     def get(self, path_or_url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The JSON body of one GET (a path under `base`, or a full URL the helpdesk gave for its next page)."""
+        """The JSON object of one GET (a path under `base`, or a full URL the helpdesk gave for its next page)."""
+        body = self.get_json(path_or_url, params)
+        if not isinstance(body, dict):
+            raise HelpdeskRefused(f"{self.name} GET {path_or_url.split('?')[0]}: expected a JSON object")
+        return body
+
+    def get_json(self, path_or_url: str, params: dict[str, Any] | None = None) -> Any:
+        """The JSON body of one GET, whatever its shape (some lists are a bare JSON array)."""
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else f"{self.base}{path_or_url}"
         path = url.removeprefix(self.base)
         for attempt in range(1, self.max_attempts + 1):
@@ -57,10 +64,7 @@ class Reader:
             try:
                 response = self.http.get(url, params=params, auth=self.auth, headers=self.headers)
                 check(response, f"{self.name} GET {path.split('?')[0]}")
-                body = response.json()
-                if not isinstance(body, dict):
-                    raise HelpdeskRefused(f"{self.name} GET {path}: expected a JSON object")
-                return body
+                return response.json()
             except HelpdeskRefused as err:
                 if "HTTP 401" in str(err) or "HTTP 403" in str(err):
                     raise HelpdeskRefused(f"{err} (check the {self.name} e-mail and token settings)") from None

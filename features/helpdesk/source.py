@@ -13,7 +13,8 @@ from features.helpdesk.client import Reader
 from features.helpdesk.paths import History
 from features.settings import Settings
 
-MODULES = {"zendesk": "features.helpdesk.zendesk"}  # each has `source(settings, **reader_options)`
+# each has `source(settings, **reader_options)`
+MODULES = {"zendesk": "features.helpdesk.zendesk", "jira": "features.helpdesk.jira"}
 
 
 @dataclass(frozen=True)
