@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +21,12 @@ from features.helpdesk.client import HelpdeskUnavailable
 from features.helpdesk.paths import Directory, History, label
 from features.helpdesk.source import history_source
 from features.settings import Settings
+from serving.app import create_app
+from serving.feedback_store import FeedbackStore
+from tests.conftest import running, store_settings
+from tests.helpdesk import test_import_zendesk as zendesk
 from tests.helpdesk.fake_jira import COMPONENTS, EMAIL, HIDDEN_EMAIL, LEAD_EMAIL, LEAD_ID, TOKEN, FakeJira, Site
+from tests.hooks.test_hooks import SECRET, payload, post, signed, until
 from training.importer import import_history
 
 SINCE = "2026-01-01"
@@ -179,3 +185,60 @@ def test_a_live_outcome_reads_an_issue_as_the_import_did(jira: FakeJira, tmp_pat
     jira.fail("/rest/api/3/issue/SUP-70", 503)
     with pytest.raises(HelpdeskUnavailable, match="after 1 tries"):
         live.ticket("SUP-70")
+
+
+@dataclass
+class Imported:
+    fake: FakeJira
+    output: Path
+    settings: Settings  # the registry the import trained into, and this fake's read settings
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Imported]:
+    """The fake's history imported with `escalation import jira` and trained with `escalation train`, as a user
+    would."""
+    fake, folder = FakeJira(Site()).start(), tmp_path_factory.mktemp("imported")
+    output = folder / "history.csv"
+    try:
+        assert run(fake, output, "--since", SINCE, "--hierarchical", LEAD, "--no-progress")[0] == 0
+        settings = settings_for(fake).model_copy(update=store_settings(folder).model_dump(include=zendesk.STORES))
+        args = ["train", "--data", str(output), "--config", str(output.with_suffix(".yaml")), "--no-progress"]
+        trained = CliRunner().invoke(app, args, env={"MLFLOW_TRACKING_URI": settings.tracking_uri})
+        assert trained.exit_code == 0, trained.output
+        yield Imported(fake, output, settings)
+    finally:
+        fake.stop()
+
+
+@pytest.mark.slow
+def test_import_then_train_then_predict_learns_functional_and_hierarchical_targets(
+    imported: Imported, tmp_path: Path
+) -> None:
+    """The Zendesk import's new tickets, asked of the model trained on the Jira import: routed to Billing, Engineering
+    and the team lead alike."""
+    zendesk.test_import_then_train_then_predict_learns_functional_and_hierarchical_targets(imported, tmp_path)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_a_served_jira_outcome_reads_the_issues_path_as_the_import_did(imported: Imported) -> None:
+    """Resolved events name only the final component: Billing for an issue the team lead resolved, Support for one
+    Engineering fixed before it came back to close. The worker reads each issue's changelog, so the feedback says
+    team-lead and Engineering, as the imported labels do, with no ESCALATION_HOOK_GROUPS at all."""
+    issues = imported.fake.site.issues.values()
+    lead, back = (next(i for i in issues if i.kind == kind) for kind in ("lead", "back"))
+    settings = imported.settings.model_copy(update={"jira_webhook_secret": SECRET["jira"], "hook_groups": {}})
+    store = FeedbackStore(settings.feedback_url)
+    with running(create_app(settings), ready="/readyz") as url:
+        for n, issue in enumerate([lead, back]):
+            body = json.loads(payload("jira_issue_resolved"))
+            body["issue"].update(id=str(10_000 + issue.number), key=issue.key)
+            body["issue"]["fields"]["components"] = [{"name": c} for c in issue.components]
+            raw = json.dumps(body).encode()
+            assert post(url, "jira", raw, signed("jira", raw, delivery=f"resolved-{n}")).status_code == 202
+        until(lambda: len(store.feedback_frame()) == 2, seconds=30, what="both outcomes recorded")
+    feedback = store.feedback_frame().set_index("ticket_id")
+    assert lead.components == ["Billing"] and back.components == ["Support"]
+    assert feedback.loc[lead.key, ["escalated", "target"]].tolist() == [True, "team-lead"]
+    assert feedback.loc[back.key, ["escalated", "target"]].tolist() == [True, "Engineering"]
+    assert feedback.loc[back.key, "note"] == "jira outcome, path Support > Engineering > Support"
