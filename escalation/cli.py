@@ -177,7 +177,7 @@ def init(
 @app.command("import")
 @friendly
 def import_(
-    helpdesk: Annotated[str, typer.Argument(help="The helpdesk to read: zendesk (zammad and jira are next).")],
+    helpdesk: Annotated[str, typer.Argument(help="The helpdesk to read: zendesk, zammad or jira.")],
     output: Annotated[Path, typer.Option("--output", help="The training export to write: .csv or .parquet.")],
     since: Annotated[
         str | None,

@@ -49,19 +49,20 @@ class Reader:
 
     def get(self, path_or_url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """The JSON object of one GET (a path under `base`, or a full URL the helpdesk gave for its next page)."""
-        body = self._json(path_or_url, params)
+        body = self.get_json(path_or_url, params)
         if not isinstance(body, dict):
             raise HelpdeskRefused(f"{self.name} GET {path_or_url}: expected a JSON object")
         return body
 
     def get_list(self, path_or_url: str, params: dict[str, Any] | None = None) -> list[Any]:
         """The JSON array of one GET, for the APIs that answer a list with one (Zammad's)."""
-        body = self._json(path_or_url, params)
+        body = self.get_json(path_or_url, params)
         if not isinstance(body, list):
             raise HelpdeskRefused(f"{self.name} GET {path_or_url}: expected a JSON array")
         return body
 
-    def _json(self, path_or_url: str, params: dict[str, Any] | None) -> Any:
+    def get_json(self, path_or_url: str, params: dict[str, Any] | None = None) -> Any:
+        """The JSON body of one GET, whatever its shape, with the pacing and retries."""
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else f"{self.base}{path_or_url}"
         path = url.removeprefix(self.base)
         for attempt in range(1, self.max_attempts + 1):

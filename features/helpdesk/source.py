@@ -13,10 +13,11 @@ from features.helpdesk.client import Reader
 from features.helpdesk.paths import History
 from features.settings import Settings
 
-MODULES = {
+MODULES = {  # each has `source(settings, **reader_options)`
     "zendesk": "features.helpdesk.zendesk",
     "zammad": "features.helpdesk.zammad",
-}  # each has `source(settings, **reader_options)`
+    "jira": "features.helpdesk.jira",
+}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Document Format (Jira) by walking its tree."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -65,11 +66,73 @@ def html_to_text(value: str) -> str:
 
 
 def adf_to_text(value: Any) -> str:
-    """Jira's description is plain text (webhooks, API v2) or an Atlassian Document Format tree (API v3)."""
+    """Jira's description and comments are plain text (webhooks, API v2) or an Atlassian Document Format tree (API
+    v3): the text an agent reads, one line per block (paragraph, heading, quote, code, table row) and hard break,
+    list items as `- ` or numbered lines, mentions, emoji, status lozenges and dates as shown, links by their URL."""
     if isinstance(value, str):
         return value
-    if isinstance(value, dict):
-        own = value.get("text", "") if value.get("type") == "text" else ""
-        inner = "".join(adf_to_text(c) for c in value.get("content", []) or [])
-        return own + inner + ("\n" if value.get("type") in ("paragraph", "heading", "listItem") else "")
-    return ""
+    if not isinstance(value, dict):
+        return ""
+    walk = _Adf()
+    walk.node(value)
+    lines = (" ".join(line.split()) for line in "".join(walk.parts).split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+class _Adf:
+    """Walks an ADF tree into text parts, its lines parted by line breaks."""
+
+    BLOCKS = frozenset({"paragraph", "heading", "blockquote", "codeBlock", "rule", "panel", "tableRow", "expand"})
+    BLOCKS |= frozenset({"nestedExpand", "mediaSingle", "mediaGroup", "decisionItem", "taskItem", "blockCard"})
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.lists: list[int | None] = []  # per open list: items so far when numbered, None for bullets
+        self.marked = False  # a list item's marker was just written: its first block goes on the marker's line
+        self.cells = 0  # table cells open: their blocks stay on the row's line
+
+    def node(self, node: dict[str, Any]) -> None:
+        kind, attrs = node.get("type"), node.get("attrs") or {}
+        if kind == "text":
+            self.write(str(node.get("text") or ""))
+        elif kind == "hardBreak":
+            self.write("\n")
+        elif kind in ("mention", "emoji", "status"):  # `@Name`, the emoji itself (or `:name:`), the lozenge's words
+            self.write(str(attrs.get("text") or attrs.get("shortName") or ""))
+        elif kind in ("inlineCard", "blockCard", "embedCard"):
+            self.write(str(attrs.get("url") or ""))
+        elif kind == "date" and str(attrs.get("timestamp") or "").isdigit():  # milliseconds since the epoch, UTC
+            self.write(datetime.fromtimestamp(int(attrs["timestamp"]) / 1000, UTC).strftime("%Y-%m-%d"))
+        if kind in ("bulletList", "orderedList"):
+            self.lists.append(int(attrs.get("order") or 1) - 1 if kind == "orderedList" else None)
+        elif kind == "listItem":
+            count = self.lists[-1] if self.lists else None
+            if count is not None:
+                self.lists[-1] = count + 1
+            self.write("\n- " if count is None else f"\n{count + 1}. ")
+            self.marked = True
+        block = kind in self.BLOCKS and not (self.cells and kind != "tableRow")  # a table row is one line
+        if block:
+            if not self.marked:
+                self.write("\n")
+            self.marked = False
+        if block and kind in ("expand", "nestedExpand") and attrs.get("title"):
+            self.write(f"{attrs['title']}\n")
+        cell = kind in ("tableCell", "tableHeader")
+        if cell:
+            self.write(" ")
+            self.cells += 1
+        for child in node.get("content") or []:
+            if isinstance(child, dict):
+                self.node(child)
+        if cell:
+            self.cells -= 1
+        if block:
+            self.write("\n")
+        if kind in ("bulletList", "orderedList") and self.lists:
+            self.lists.pop()
+
+    def write(self, text: str) -> None:
+        if text:
+            self.marked = False
+            self.parts.append(text)
