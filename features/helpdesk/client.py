@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from features.helpdesk.errors import HelpdeskBusy, HelpdeskRefused, check
+from features.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +109,13 @@ class Reader:
 
     def close(self) -> None:
         self.http.close()
+
+
+def configured(settings: Settings, name: str, needs: tuple[str, ...], **options: Any) -> Reader:
+    """A reader of helpdesk `name` at its connector's URL setting, with the import's retry settings; HelpdeskRefused
+    naming each setting (`<name>_url` and `needs`) that is not set."""
+    missing = [f"ESCALATION_{n.upper()}" for n in (f"{name}_url", *needs) if not getattr(settings, n)]
+    if missing:
+        raise HelpdeskRefused(f"{name}: set {', '.join(missing)} (the connector's settings, docs/helpdesks.md)")
+    defaults = {"retry_seconds": settings.import_retry_seconds, "max_attempts": settings.import_max_attempts}
+    return Reader(name, str(getattr(settings, f"{name}_url")).rstrip("/"), **(defaults | options))

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from features.helpdesk.client import Reader
+from features.helpdesk.client import Reader, configured
 from features.helpdesk.errors import HelpdeskNotFound, HelpdeskRefused
 from features.helpdesk.paths import FINAL, History, Message, Step
 from features.helpdesk.source import Page
@@ -40,14 +40,8 @@ DONE = "done"  # the status category of a resolved issue
 
 def reader(settings: Settings, **kwargs: Any) -> Reader:
     """A reader with the connector's own settings (ESCALATION_JIRA_URL, _EMAIL, _TOKEN): basic auth EMAIL:TOKEN."""
-    if not settings.jira_url or not settings.jira_email or not settings.jira_token:
-        raise HelpdeskRefused("jira: set ESCALATION_JIRA_URL, ESCALATION_JIRA_EMAIL and ESCALATION_JIRA_TOKEN")
-    options: dict[str, Any] = {
-        "auth": (settings.jira_email, settings.jira_token),
-        "retry_seconds": settings.import_retry_seconds,
-        "max_attempts": settings.import_max_attempts,
-    }
-    return Reader("jira", settings.jira_url.rstrip("/"), **(options | kwargs))
+    auth = (settings.jira_email, settings.jira_token)
+    return configured(settings, "jira", ("jira_email", "jira_token"), **({"auth": auth} | kwargs))
 
 
 def source(settings: Settings, **kwargs: Any) -> JiraHistory:

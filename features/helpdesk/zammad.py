@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from features.helpdesk.client import Reader
+from features.helpdesk.client import Reader, configured
 from features.helpdesk.errors import HelpdeskNotFound, HelpdeskRefused
 from features.helpdesk.paths import FINAL, History, Message, Step
 from features.helpdesk.source import Page
@@ -35,14 +35,8 @@ NOBODY = {"", "0", "1"}  # owner 1 is Zammad's "-": nobody
 
 def reader(settings: Settings, **kwargs: Any) -> Reader:
     """A reader with the connector's own settings (ESCALATION_ZAMMAD_URL, _TOKEN)."""
-    if not settings.zammad_url or not settings.zammad_token:
-        raise HelpdeskRefused("zammad: set ESCALATION_ZAMMAD_URL and ESCALATION_ZAMMAD_TOKEN")
-    options: dict[str, Any] = {
-        "headers": {"Authorization": f"Token token={settings.zammad_token}"},
-        "retry_seconds": settings.import_retry_seconds,
-        "max_attempts": settings.import_max_attempts,
-    }
-    return Reader("zammad", settings.zammad_url.rstrip("/"), **(options | kwargs))
+    headers = {"Authorization": f"Token token={settings.zammad_token}"}
+    return configured(settings, "zammad", ("zammad_token",), **({"headers": headers} | kwargs))
 
 
 def source(settings: Settings, **kwargs: Any) -> ZammadHistory:

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from features.helpdesk.client import Reader
-from features.helpdesk.errors import HelpdeskNotFound, HelpdeskRefused
+from features.helpdesk.client import Reader, configured
+from features.helpdesk.errors import HelpdeskNotFound
 from features.helpdesk.paths import FINAL, History, Message, Step
 from features.helpdesk.source import Page
 from features.helpdesk.text import html_to_text
@@ -28,17 +28,11 @@ SOLVED = {"solved", "closed"}
 
 def reader(settings: Settings, **kwargs: Any) -> Reader:
     """A reader with the connector's own settings (ESCALATION_ZENDESK_URL, _EMAIL, _TOKEN)."""
-    if not settings.zendesk_url or not settings.zendesk_email or not settings.zendesk_token:
-        raise HelpdeskRefused(
-            "zendesk: set ESCALATION_ZENDESK_URL, ESCALATION_ZENDESK_EMAIL and ESCALATION_ZENDESK_TOKEN"
-        )
-    options: dict[str, Any] = {
-        "auth": (f"{settings.zendesk_email}/token", settings.zendesk_token),
-        "per_minute": {INCREMENTAL: settings.zendesk_export_per_minute},
-        "retry_seconds": settings.import_retry_seconds,
-        "max_attempts": settings.import_max_attempts,
-    }
-    return Reader("zendesk", settings.zendesk_url.rstrip("/"), **(options | kwargs))
+    auth = (f"{settings.zendesk_email}/token", settings.zendesk_token)
+    paced = {INCREMENTAL: settings.zendesk_export_per_minute}
+    return configured(
+        settings, "zendesk", ("zendesk_email", "zendesk_token"), **({"auth": auth, "per_minute": paced} | kwargs)
+    )
 
 
 def source(settings: Settings, **kwargs: Any) -> ZendeskHistory:
