@@ -60,6 +60,18 @@ def _engine(engine: str, address: str | None, actors: int, batch_size: int) -> A
     return RayEngine(address, actors, batch_size)
 
 
+def _date(value: str | None, option: str) -> Any:
+    """A YYYY-MM-DD option as a UTC datetime (None stays None); anything else is one line naming the option."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: give a date as YYYY-MM-DD", param_hint=option) from None
+
+
 def _settings() -> Any:
     from features.settings import Settings
 
@@ -174,6 +186,31 @@ def init(
     typer.echo(f"wrote {output}: escalation train --data {data} --config {output}")
 
 
+@app.command()
+@friendly
+def insights(
+    data: DataOpt,
+    config: ConfigOpt,
+    output: Annotated[Path, typer.Option("--output", help="Folder for themes.json, report.md and runbooks/.")],
+    since: Annotated[str | None, typer.Option(help="Only tickets created since this date (YYYY-MM-DD).")] = None,
+    progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+) -> None:
+    """Recurring escalations first line could handle: themes of the escalated tickets, ranked by what a runbook
+    would save."""
+    from training.insights import insights_for_export
+
+    start = _date(since, "--since")
+    found = insights_for_export(data, config, _settings(), start, progress)
+    written = found.write(output)
+    typer.echo(f"{found.escalated} escalated tickets, {found.in_themes} in {len(found.themes)} themes")
+    for n, theme in enumerate(found.themes[:5], start=1):
+        repeat = f", {theme.repeatability:.0%} repeatable" if theme.repeatability is not None else ""
+        typer.echo(f"  {n}. {theme.name}: {theme.tickets} tickets{repeat}")
+    for why in found.cannot_show:
+        typer.echo(f"not shown: {why}")
+    typer.echo(f"wrote {written[0]}, {written[1]} and {len(written) - 2} draft runbooks")
+
+
 @app.command("import")
 @friendly
 def import_(
@@ -202,16 +239,9 @@ def import_(
     progress: Annotated[bool, typer.Option(help="A progress bar on a terminal (plain log lines otherwise).")] = True,
 ) -> None:
     """Import solved tickets and their escalation paths from the helpdesk as a training export and its config."""
-    from datetime import UTC, datetime
-
     from training.importer import import_history
 
-    start = None
-    if since is not None:
-        try:
-            start = datetime.fromisoformat(since).replace(tzinfo=UTC)
-        except ValueError:
-            raise typer.BadParameter(f"{since!r}: give a date as YYYY-MM-DD", param_hint="--since") from None
+    start = _date(since, "--since")
     result = import_history(helpdesk, output, _settings(), start, first_line, hierarchical, progress)
     typer.echo(result.summary())
 
