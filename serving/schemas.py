@@ -225,6 +225,20 @@ class HooksStatus(BaseModel):
     last_error: str | None
 
 
+class ThemeInfo(BaseModel):
+    """A recurring escalation the served version found among its training tickets (`escalation insights`)."""
+
+    name: str
+    words: list[str]
+    tickets: int
+    targets: dict[str, int]
+    repeatability: float | None = Field(description="Share resolved the way most were; null without resolutions.")
+    examples: list[str] = Field(description="Ticket ids, nearest the theme's centre first.")
+    resolution: str | None = Field(description="The fix most of its tickets got, masked.")
+    per_week: dict[str, int] = Field(default_factory=dict, description="ISO week -> tickets; empty without dates.")
+    saving: float = Field(description="Tickets x repeatability: what the ranking uses.")
+
+
 class ModelInfo(BaseModel):
     """The served version: where it came from, how it scored on its holdout, what it can suggest."""
 
@@ -255,6 +269,10 @@ class ModelInfo(BaseModel):
     )
     mlflow_run_url: str | None = Field(None, description="The training run in the MLflow UI, when the store has one.")
     training: dict[str, str | int | float]
+    themes: list[ThemeInfo] = Field(
+        default_factory=list,
+        description="Recurring escalations first line could handle, ranked (empty for versions trained before them).",
+    )
 
 
 class Health(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
@@ -91,6 +92,23 @@ class Insights:
             lines.append(f"- Examples: {', '.join(theme.examples)}")
             lines.append(f"- Draft runbook: runbooks/{n:02d}-{_slug(theme.words)}.md")
         return "\n".join(lines) + "\n"
+
+
+def themes_figure(insights: Insights, top: int = 12) -> Figure:
+    """The ranked themes as bars: tickets per theme, the repeatable share darker; for leads comparing runs."""
+    shown = insights.themes[:top][::-1]
+    fig = Figure(figsize=(9, 0.45 * max(len(shown), 2) + 1.2))
+    ax = fig.subplots()
+    names = [t.name for t in shown]
+    ax.barh(names, [t.tickets for t in shown], color="#c9d6e8", label="tickets")
+    repeatable = [t.tickets * (t.repeatability or 0) for t in shown]
+    if any(t.repeatability is not None for t in shown):
+        ax.barh(names, repeatable, color="#2f5d8a", label="resolved the way most were")
+    ax.set_xlabel("escalated tickets")
+    ax.set_title(f"Recurring escalations: {len(insights.themes)} themes, ranked by tickets x repeatability")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def runbook(theme: Theme) -> str:

@@ -4,6 +4,7 @@ promote (or keep it as `challenger`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -36,12 +37,15 @@ from training.evaluate import (
     rule_report,
 )
 from training.fit import fit_router, split_holdout
+from training.insights import Insights, find_themes, themes_figure
 from training.labels import Labels, derive_labels
 from training.model_card import HEADLINE, model_card
 from training.retrain import MergeReport, merge_feedback
 from training.tracking import Tracker, sqlite_database
 from training.validate import RowReport, check_columns, screen_rows, validate_export
 from training.version import code_version
+
+THEMES_KEPT = 20  # themes a model carries for the lead's view
 
 log = logging.getLogger(__name__)
 CHALLENGER = "challenger"
@@ -112,6 +116,7 @@ class Fitted:
     evaluation: Evaluation
     fit_seconds: float
     graph_seconds: float
+    themes: Insights  # recurring escalations among every ticket of the export
 
 
 @dataclass
@@ -309,7 +314,10 @@ def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> 
     evaluation = evaluate(router, p.hold_t, p.hold_embeddings, p.hold_labels, mask=mask)
     router.metrics = dict(evaluation.metrics)
     router.per_target = quality_per_target(evaluation.per_target)
-    return Fitted(router, evaluation, fit_seconds, graph_seconds)
+    # every ticket's embedding is at hand: the themes cost a clustering, and the server (no ticket text) shows them
+    themes = find_themes(p.tickets, p.embedded.vectors, p.config.teams.first_line, mask)
+    router.themes = [t.as_dict() for t in themes.themes[:THEMES_KEPT]]
+    return Fitted(router, evaluation, fit_seconds, graph_seconds, themes)
 
 
 def quality_per_target(report: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -421,6 +429,7 @@ def log_run(
     if router.target_thresholds:
         run.metrics({"target_threshold_fallback": router.target_thresholds.fallback})
     _log_evaluation(run, evaluation, router)
+    _log_themes(run, fitted.themes)
     run.json({"pooled_as_other": p.train_labels.pooled, "kinds": router.kinds}, "evaluation/labels.json")
     if p.config.rules:
         rules = rule_report(router, p.hold_t, p.hold_t["target"].to_numpy(dtype=str))
@@ -526,6 +535,19 @@ def _log_evaluation(run: Tracker, evaluation: Evaluation, router: EscalationRout
     run.table(coverage_precision_table(evaluation), "evaluation/coverage_precision.json")
     run.table(evaluation.mistakes, "evaluation/mistakes.json")
     run.json(evaluation.metrics, "evaluation/metrics.json")
+
+
+def _log_themes(run: Tracker, themes: Insights) -> None:
+    """Recurring escalations under `insights/`: the ranked table, the report and a figure, so leads compare runs."""
+    frame = pd.DataFrame([t.as_dict() for t in themes.themes]).drop(columns=["per_week"], errors="ignore")
+    if not frame.empty:
+        frame["targets"] = frame["targets"].map(json.dumps)
+        frame["words"] = frame["words"].map(", ".join)
+        frame["examples"] = frame["examples"].map(", ".join)
+    run.table(frame, "insights/themes.json")
+    run.text(themes.report(), "insights/report.md")
+    run.figure(themes_figure(themes), "insights/themes.png")
+    run.metrics({"themes": len(themes.themes), "themes_tickets": themes.in_themes})
 
 
 def _description(run: Tracker, evaluation: Evaluation, router: EscalationRouter, how: str, reason: str) -> str:

@@ -143,6 +143,7 @@ class EscalationRouter:
     info: dict[str, Any] = field(default_factory=dict)
     provenance: Provenance | None = None  # which tickets it trained on and held out (None: made before it was kept)
     helpdesk: HelpdeskSource | None = None  # where an imported export came from: live outcomes read paths alike
+    themes: list[dict[str, Any]] = field(default_factory=list)  # recurring escalations, masked (training/insights.py)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Artefacts saved before a field existed load with that field's default; those from before the one

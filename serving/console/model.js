@@ -62,7 +62,24 @@ function renderModel(m) {
       ),
     );
   }
+  renderThemes(m.themes || []);
   $("served").hidden = false;
+}
+
+function renderThemes(themes) {
+  const body = $("themes").tBodies[0];
+  body.replaceChildren(
+    ...themes.map((t) =>
+      row(
+        el("th", { scope: "row", text: t.name }),
+        cell(t.tickets, true),
+        cell(Object.entries(t.targets).map(([target, n]) => `${target} (${n})`).join(", ")),
+        cell(share(t.repeatability), true),
+        cell(t.resolution ?? "–"),
+      ),
+    ),
+  );
+  if (!themes.length) body.append(row(el("td", { colspan: 5, text: "No themes recorded for this version." })));
 }
 
 function renderSummary(s) {

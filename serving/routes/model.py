@@ -47,6 +47,7 @@ def model_info(model: Model, settings: AppSettings) -> ModelInfo:
         per_target={t: finite(numbers) for t, numbers in served.per_target.items()},
         mlflow_run_url=run_url(settings.tracking_uri, served.info),
         training={k: v for k, v in served.info.items() if isinstance(v, str | int | float)},
+        themes=served.themes,
     )
 
 

@@ -18,6 +18,7 @@ from serving.app import create_app
 from serving.auth import add_key
 from serving.feedback_store import FeedbackStore
 from tests.conftest import Trained, running, store_settings
+from training.register import load_router
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium")
@@ -272,5 +273,10 @@ def test_the_leads_view_shows_the_version_its_numbers_and_what_agents_did(
     version_row = page.locator("#versions tbody tr").filter(has=page.locator("th", has_text=trained.result.version))
     summary = version_row.locator("td").all_inner_texts()
     assert int(summary[0]) >= 1 and int(summary[1]) >= 1, summary
+    themes = page.locator("#themes tbody tr")
+    served = load_router(trained.settings, trained.result.version).themes
+    expect(themes).to_have_count(len(served))
+    first = themes.first.locator("th, td").all_inner_texts()
+    assert first[0] == served[0]["name"] and first[1] == str(served[0]["tickets"]), first
     expect(page.locator("#run-link")).to_be_hidden()  # a sqlite store has no MLflow UI to link
     page.screenshot(path=ARTEFACTS / "console-model.png", full_page=True)

@@ -10,10 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from escalation.cli import app
-from tests.conftest import store_settings
+from tests.conftest import Trained, store_settings
+from training.register import load_router
 
 VPN = [
     "VPN token expired, I cannot connect to the VPN from home",
@@ -123,6 +125,25 @@ def test_since_without_dates_is_one_line(tmp_path: Path) -> None:
     args = ["insights", "--data", str(tmp_path / "t.csv"), "--config", str(tmp_path / "c.yaml"), "--output"]
     result = CliRunner().invoke(app, [*args, str(tmp_path / "o"), "--since", "2026-01-01"])
     assert result.exit_code == 1 and result.output.startswith("error: --since:"), result.output
+
+
+def test_each_training_run_logs_its_themes_and_the_model_carries_them(trained: Trained) -> None:
+    """The sample's escalations, themed at training from the embeddings it already has: logged for leads to compare
+    runs, and carried (masked) by the model, since the server holds no ticket text."""
+    client = MlflowClient(trained.settings.tracking_uri)
+    run = client.get_run(trained.result.run_id)
+    artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "insights")}
+    assert artefacts == {"insights/themes.json", "insights/report.md", "insights/themes.png"}
+    router = load_router(trained.settings, trained.result.version)
+    table = json.loads(Path(client.download_artifacts(run.info.run_id, "insights/themes.json")).read_text())
+    logged = pd.DataFrame(table["data"], columns=table["columns"])
+    assert run.data.metrics["themes"] == len(logged) >= len(router.themes) > 0
+    assert [t["name"] for t in router.themes] == logged["name"].tolist()[: len(router.themes)]
+    savings = [t["saving"] for t in router.themes]
+    assert savings == sorted(savings, reverse=True)
+    sample = pd.read_csv(trained.data, dtype=str).set_index("ticket_id")
+    for theme in router.themes:  # examples are escalated tickets of the export, and the targets theirs
+        assert set(sample.loc[theme["examples"], "resolved_by"]) <= set(theme["targets"]) - {"service-desk"}
 
 
 pytestmark = pytest.mark.slow  # embeds with the real model
