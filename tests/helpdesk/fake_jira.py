@@ -34,6 +34,7 @@ HIDDEN_ID, HIDDEN_EMAIL = "712020:5b10ac8d-hidden", "hidden@example.com"  # a pr
 AGENT_ID = "712020:5b10ac8d-agent"
 ZONE = ZoneInfo("America/New_York")  # west of UTC: a search that took its minute for UTC would skip
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+PER_KIND = {"first_line": 24, "billing": 22, "back": 20, "lead": 18, "lists": 4, "open": 3, "vanished": 2}  # 93 issues
 OPEN = {"id": "3", "name": "In Progress", "statusCategory": {"id": 4, "key": "indeterminate", "name": "In Progress"}}
 DONE = {"id": "10001", "name": "Done", "statusCategory": {"id": 3, "key": "done", "name": "Done"}}
 
@@ -112,15 +113,7 @@ class Site:
     """The issues of one fake site; the same seed builds the same site."""
 
     def __init__(self, per_kind: dict[str, int] | None = None, seed: int = 3):
-        counts = per_kind or {
-            "first_line": 24,
-            "billing": 22,
-            "back": 20,
-            "lead": 18,
-            "lists": 4,
-            "open": 3,
-            "vanished": 2,
-        }
+        counts = per_kind or PER_KIND
         self.rng = random.Random(seed)
         self.issues: dict[str, Issue] = {}
         self.history_id, self.comment_id = 50_000, 70_000

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.helpdesk.fake_api import FakeReadAPI
-from tests.helpdesk.fake_zendesk import ASKS
+from tests.helpdesk.fake_zendesk import ASKS, PER_KIND
 
 TOKEN = "zm-read-token"
 GROUPS = {"1": "Support", "2": "Billing", "3": "Engineering", "4": "Accounts"}
@@ -82,15 +82,7 @@ class Instance:
     """The tickets of one fake Zammad; the same seed builds the same instance."""
 
     def __init__(self, per_kind: dict[str, int] | None = None, seed: int = 3):
-        counts = per_kind or {
-            "first_line": 24,
-            "billing": 22,
-            "back": 20,
-            "lead": 18,
-            "html": 4,
-            "open": 3,
-            "deleted": 2,
-        }
+        counts = per_kind or PER_KIND
         self.rng = random.Random(seed)
         self.tickets: dict[int, Ticket] = {}
         self.record_id = self.article_id = 0

@@ -22,6 +22,7 @@ AUTH = "Basic " + base64.b64encode(f"{EMAIL}/token:{TOKEN}".encode()).decode()
 GROUPS = {"100": "Support", "200": "Billing", "300": "Engineering", "400": "Accounts"}
 LEAD_ID, LEAD_EMAIL, AGENT_ID = "900", "lead@example.com", "800"
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+PER_KIND = {"first_line": 24, "billing": 22, "back": 20, "lead": 18, "html": 4, "open": 3, "deleted": 2}  # 93 tickets
 
 ASKS = {
     "Support": [
@@ -94,15 +95,7 @@ class Account:
     """The tickets of one fake account; the same seed builds the same account."""
 
     def __init__(self, per_kind: dict[str, int] | None = None, seed: int = 3):
-        counts = per_kind or {
-            "first_line": 24,
-            "billing": 22,
-            "back": 20,
-            "lead": 18,
-            "html": 4,
-            "open": 3,
-            "deleted": 2,
-        }
+        counts = per_kind or PER_KIND
         self.rng = random.Random(seed)
         self.tickets: dict[int, Ticket] = {}
         self.audit_id = 1
