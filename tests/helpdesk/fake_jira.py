@@ -16,16 +16,14 @@ import base64
 import json
 import random
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
 
+from tests.helpdesk.fake_api import FakeReadAPI
 from tests.helpdesk.fake_zendesk import ASKS
-from tests.hooks.fake_helpdesk import serve, shut
 
 EMAIL, TOKEN = "importer@example.com", "jira-read-token"
 AUTH = "Basic " + base64.b64encode(f"{EMAIL}:{TOKEN}".encode()).decode()
@@ -36,6 +34,7 @@ HIDDEN_ID, HIDDEN_EMAIL = "712020:5b10ac8d-hidden", "hidden@example.com"  # a pr
 AGENT_ID = "712020:5b10ac8d-agent"
 ZONE = ZoneInfo("America/New_York")  # west of UTC: a search that took its minute for UTC would skip
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+PER_KIND = {"first_line": 24, "billing": 22, "back": 20, "lead": 18, "lists": 4, "open": 3, "vanished": 2}  # 93 issues
 OPEN = {"id": "3", "name": "In Progress", "statusCategory": {"id": 4, "key": "indeterminate", "name": "In Progress"}}
 DONE = {"id": "10001", "name": "Done", "statusCategory": {"id": 3, "key": "done", "name": "Done"}}
 
@@ -114,15 +113,7 @@ class Site:
     """The issues of one fake site; the same seed builds the same site."""
 
     def __init__(self, per_kind: dict[str, int] | None = None, seed: int = 3):
-        counts = per_kind or {
-            "first_line": 24,
-            "billing": 22,
-            "back": 20,
-            "lead": 18,
-            "lists": 4,
-            "open": 3,
-            "vanished": 2,
-        }
+        counts = per_kind or PER_KIND
         self.rng = random.Random(seed)
         self.issues: dict[str, Issue] = {}
         self.history_id, self.comment_id = 50_000, 70_000
@@ -260,24 +251,17 @@ class Site:
 
 
 @dataclass
-class FakeJira:
+class FakeJira(FakeReadAPI):
+    helpdesk, email, token, auth = "jira", EMAIL, TOKEN, AUTH
+    not_found = {"errorMessages": ["Issue does not exist or you do not have permission"]}
+
     site: Site
     page_size: int = 40  # issues a search page holds
     search_changelog: int = 2  # histories the search's expanded changelog holds
     list_page: int = 2  # changelog, comments and components a page
-    failures: dict[str, list[int]] = field(default_factory=dict)  # path prefix -> statuses for the next requests
-    requests: list[str] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def fail(self, prefix: str, *statuses: int) -> None:
-        with self.lock:
-            self.failures.setdefault(prefix, []).extend(statuses)
+    def error(self, message: str) -> Any:
+        return {"errorMessages": [message], "errors": {}}
 
     def read(self, what: str) -> list[str]:
         """The issues whose `comment` or `changelog` list was read (its first pages)."""
@@ -289,76 +273,29 @@ class FakeJira:
                 found.append(parts[5])
         return found
 
-    def count(self, path: str) -> int:
-        """Requests for this path, whatever their query."""
-        return sum(1 for p in self.requests if p.split("?")[0] == path)
-
-    def start(self) -> FakeJira:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the handler's own method name
-                url = urlparse(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                with fake.lock:
-                    fake.requests.append(self.path)
-                    failure = next((s for p, s in fake.failures.items() if url.path.startswith(p) and s), None)
-                    status = failure.pop(0) if failure else 200
-                if self.headers.get("Authorization") != AUTH:
-                    status = 401
-                if status != 200:
-                    self.send_response(status)
-                    if status == 429:
-                        self.send_header("Retry-After", "1")
-                    self.end_headers()
-                    self.wfile.write(b'{"errorMessages": ["fake"], "errors": {}}')
-                    return
-                body = fake.answer(url.path, query)
-                if body is None:
-                    self.send_response(404)
-                    self.end_headers()
-                    self.wfile.write(b'{"errorMessages": ["Issue does not exist or you do not have permission"]}')
-                    return
-                raw = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = serve(Handler)
-        return self
-
-    def stop(self) -> None:
-        shut(self.server)
-
     def answer(self, path: str, query: dict[str, str]) -> Any:
-        with self.lock:
-            if path == "/rest/api/3/search/jql":
-                return self._search(query)
-            if path == "/rest/api/3/myself":
-                return {"accountId": "712020:importer", "emailAddress": EMAIL, "timeZone": str(ZONE)}
-            if path == "/rest/api/3/component":
-                values = [{"id": cid, "name": name, "projectKey": "SUP"} for cid, name in COMPONENTS.items()]
-                return self._page(values, query, "values")
-            if path == "/rest/api/3/user/search":  # a prefix of the name or e-mail; the hidden one matches too
-                asked = query.get("query", "").lower()
-                found = [user(LEAD_ID) | {"emailAddress": LEAD_EMAIL}] if LEAD_EMAIL.startswith(asked) else []
-                return found + ([user(HIDDEN_ID)] if asked and HIDDEN_EMAIL.startswith(asked) else [])
-            parts = path.split("/")
-            if len(parts) >= 6 and parts[4] == "issue":
-                issue = self.site.issues.get(parts[5])
-                if issue is None or issue.kind == "vanished":  # deleted: only the search still listed it
-                    return None
-                if len(parts) == 6:
-                    return issue.json(self.search_changelog if "changelog" in query.get("expand", "") else None)
-                if parts[6] == "changelog":  # oldest first
-                    return self._page(issue.histories, query, "values")
-                if parts[6] == "comment":
-                    return self._page(issue.comments, query, "comments", is_last=False)
+        if path == "/rest/api/3/search/jql":
+            return self._search(query)
+        if path == "/rest/api/3/myself":
+            return {"accountId": "712020:importer", "emailAddress": EMAIL, "timeZone": str(ZONE)}
+        if path == "/rest/api/3/component":
+            values = [{"id": cid, "name": name, "projectKey": "SUP"} for cid, name in COMPONENTS.items()]
+            return self._page(values, query, "values")
+        if path == "/rest/api/3/user/search":  # a prefix of the name or e-mail; the hidden one matches too
+            asked = query.get("query", "").lower()
+            found = [user(LEAD_ID) | {"emailAddress": LEAD_EMAIL}] if LEAD_EMAIL.startswith(asked) else []
+            return found + ([user(HIDDEN_ID)] if asked and HIDDEN_EMAIL.startswith(asked) else [])
+        parts = path.split("/")
+        if len(parts) >= 6 and parts[4] == "issue":
+            issue = self.site.issues.get(parts[5])
+            if issue is None or issue.kind == "vanished":  # deleted: only the search still listed it
+                return None
+            if len(parts) == 6:
+                return issue.json(self.search_changelog if "changelog" in query.get("expand", "") else None)
+            if parts[6] == "changelog":  # oldest first
+                return self._page(issue.histories, query, "values")
+            if parts[6] == "comment":
+                return self._page(issue.comments, query, "comments", is_last=False)
         return None
 
     def _page(self, items: list[Any], query: dict[str, str], name: str, is_last: bool = True) -> dict[str, Any]:

@@ -10,18 +10,14 @@ carries `LEAK`, so a test can prove none reaches training.
 
 from __future__ import annotations
 
-import json
 import random
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
-from tests.helpdesk.fake_zendesk import ASKS
-from tests.hooks.fake_helpdesk import serve, shut
+from tests.helpdesk.fake_api import FakeReadAPI
+from tests.helpdesk.fake_zendesk import ASKS, PER_KIND
 
 TOKEN = "zm-read-token"
 GROUPS = {"1": "Support", "2": "Billing", "3": "Engineering", "4": "Accounts"}
@@ -86,15 +82,7 @@ class Instance:
     """The tickets of one fake Zammad; the same seed builds the same instance."""
 
     def __init__(self, per_kind: dict[str, int] | None = None, seed: int = 3):
-        counts = per_kind or {
-            "first_line": 24,
-            "billing": 22,
-            "back": 20,
-            "lead": 18,
-            "html": 4,
-            "open": 3,
-            "deleted": 2,
-        }
+        counts = per_kind or PER_KIND
         self.rng = random.Random(seed)
         self.tickets: dict[int, Ticket] = {}
         self.record_id = self.article_id = 0
@@ -245,91 +233,40 @@ class Instance:
 
 
 @dataclass
-class FakeZammad:
+class FakeZammad(FakeReadAPI):
+    helpdesk, token, auth = "zammad", TOKEN, f"Token token={TOKEN}"
+    not_found = {"error": "Couldn't find Ticket"}
+
     instance: Instance
     search_cap: int = 40  # Zammad caps a search page (at 200); here lower, so the history takes pages
     list_cap: int = 2
-    failures: dict[str, list[int]] = field(default_factory=dict)  # path prefix -> statuses for the next requests
-    requests: list[str] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def fail(self, prefix: str, *statuses: int) -> None:
-        with self.lock:
-            self.failures.setdefault(prefix, []).extend(statuses)
 
     def histories_fetched(self) -> list[int]:
         return [int(p.split("/")[4].split("?")[0]) for p in self.requests if p.startswith("/api/v1/ticket_history/")]
 
-    def count(self, path: str) -> int:
-        """Requests for this path, whatever their query."""
-        return sum(1 for p in self.requests if p.split("?")[0] == path)
-
-    def start(self) -> FakeZammad:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the handler's own method name
-                url = urlparse(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                with fake.lock:
-                    fake.requests.append(self.path)
-                    failure = next((s for p, s in fake.failures.items() if url.path.startswith(p) and s), None)
-                    status = failure.pop(0) if failure else 200
-                if self.headers.get("Authorization") != f"Token token={TOKEN}":
-                    status = 401
-                body = fake.answer(url.path, query) if status == 200 else {"error": "fake"}
-                if body is None:
-                    status, body = 404, {"error": "Couldn't find Ticket"}
-                if isinstance(body, str):
-                    status, body = 422, {"error": body}
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                if status == 429:
-                    self.send_header("Retry-After", "1")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = serve(Handler)
-        return self
-
-    def stop(self) -> None:
-        shut(self.server)
-
     def answer(self, path: str, query: dict[str, str]) -> Any:
         """The body for a GET (None: 404; a string: 422 with that error)."""
-        with self.lock:
-            page, per_page = int(query.get("page", "1")), int(query.get("per_page", "50"))
-            if path == "/api/v1/tickets/search":
-                return self._search(query, page, min(per_page, self.search_cap))
-            if path == "/api/v1/groups":
-                size = min(per_page, self.list_cap)
-                items = list(GROUPS.items())[size * (page - 1) : size * page]
-                return [{"id": int(k), "name": v, "active": True, "note": None} for k, v in items]
-            if path == "/api/v1/users/search":
-                found = query.get("query", "").lower() == LEAD_EMAIL
-                user = {"id": int(LEAD_ID), "login": LEAD_EMAIL, "email": LEAD_EMAIL, "firstname": "Lea"}
-                return [user | {"lastname": "Lead"}] if found else []
-            parts = path.split("/")
-            ticket = self.instance.tickets.get(int(parts[-1])) if parts[-1].isdigit() else None
-            if ticket is None or (ticket.kind == "deleted" and path.startswith("/api/v1/ticket")):
-                return None  # deleted: gone from the database, though the search index may still list it
-            if path.startswith("/api/v1/tickets/"):
-                return ticket.json() if query.get("expand") == "true" else "the fake serves tickets with expand=true"
-            if path.startswith("/api/v1/ticket_history/"):
-                return {"history": ticket.history, "assets": {}}
-            if path.startswith("/api/v1/ticket_articles/by_ticket/"):
-                return ticket.articles
+        page, per_page = int(query.get("page", "1")), int(query.get("per_page", "50"))
+        if path == "/api/v1/tickets/search":
+            return self._search(query, page, min(per_page, self.search_cap))
+        if path == "/api/v1/groups":
+            size = min(per_page, self.list_cap)
+            items = list(GROUPS.items())[size * (page - 1) : size * page]
+            return [{"id": int(k), "name": v, "active": True, "note": None} for k, v in items]
+        if path == "/api/v1/users/search":
+            found = query.get("query", "").lower() == LEAD_EMAIL
+            user = {"id": int(LEAD_ID), "login": LEAD_EMAIL, "email": LEAD_EMAIL, "firstname": "Lea"}
+            return [user | {"lastname": "Lead"}] if found else []
+        parts = path.split("/")
+        ticket = self.instance.tickets.get(int(parts[-1])) if parts[-1].isdigit() else None
+        if ticket is None or (ticket.kind == "deleted" and path.startswith("/api/v1/ticket")):
+            return None  # deleted: gone from the database, though the search index may still list it
+        if path.startswith("/api/v1/tickets/"):
+            return ticket.json() if query.get("expand") == "true" else "the fake serves tickets with expand=true"
+        if path.startswith("/api/v1/ticket_history/"):
+            return {"history": ticket.history, "assets": {}}
+        if path.startswith("/api/v1/ticket_articles/by_ticket/"):
+            return ticket.articles
         return None
 
     def _search(self, query: dict[str, str], page: int, size: int) -> Any:

@@ -10,22 +10,19 @@ agent could not have had before the first hop carries `LEAK`, so a test can prov
 from __future__ import annotations
 
 import base64
-import json
 import random
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
-from tests.hooks.fake_helpdesk import serve, shut
+from tests.helpdesk.fake_api import FakeReadAPI
 
 EMAIL, TOKEN = "importer@example.com", "zd-read-token"
 AUTH = "Basic " + base64.b64encode(f"{EMAIL}/token:{TOKEN}".encode()).decode()
 GROUPS = {"100": "Support", "200": "Billing", "300": "Engineering", "400": "Accounts"}
 LEAD_ID, LEAD_EMAIL, AGENT_ID = "900", "lead@example.com", "800"
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+PER_KIND = {"first_line": 24, "billing": 22, "back": 20, "lead": 18, "html": 4, "open": 3, "deleted": 2}  # 93 tickets
 
 ASKS = {
     "Support": [
@@ -98,15 +95,7 @@ class Account:
     """The tickets of one fake account; the same seed builds the same account."""
 
     def __init__(self, per_kind: dict[str, int] | None = None, seed: int = 3):
-        counts = per_kind or {
-            "first_line": 24,
-            "billing": 22,
-            "back": 20,
-            "lead": 18,
-            "html": 4,
-            "open": 3,
-            "deleted": 2,
-        }
+        counts = per_kind or PER_KIND
         self.rng = random.Random(seed)
         self.tickets: dict[int, Ticket] = {}
         self.audit_id = 1
@@ -231,101 +220,44 @@ class Account:
 
 
 @dataclass
-class FakeZendesk:
+class FakeZendesk(FakeReadAPI):
+    helpdesk, email, token, auth = "zendesk", EMAIL, TOKEN, AUTH
+
     account: Account
     page_size: int = 40
     audit_page: int = 2
-    failures: dict[str, list[int]] = field(default_factory=dict)  # path prefix -> statuses for the next requests
-    requests: list[str] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def fail(self, prefix: str, *statuses: int) -> None:
-        with self.lock:
-            self.failures.setdefault(prefix, []).extend(statuses)
 
     def audits_fetched(self) -> list[int]:
         """The tickets whose audits were read (their first pages)."""
         return [int(p.split("/")[4]) for p in self.requests if p.endswith("/audits.json")]
 
-    def count(self, path: str) -> int:
-        """Requests for this path, whatever their query."""
-        return sum(1 for p in self.requests if p.split("?")[0] == path)
-
-    def start(self) -> FakeZendesk:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the handler's own method name
-                url = urlparse(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                with fake.lock:
-                    fake.requests.append(self.path)
-                    failure = next((s for p, s in fake.failures.items() if url.path.startswith(p) and s), None)
-                    status = failure.pop(0) if failure else 200
-                if self.headers.get("Authorization") != AUTH:
-                    status = 401
-                if status != 200:
-                    self.send_response(status)
-                    if status == 429:
-                        self.send_header("Retry-After", "1")
-                    self.end_headers()
-                    self.wfile.write(b'{"error": "fake"}')
-                    return
-                body = fake.answer(url.path, query)
-                if body is None:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                raw = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = serve(Handler)
-        return self
-
-    def stop(self) -> None:
-        shut(self.server)
-
     def answer(self, path: str, query: dict[str, str]) -> dict[str, Any] | None:
-        with self.lock:
-            if path == "/api/v2/incremental/tickets/cursor.json":
-                return self._changed(query)
-            if path == "/api/v2/groups.json":  # offset pagination, two a page
-                page = int(query.get("page", "1"))
-                items = list(GROUPS.items())[2 * (page - 1) : 2 * page]
-                more = 2 * page < len(GROUPS)
-                return {
-                    "groups": [{"id": int(k), "name": v} for k, v in items],
-                    "next_page": f"{self.url}/api/v2/groups.json?page={page + 1}" if more else None,
-                }
-            if path == "/api/v2/users/search.json":
-                found = query.get("query", "").lower() == LEAD_EMAIL
-                return {"users": [{"id": int(LEAD_ID), "email": LEAD_EMAIL, "name": "Lea Lead"}] if found else []}
-            parts = path.split("/")
-            if len(parts) == 5 and parts[3] == "tickets" and parts[4].endswith(".json"):
-                ticket = self.account.tickets.get(int(parts[4].removesuffix(".json")))
-                return {"ticket": ticket.json()} if ticket is not None else None
-            if len(parts) == 6 and parts[3] == "tickets" and parts[5] == "audits.json":
-                ticket = self.account.tickets.get(int(parts[4]))
-                if ticket is None:
-                    return None
-                start = int(query.get("page[after]", "0"))
-                chunk = ticket.audits[start : start + self.audit_page]
-                more = start + self.audit_page < len(ticket.audits)
-                nxt = f"{self.url}{path}?page[after]={start + self.audit_page}" if more else None
-                return {"audits": chunk, "meta": {"has_more": more}, "links": {"next": nxt}}
+        if path == "/api/v2/incremental/tickets/cursor.json":
+            return self._changed(query)
+        if path == "/api/v2/groups.json":  # offset pagination, two a page
+            page = int(query.get("page", "1"))
+            items = list(GROUPS.items())[2 * (page - 1) : 2 * page]
+            more = 2 * page < len(GROUPS)
+            return {
+                "groups": [{"id": int(k), "name": v} for k, v in items],
+                "next_page": f"{self.url}/api/v2/groups.json?page={page + 1}" if more else None,
+            }
+        if path == "/api/v2/users/search.json":
+            found = query.get("query", "").lower() == LEAD_EMAIL
+            return {"users": [{"id": int(LEAD_ID), "email": LEAD_EMAIL, "name": "Lea Lead"}] if found else []}
+        parts = path.split("/")
+        if len(parts) == 5 and parts[3] == "tickets" and parts[4].endswith(".json"):
+            ticket = self.account.tickets.get(int(parts[4].removesuffix(".json")))
+            return {"ticket": ticket.json()} if ticket is not None else None
+        if len(parts) == 6 and parts[3] == "tickets" and parts[5] == "audits.json":
+            ticket = self.account.tickets.get(int(parts[4]))
+            if ticket is None:
+                return None
+            start = int(query.get("page[after]", "0"))
+            chunk = ticket.audits[start : start + self.audit_page]
+            more = start + self.audit_page < len(ticket.audits)
+            nxt = f"{self.url}{path}?page[after]={start + self.audit_page}" if more else None
+            return {"audits": chunk, "meta": {"has_more": more}, "links": {"next": nxt}}
         return None
 
     def _changed(self, query: dict[str, str]) -> dict[str, Any]:

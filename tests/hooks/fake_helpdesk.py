@@ -24,6 +24,29 @@ def shut(server: ThreadingHTTPServer | None) -> None:
         server.server_close()
 
 
+class Quiet(BaseHTTPRequestHandler):
+    """A handler that logs nothing."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@dataclass(kw_only=True)
+class Loopback:
+    """What every fake server here shares: the server once started, its URL, a lock for what it records, stop."""
+
+    server: ThreadingHTTPServer | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        shut(self.server)
+
+
 @dataclass
 class Write:
     method: str
@@ -33,20 +56,13 @@ class Write:
 
 
 @dataclass
-class FakeHelpdesk:
+class FakeHelpdesk(Loopback):
     """Expects `auth` as the Authorization header; `fail(500, 500)` answers the next two writes with 500."""
 
     auth: str
     writes: list[Write] = field(default_factory=list)
     refused: list[Write] = field(default_factory=list)  # wrong or missing auth
     failures: list[int] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def fail(self, *statuses: int) -> None:
         with self.lock:
@@ -55,7 +71,7 @@ class FakeHelpdesk:
     def start(self) -> FakeHelpdesk:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(Quiet):
             def _answer(self) -> None:
                 size = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(size) if size else b""
@@ -78,14 +94,8 @@ class FakeHelpdesk:
 
             do_PUT = do_POST = _answer  # noqa: N815 - the handler's own method names
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
         self.server = serve(Handler)
         return self
-
-    def stop(self) -> None:
-        shut(self.server)
 
     def wait_for(self, count: int, seconds: float = 30) -> list[Write]:
         """The writes, once at least `count` arrived (AssertionError after `seconds`)."""
