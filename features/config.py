@@ -272,12 +272,14 @@ class HelpdeskSource(_Strict):
 
     kind: Literal["zendesk", "zammad", "jira"]
     url: str = ""
-    people: dict[str, str] = Field(default_factory=dict)
+    people: dict[str, list[str]] = Field(default_factory=dict, description="NAME -> the user ids that stand for it.")
 
     @field_validator("people", mode="before")
     @classmethod
     def _ids_as_text(cls, value: object) -> object:
-        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
+        if not isinstance(value, dict):
+            return value
+        return {str(k): [str(i) for i in (v if isinstance(v, list) else [v])] for k, v in value.items()}
 
 
 class RouterConfig(_Strict):

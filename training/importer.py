@@ -106,12 +106,18 @@ def import_history(
     state = _read_state(state_path, helpdesk, client.base)
     if state.get("cursor") is None and since is None:
         raise DataError("--since: give the date to import from on the first run (later runs go on from the last)")
+    if state.get("cursor") is not None and not (journal_path.exists() and journal_path.stat().st_size):
+        raise DataError(
+            f"{journal_path} is missing or empty while {state_path} says where the last run stopped: the history read "
+            f"so far is gone; remove {state_path.name} and import again with --since"
+        )
     config_path = beside(output, ".yaml")
     existing = _read_config(config_path)
     bar = tqdm(unit=" tickets", desc=f"{helpdesk} import", disable=not (progress and sys.stderr.isatty()))
     fetched = 0
     try:
         people = _people(source, hierarchical or [], existing)
+        _mend(journal_path)
         with journal_path.open("a", encoding="utf-8") as journal:
             for n, page in enumerate(source.changed(state.get("cursor"), since), start=1):
                 for ticket in page.tickets:
@@ -171,6 +177,8 @@ def _read_state(path: Path, helpdesk: str, url: str) -> dict[str, Any]:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise DataError(f"{path}: not an import state file ({err}); remove it to import from --since again") from None
+    if not isinstance(state, dict) or not isinstance(state.get("cursor"), str | None):
+        raise DataError(f"{path}: not an import state file; remove it to import from --since again")
     if (state.get("helpdesk"), state.get("url")) != (helpdesk, url):
         raise DataError(
             f"{path}: this export was imported from {state.get('helpdesk')} at {state.get('url')}; "
@@ -188,11 +196,14 @@ def _read_config(path: Path) -> dict[str, Any] | None:
 
 def _people(source: HistorySource, hierarchical: list[str], existing: dict[str, Any] | None) -> dict[str, str]:
     """The helpdesk's user id -> NAME of each person given as NAME=EMAIL (looked up by e-mail, never written), else
-    those the existing config names."""
+    those the existing config names. Several people may share a NAME (the managers)."""
+    for item in hierarchical:
+        if "@" in item and "=" not in item:  # never taken for a group name and written into the config
+            raise DataError("--hierarchical: give a person as NAME=EMAIL (the e-mail is only looked up, never written)")
     given = [h for h in hierarchical if "=" in h]
     if not given:
         kept = ((existing or {}).get("helpdesk") or {}).get("people") or {}
-        return {str(uid): str(name) for name, uid in kept.items()}
+        return {str(uid): str(name) for name, ids in kept.items() for uid in ([ids] if isinstance(ids, str) else ids)}
     people: dict[str, str] = {}
     for item in given:
         name, _, email = item.partition("=")
@@ -205,23 +216,49 @@ def _people(source: HistorySource, hierarchical: list[str], existing: dict[str, 
     return people
 
 
+def _mend(journal: Path, block: int = 1 << 16) -> None:
+    """Cut a line a killed run left half written (its page is read again), so the next line starts on its own."""
+    if not journal.exists() or not journal.stat().st_size:
+        return
+    with journal.open("rb+") as raw:
+        end = raw.seek(0, os.SEEK_END)
+        raw.seek(end - 1)
+        if raw.read(1) == b"\n":
+            return
+        start = end
+        while start > 0:  # back to the last whole line
+            start = max(0, start - block)
+            raw.seek(start)
+            chunk = raw.read(end - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                raw.truncate(start + cut + 1)
+                return
+        raw.truncate(0)
+
+
 def _compact(journal: Path) -> dict[str, History]:
     """The journal's latest line per ticket (deleted ones dropped), written back as one line each."""
     latest: dict[str, History] = {}
     if journal.exists():
-        with journal.open(encoding="utf-8") as lines:
-            for line in lines:
-                if line.strip():
-                    try:
-                        history = History.from_dict(json.loads(line))
-                    except (ValueError, TypeError):
-                        continue  # a line cut short when a run was killed: its page is read again
-                    latest[history.id] = history
+        try:
+            with journal.open(encoding="utf-8") as lines:
+                for n, line in enumerate(lines, start=1):
+                    if line.strip():
+                        try:
+                            history = History.from_dict(json.loads(line))
+                        except (ValueError, TypeError) as err:
+                            raise DataError(f"{journal}: line {n} is not a ticket's history ({err})") from None
+                        latest[history.id] = history
+        except UnicodeDecodeError as err:
+            raise DataError(f"{journal}: not UTF-8 text ({err.reason}); it is the importer's own file") from None
     kept = {k: h for k, h in latest.items() if h.status != "deleted"}
     partial = journal.with_suffix(".jsonl.partial")
     with partial.open("w", encoding="utf-8") as out:
         for history in kept.values():
             out.write(json.dumps(history.as_dict(), ensure_ascii=False) + "\n")
+        out.flush()
+        os.fsync(out.fileno())  # the state moved on already: the journal must not be lost to a crash now
     os.replace(partial, journal)
     return kept
 
@@ -239,11 +276,16 @@ def _directory(
     groups = [h for h in hierarchical if "=" not in h]
     if not groups and not any("=" in h for h in hierarchical):
         groups = [t for t in teams.get("hierarchical") or [] if t not in people.values()]
-    if first_line:
-        seen = {step.group for h in histories.values() for step in h.steps if step.group is not None}
-        if seen and not seen & set(first_line):
+    seen = {step.group for h in histories.values() for step in h.steps if step.group is not None}
+    for option, names in (
+        ("--first-line", first_line or []),
+        ("--hierarchical", [h for h in hierarchical if "=" not in h]),
+    ):
+        unknown = [n for n in names if n not in seen]
+        if seen and unknown:  # a typo would label every ticket of the real group as something else
             known = ", ".join(sorted(seen)[:8])
-            raise DataError(f"--first-line {first_line[0]!r}: no ticket was ever in that group (groups: {known})")
+            raise DataError(f"{option} {unknown[0]!r}: no ticket was ever in that group (groups: {known})")
+    if first_line:
         chosen, why = list(first_line), "given with --first-line"
     elif teams.get("first_line"):
         chosen, why = list(teams["first_line"]), "as the existing config says"
@@ -303,8 +345,16 @@ def _proposal(helpdesk: str, url: str, directory: Directory, people: dict[str, s
             "metadata": METADATA,
         },
         "teams": {"first_line": list(directory.first_line), "hierarchical": hierarchical},
-        "helpdesk": {"kind": helpdesk, "url": url, "people": {name: uid for uid, name in sorted(people.items())}},
+        "helpdesk": {"kind": helpdesk, "url": url, "people": _by_name(people)},
     }
+
+
+def _by_name(people: dict[str, str]) -> dict[str, list[str]]:
+    """user id -> NAME as the config keeps it: NAME -> the ids of everyone who stands for it."""
+    named: dict[str, list[str]] = {}
+    for uid, name in sorted(people.items()):
+        named.setdefault(name, []).append(uid)
+    return named
 
 
 def _offer_config(path: Path, proposal: dict[str, Any], existing: dict[str, Any] | None) -> tuple[bool, list[str]]:

@@ -45,6 +45,7 @@ class Reader:
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60.0))
     sleep: Callable[[float], None] = time.sleep
     on_wait: Callable[[str, float], None] | None = None  # why and how long, as it starts waiting
+    credentials: str = ""  # the settings to check when the helpdesk refuses them (401, 403)
     traffic: Traffic = field(default_factory=Traffic)
     _last: dict[str, float] = field(default_factory=dict)
 
@@ -75,7 +76,7 @@ class Reader:
                 return response.json()
             except HelpdeskRefused as err:
                 if "HTTP 401" in str(err) or "HTTP 403" in str(err):
-                    raise HelpdeskRefused(f"{err} (check the {self.name} e-mail and token settings)") from None
+                    raise HelpdeskRefused(f"{err} (check {self.credentials or 'the credentials'})") from None
                 raise
             except ValueError:
                 raise HelpdeskRefused(f"{self.name} GET {path}: the answer is not JSON") from None
@@ -117,5 +118,12 @@ def configured(settings: Settings, name: str, needs: tuple[str, ...], **options:
     missing = [f"ESCALATION_{n.upper()}" for n in (f"{name}_url", *needs) if not getattr(settings, n)]
     if missing:
         raise HelpdeskRefused(f"{name}: set {', '.join(missing)} (the connector's settings, docs/helpdesks.md)")
-    defaults = {"retry_seconds": settings.import_retry_seconds, "max_attempts": settings.import_max_attempts}
-    return Reader(name, str(getattr(settings, f"{name}_url")).rstrip("/"), **(defaults | options))
+    url = str(getattr(settings, f"{name}_url"))
+    if not url.startswith(("https://", "http://")):
+        raise HelpdeskRefused(f"ESCALATION_{name.upper()}_URL {url!r}: give the address with https://")
+    defaults = {
+        "retry_seconds": settings.import_retry_seconds,
+        "max_attempts": settings.import_max_attempts,
+        "credentials": " and ".join(f"ESCALATION_{n.upper()}" for n in needs),
+    }
+    return Reader(name, url.rstrip("/"), **(defaults | options))

@@ -36,6 +36,7 @@ SEARCH = "/rest/api/3/search/jql"
 FIELDS = "summary,description,status,created,updated,resolutiondate,assignee,reporter,priority,components,labels"
 PAGE = 100  # issues a search page asks for; Jira may answer fewer
 DONE = "done"  # the status category of a resolved issue
+SETTLE = timedelta(minutes=5)  # how far behind the issues the search index may be (Atlassian: seconds to minutes)
 
 
 def reader(settings: Settings, **kwargs: Any) -> Reader:
@@ -117,7 +118,9 @@ class JiraHistory:
             cursor = f"{start.isoformat()}|"
         else:
             raise ValueError("give --since for the first import")
-        jql = f'updated >= "{self._minute(start)}" ORDER BY updated ASC, key ASC'
+        zone = self._zone()
+        settled = _minute(datetime.now(UTC) - SETTLE, zone)  # the search index lags: later changes wait a run
+        jql = f'updated >= "{_minute(start, zone)}" AND updated <= "{settled}" ORDER BY updated ASC, key ASC'
         params: dict[str, Any] = {"jql": jql, "fields": FIELDS, "expand": "changelog", "maxResults": PAGE}
         while True:
             body = self.reader.get(SEARCH, params=params)
@@ -132,15 +135,12 @@ class JiraHistory:
                 return
             params = {**params, "nextPageToken": token}
 
-    def _minute(self, start: datetime) -> str:
-        """`start` as a JQL date: a minute in the API user's time zone (a day early when Jira names a zone this
-        machine does not know: what was read already is skipped)."""
-        zone = str(self.reader.get("/rest/api/3/myself").get("timeZone") or "UTC")
+    def _zone(self) -> ZoneInfo | None:
+        """The API user's time zone, in which JQL reads dates (None: one this machine does not know)."""
         try:
-            local = start.astimezone(ZoneInfo(zone))
+            return ZoneInfo(str(self.reader.get("/rest/api/3/myself").get("timeZone") or "UTC"))
         except (ZoneInfoNotFoundError, ValueError):
-            local = start.astimezone(UTC) - timedelta(days=1)
-        return local.strftime("%Y-%m-%d %H:%M")
+            return None
 
     def history(self, ticket: dict[str, Any]) -> History:
         """One issue: its status, from its changelog its components and assignees over time, and its messages."""
@@ -158,16 +158,21 @@ class JiraHistory:
         if solved:  # when it was resolved, else its last move between statuses, else its last change
             solved_at = iso(fields.get("resolutiondate") or last_status or fields.get("updated") or fields["created"])
         reporter = (fields.get("reporter") or {}).get("accountId")
-        messages = [Message(created, adf_to_text(fields.get("description")), True, True)]
+        # as the issue opened: a summary or description edited later may name the team ("[BILLING] ...")
+        summary, description = _original(histories, "summary"), _original(histories, "description")
+        opened = description if description is not None else adf_to_text(fields.get("description"))
+        messages = [Message(created, opened, True, True)]
         for comment in comments:
             author = (comment.get("author") or {}).get("accountId")
             text = adf_to_text(comment.get("body"))
             public = bool(comment.get("jsdPublic", True))
-            messages.append(Message(iso(comment["created"]), text, public, author is not None and author == reporter))
+            # an edit after the hop may say where it went: the comment counts from its last edit
+            written = max(iso(comment["created"]), iso(comment.get("updated") or comment["created"]))
+            messages.append(Message(written, text, public, author is not None and author == reporter))
         return History(
             key,
             FINAL if solved else "open",
-            subject=str(fields.get("summary") or ""),
+            subject=summary if summary is not None else str(fields.get("summary") or ""),
             created_at=created,
             solved_at=solved_at,
             steps=steps,
@@ -193,6 +198,22 @@ class JiraHistory:
             last = body.get("isLast")
             if not page or last is True or (last is None and start >= int(body.get("total") or 0)):
                 return
+
+
+def _minute(moment_: datetime, zone: ZoneInfo | None) -> str:
+    """A moment as a JQL date, a minute in the API user's zone; in an unknown zone a day early for a start and a day
+    late for an end would both be wrong, so UTC minus a day: what was read already is skipped by the cursor."""
+    local = moment_.astimezone(zone) if zone is not None else moment_.astimezone(UTC) - timedelta(days=1)
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def _original(histories: list[dict[str, Any]], field: str) -> str | None:
+    """A field's value before its first change in the changelog (None: never changed)."""
+    for history in histories:
+        for item in history.get("items") or []:
+            if str(item.get("fieldId") or item.get("field") or "").lower() == field:
+                return str(item.get("fromString") or "")
+    return None
 
 
 def _updated(issue: dict[str, Any]) -> str:

@@ -70,11 +70,11 @@ class Directory:
     people: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of_model(cls, first_line: list[str], kinds: dict[str, str], people: dict[str, str]) -> Directory:
+    def of_model(cls, first_line: list[str], kinds: dict[str, str], people: dict[str, list[str]]) -> Directory:
         """The directory a trained model carries: its first line, its hierarchical targets, and its people (target
-        NAME -> user id, as the config has them)."""
+        NAME -> user ids, as the config has them)."""
         hierarchical = tuple(t for t, kind in kinds.items() if kind == "hierarchical")
-        return cls(tuple(first_line), hierarchical, {uid: name for name, uid in people.items()})
+        return cls(tuple(first_line), hierarchical, {uid: name for name, ids in people.items() for uid in ids})
 
     def target(self, step: Step) -> str:
         if step.assignee is not None and step.assignee in self.people:

@@ -176,13 +176,22 @@ class ZammadHistory:
         return History(
             ticket_id,
             FINAL if state in SOLVED else "open",
-            subject=str(ticket.get("title") or ""),
+            subject=_original_title(records, ticket),
             created_at=iso(ticket["created_at"]),
             solved_at=solved_at,
             steps=steps,
             messages=_messages(articles),
             metadata={"channel": _name(ticket.get("create_article_type")), "priority": _name(ticket.get("priority"))},
         )
+
+
+def _original_title(records: list[dict[str, Any]], ticket: dict[str, Any]) -> str:
+    """The title the ticket opened with: a later rename ("[BILLING] ...") may name the team it went to."""
+    renames = sorted(
+        (r for r in records if r.get("object") == "Ticket" and r.get("attribute") == "title"),
+        key=lambda r: (iso(r["created_at"]), int(r.get("id") or 0)),
+    )
+    return str(renames[0].get("value_from") or "") if renames else str(ticket.get("title") or "")
 
 
 def _messages(articles: list[dict[str, Any]]) -> list[Message]:

@@ -107,6 +107,8 @@ class ZendeskHistory:
         group: str | None = None
         assignee: str | None = None
         solved_at: str | None = None
+        solved = False  # whether the status is solved or closed now (a solved -> closed change is no new solve)
+        subject: str | None = None  # as the ticket opened: a later rename ("[BILLING] ...") names the team
         try:
             audits = list(self._audits(ticket_id))
         except HelpdeskNotFound:  # deleted since the feed listed it
@@ -122,7 +124,16 @@ class ZendeskHistory:
                     value = event.get("value")
                     assignee, changed = (str(value) if value else None), True
                 elif kind in ("Create", "Change") and name == "status":
-                    solved_at = at if str(event.get("value")).lower() in SOLVED else None  # reopened: not solved
+                    now_solved = str(event.get("value")).lower() in SOLVED
+                    if now_solved and not solved:
+                        solved_at = at
+                    elif not now_solved:
+                        solved_at = None  # reopened: not solved
+                    solved = now_solved
+                elif kind == "Create" and name == "subject" and subject is None:
+                    subject = str(event.get("value") or "")
+                elif kind == "Change" and name == "subject" and subject is None:
+                    subject = str(event.get("previous_value") or "")
                 elif kind == "Comment":
                     text = event.get("plain_body") or event.get("body") or html_to_text(event.get("html_body") or "")
                     author = str(event.get("author_id", audit.get("author_id")))
@@ -138,7 +149,7 @@ class ZendeskHistory:
         return History(
             ticket_id,
             FINAL if status in SOLVED else "open",
-            subject=str(ticket.get("subject") or ""),
+            subject=subject if subject is not None else str(ticket.get("subject") or ""),
             created_at=iso(ticket["created_at"]),
             solved_at=solved_at,
             steps=steps,

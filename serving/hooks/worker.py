@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from features.helpdesk.client import HelpdeskUnavailable
 from features.helpdesk.errors import HelpdeskBusy, HelpdeskNotFound, HelpdeskRefused
-from features.helpdesk.paths import Directory, Label, label
+from features.helpdesk.paths import FINAL, Directory, History, label
 from features.helpdesk.source import helpdesks, history_source
 from features.model.router import EscalationRouter
 from serving.batcher import Busy
@@ -155,7 +155,11 @@ class HookWorker:
         model = self.state.model
         if model is None:  # which targets are the first line's is the model's to say: wait for it, never guess
             raise NoModel("no model loaded yet")
-        path = self._path(row, model.router)
+        found = self._history(row, model.router)
+        if found is not None and found.status != FINAL:  # reopened since: its outcome comes with its next solve
+            outbox.done(row, {"recorded": False, "why": "reopened before its path was read"}, status="ignored")
+            return
+        path = label(found, self._directory(model.router)) if found is not None else None
         if path is not None:  # the ticket's own history, read as the importer reads it
             escalated, target, source = path.escalated, path.target, f"path {' > '.join(path.path)}"
         else:  # the final group, mapped by ESCALATION_HOOK_GROUPS
@@ -179,9 +183,10 @@ class HookWorker:
         result = {"recorded": True, "escalated": escalated, "target": feedback.target, "accepted": accepted}
         outbox.done(row, {**result, "flags": list(stored.flags)})
 
-    def _path(self, row: HookEventRecord, router: EscalationRouter) -> Label | None:
-        """The solved ticket's escalation path by the importer's rule, when the model was trained on an import from
-        this helpdesk and its history can be read; None: fall back to the final group."""
+    def _history(self, row: HookEventRecord, router: EscalationRouter) -> History | None:
+        """The solved ticket's history, read as the importer reads it, when the model was trained on an import from
+        this helpdesk and its history can be read; None: fall back to the final group. A ticket deleted since is
+        refused (the event fails with that reason)."""
         source = router.helpdesk
         if source is None or source.kind != row.helpdesk or row.helpdesk not in helpdesks():
             return None
@@ -192,12 +197,18 @@ class HookWorker:
         try:
             found = history.history(history.ticket(row.ticket_id))
         except HelpdeskNotFound:
-            raise HelpdeskRefused(
-                f"{row.helpdesk} ticket {row.ticket_id} is gone (deleted since it was solved)"
-            ) from None
+            found = History(row.ticket_id, "deleted")
         except HelpdeskUnavailable as err:
             raise HelpdeskBusy(str(err)) from None
-        return label(found, Directory.of_model(router.first_line, router.kinds, source.people))
+        if found.status == "deleted":
+            gone = f"{row.helpdesk} ticket {row.ticket_id} is gone (deleted since it was solved)"
+            raise HelpdeskRefused(gone)
+        return found
+
+    @staticmethod
+    def _directory(router: EscalationRouter) -> Directory:
+        people = router.helpdesk.people if router.helpdesk is not None else {}
+        return Directory.of_model(router.first_line, router.kinds, people)
 
 
 class NoModel(Exception):

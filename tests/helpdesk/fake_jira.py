@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
 
+from features.helpdesk.text import adf_to_text
 from tests.helpdesk.fake_api import FakeReadAPI
 from tests.helpdesk.fake_zendesk import ASKS
 
@@ -240,6 +241,23 @@ class Site:
         self.comment(issue, at + timedelta(hours=1), AGENT_ID, adf(para("fixed now")))
         self.transition(issue, at + timedelta(hours=1), DONE)
 
+    def rename(self, key: str, at: datetime, summary: str, description: str) -> None:
+        """An agent edits the summary and the description (the changelog keeps the old text)."""
+        issue = self.issues[key]
+        old = adf_to_text(issue.description).strip() if not isinstance(issue.description, str) else issue.description
+        self.history(
+            issue, at, AGENT_ID,
+            {"field": "summary", "fieldId": "summary", "fromString": issue.summary, "toString": summary},
+            {"field": "description", "fieldId": "description", "fromString": old, "toString": description},
+        )  # fmt: skip
+        issue.summary, issue.description = summary, adf(para(description))
+
+    def edit_comment(self, key: str, n: int, at: datetime, text: str) -> None:
+        """Comment `n` (0: the first after the description) rewritten at `at`."""
+        issue = self.issues[key]
+        issue.comments[n].update(body=adf(para(text)), updated=stamp(at))
+        issue.updated = max(issue.updated, at)
+
     def relabel(self, key: str, at: datetime) -> None:
         """A change that moves nothing: a label added."""
         issue = self.issues[key]
@@ -259,6 +277,7 @@ class FakeJira(FakeReadAPI):
     page_size: int = 40  # issues a search page holds
     search_changelog: int = 2  # histories the search's expanded changelog holds
     list_page: int = 2  # changelog, comments and components a page
+    lagging: set[str] = field(default_factory=set)  # issues the search index has not caught up with yet
 
     def error(self, message: str) -> Any:
         return {"errorMessages": [message], "errors": {}}
@@ -305,15 +324,22 @@ class FakeJira(FakeReadAPI):
         return body | ({"isLast": start + size >= len(items)} if is_last else {})
 
     def _search(self, query: dict[str, str]) -> dict[str, Any]:
-        """`updated >= "yyyy-MM-dd HH:mm" ORDER BY updated ASC, key ASC`, the date in the user's zone."""
+        """`updated >= "yyyy-MM-dd HH:mm" AND updated <= "..." ORDER BY updated ASC, key ASC`, dates in the user's
+        zone; an issue the index has not caught up with (`lagging`) is not found yet."""
         jql = query.get("jql", "")
-        found = re.fullmatch(r'updated >= "(\d{4}-\d\d-\d\d \d\d:\d\d)" ORDER BY updated ASC, key ASC', jql)
+        minute = r'"(\d{4}-\d\d-\d\d \d\d:\d\d)"'
+        found = re.fullmatch(rf"updated >= {minute} AND updated <= {minute} ORDER BY updated ASC, key ASC", jql)
         assert found, f"unexpected JQL {jql!r}"
-        since = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=ZONE)
+        since, until = (datetime.strptime(m, "%Y-%m-%d %H:%M").replace(tzinfo=ZONE) for m in found.groups())
         fields = set(query.get("fields", "").split(","))
         assert {"summary", "description", "status", "components", "assignee", "reporter"} <= fields, fields
         ordered = sorted(
-            (i for i in self.site.issues.values() if i.updated >= since), key=lambda i: (i.updated, i.number)
+            (
+                i
+                for i in self.site.issues.values()
+                if since <= i.updated <= until + timedelta(seconds=59) and i.key not in self.lagging
+            ),
+            key=lambda i: (i.updated, i.number),
         )
         token = query.get("nextPageToken")
         start = json.loads(base64.b64decode(token))["at"] if token else 0

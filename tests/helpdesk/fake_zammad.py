@@ -215,6 +215,17 @@ class Instance:
             t.state = "closed"
         self.tickets[tid] = t
 
+    def rename(self, tid: int, at: datetime, title: str) -> None:
+        """An agent renames the ticket: a history record of its title."""
+        t = self.tickets[tid]
+        self.record_id += 1
+        t.history.append(
+            {"id": self.record_id, "o_id": t.id, "type": "updated", "object": "Ticket", "attribute": "title",
+             "id_from": None, "id_to": None, "value_from": t.title, "value_to": title,
+             "created_by_id": int(AGENT_ID), "created_at": stamp(at)}
+        )  # fmt: skip
+        t.title, t.updated = title, max(t.updated, at)
+
     def reroute(self, tid: int, at: datetime, group: str) -> None:
         """Reopened, moved to `group` and closed again."""
         t = self.tickets[tid]

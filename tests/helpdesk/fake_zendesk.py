@@ -209,6 +209,17 @@ class Account:
         if status is not None:
             t.status = status
 
+    def rename(self, tid: int, at: datetime, subject: str) -> None:
+        """An agent renames the ticket (after its hop, the new subject may name the team)."""
+        t = self.tickets[tid]
+        self.change(tid, at, {"type": "Change", "field_name": "subject", "value": subject, "previous_value": t.subject})
+        t.subject = subject
+
+    def close(self, tid: int, at: datetime) -> None:
+        """The automation closes a solved ticket days later, with a public notice."""
+        notice = self._comment("This request was closed automatically. Reply to open a new one.", AGENT_ID)
+        self.change(tid, at, notice, self._change("status", "closed", "solved"), status="closed")
+
     def reroute(self, tid: int, at: datetime, group: str) -> None:
         """Reopened, moved to `group` and solved again."""
         t = self.tickets[tid]

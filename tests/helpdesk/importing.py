@@ -111,7 +111,7 @@ def labelled_as_built(
     # the config trains as it is; the person is named by NAME, the e-mail written nowhere
     config = load_config(output.with_suffix(".yaml"))
     assert (config.teams.first_line, config.teams.hierarchical) == (["Support"], ["team-lead"])
-    assert config.helpdesk is not None and config.helpdesk.people == {"team-lead": lead_id}
+    assert config.helpdesk is not None and config.helpdesk.people == {"team-lead": [lead_id]}
     assert json.loads(output.with_suffix(".hook-groups.json").read_text()) == hook_groups
     for written in output.parent.iterdir():
         assert LEAD_EMAIL not in written.read_text(encoding="utf-8"), written.name

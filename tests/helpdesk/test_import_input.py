@@ -64,5 +64,10 @@ def test_a_wrong_token_says_which_settings_to_check(fake: FakeReadAPI, tmp_path:
     lines = said.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "Traceback" not in said, said
     assert f"{fake.helpdesk} GET {FIRST_CALL[fake.helpdesk]}: HTTP 401" in lines[0], said
-    assert lines[0].endswith(f"(check the {fake.helpdesk} e-mail and token settings)")
+    needs = {
+        "zendesk": "EMAIL and ESCALATION_ZENDESK_TOKEN",
+        "zammad": "TOKEN",
+        "jira": "EMAIL and ESCALATION_JIRA_TOKEN",
+    }
+    assert lines[0].endswith(f"(check ESCALATION_{fake.helpdesk.upper()}_{needs[fake.helpdesk]})"), lines
     assert not (tmp_path / "history.csv").exists() and not (tmp_path / "history.yaml").exists()

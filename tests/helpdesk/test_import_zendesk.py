@@ -13,6 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from serving.app import create_app
+from serving.feedback_store import FeedbackStore
+from tests.conftest import running, store_settings
 from tests.helpdesk.fake_zendesk import GROUPS, LEAD_ID, Account, FakeZendesk, stamp
 from tests.helpdesk.importing import (
     LEAD,
@@ -28,7 +31,7 @@ from tests.helpdesk.importing import (
     settings_for,
     started,
 )
-from tests.hooks.test_hooks import payload
+from tests.hooks.test_hooks import SECRET, events, payload, post, signed, until
 from training.importer import import_history
 
 
@@ -104,13 +107,19 @@ def test_a_rerun_keeps_an_edited_config_and_says_what_it_would_change(zendesk: F
     config = output.with_suffix(".yaml")
     edited = yaml.safe_load(config.read_text()) | {"min_examples": 5}
     config.write_text(yaml.safe_dump(edited, sort_keys=False))
-    code, said = run(zendesk, output, "--first-line", "Support", "--first-line", "Accounts", "--no-progress")
+    code, said = run(zendesk, output, "--first-line", "Support", "--first-line", "Billing", "--no-progress")
     assert code == 0, said
     assert yaml.safe_load(config.read_text()) == edited  # the user's file is left as it is
-    assert "kept " + str(config) in said and "teams.first_line: ['Support'] -> ['Support', 'Accounts']" in said
-    assert "first line: Support, Accounts (given with --first-line)" in said
-    frame = pd.read_parquet(output)
-    assert set(frame["target"]) == {"Support", "Billing", "Engineering"}  # no person named: the lead's are Billing's
+    assert "kept " + str(config) in said and "teams.first_line: ['Support'] -> ['Support', 'Billing']" in said
+    assert "first line: Support, Billing (given with --first-line)" in said
+    frame = pd.read_parquet(output).set_index("ticket_id")
+    # the options win over the kept config: Billing is first line now, so only Engineering's tickets are escalated
+    assert set(frame["target"]) == {"Support", "Billing", "Engineering"}
+    assert "escalated" not in frame and said.count("(20 escalated)") == 1, said
+    code, said = run(zendesk, output, "--first-line", "Support", "--first-line", "Acounts", "--no-progress")
+    assert code == 1 and said.strip() == (  # a typo among several names is caught too
+        "error: --first-line 'Acounts': no ticket was ever in that group (groups: Billing, Engineering, Support)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +149,28 @@ def test_a_live_outcome_reads_the_tickets_path_as_the_import_did(imported: Impor
         body["detail"].update(id=str(ticket.id), group_id=ticket.group_id)
         events.append(body)
     served_outcomes_read_the_paths(imported, str(lead.id), str(back.id), events, "solved")
+
+
+@pytest.mark.slow
+def test_a_live_outcome_of_a_ticket_reopened_or_deleted_since_is_not_guessed(imported: Imported) -> None:
+    """By the time the worker reads it, one solved ticket is open again and one is deleted: the first is ignored
+    (its outcome comes with its next solve), the second fails with the reason; neither is recorded as first line."""
+    assert isinstance(imported.fake, FakeZendesk)
+    tickets = imported.fake.account.tickets.values()
+    reopened, deleted = (next(t for t in tickets if t.kind == kind) for kind in ("open", "deleted"))
+    settings = imported.settings.model_copy(update={"zendesk_webhook_secret": SECRET["zendesk"], "hook_groups": {}})
+    settings = settings.model_copy(update=store_settings(imported.folder / "gone").model_dump(include={"feedback_url"}))
+    (imported.folder / "gone").mkdir(exist_ok=True)
+    store = FeedbackStore(settings.feedback_url)
+    with running(create_app(settings), ready="/readyz") as url:
+        for n, ticket in enumerate([reopened, deleted]):
+            body = json.loads(payload("zendesk_status_solved"))
+            body["id"] = f"gone-{n}"
+            body["detail"].update(id=str(ticket.id), group_id=ticket.group_id)
+            raw = json.dumps(body).encode()
+            assert post(url, "zendesk", raw, signed("zendesk", raw, delivery=f"gone-{n}")).status_code == 202
+        until(lambda: {e.status for e in events(store).values()} == {"ignored", "failed"}, what="both ended")
+    ended = events(store)
+    assert ended[str(reopened.id)].result == {"recorded": False, "why": "reopened before its path was read"}
+    assert ended[str(deleted.id)].last_error == f"zendesk ticket {deleted.id} is gone (deleted since it was solved)"
+    assert store.feedback_frame().empty
