@@ -67,9 +67,10 @@ def _date(value: str | None, option: str) -> Any:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r}: give a date as YYYY-MM-DD", param_hint=option) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # an offset given is kept
 
 
 def _settings() -> Any:

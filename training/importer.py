@@ -65,6 +65,7 @@ class ImportResult:
     first_line_why: str
     config_written: bool
     config_changes: list[str] = field(default_factory=list)  # what a rewrite would change in the user's config
+    since_ignored: Path | None = None  # the state file that made --since moot: the run went on from the last
 
     def summary(self) -> str:
         lines = [
@@ -78,6 +79,11 @@ class ImportResult:
         elif self.config_changes:
             lines.append(f"kept {self.config} as it is; a new proposal would change: " + "; ".join(self.config_changes))
         lines.append(f"wrote {self.hook_groups}: set ESCALATION_HOOK_GROUPS to its content for live outcomes")
+        if self.since_ignored is not None:
+            lines.append(
+                f"--since ignored: this run went on from where the last one stopped ({self.since_ignored}; remove "
+                "it to import from --since again)"
+            )
         return "\n".join(lines)
 
 
@@ -104,6 +110,7 @@ def import_history(
     client = source.reader
     state_path, journal_path = beside(output, ".import.json"), beside(output, ".import.jsonl")
     state = _read_state(state_path, helpdesk, client.base)
+    resumed = state.get("cursor") is not None
     if state.get("cursor") is None and since is None:
         raise DataError("--since: give the date to import from on the first run (later runs go on from the last)")
     if state.get("cursor") is not None and not (journal_path.exists() and journal_path.stat().st_size):
@@ -167,6 +174,7 @@ def import_history(
         first_line_why=why,
         config_written=written,
         config_changes=changes,
+        since_ignored=state_path if since is not None and resumed else None,
     )
 
 
@@ -294,7 +302,7 @@ def _directory(
         if not starts:
             raise DataError("no ticket has a group: name the first line with --first-line")
         chosen = [starts.most_common(1)[0][0]]
-        share = starts[chosen[0]] / max(1, len(histories))
+        share = starts[chosen[0]] / sum(starts.values())  # of the tickets that started in a group
         why = f"the group {share:.0%} of tickets start in; --first-line to change"
     return Directory(tuple(chosen), tuple(groups), people), why
 
@@ -326,11 +334,14 @@ def _export(histories: dict[str, History], directory: Directory) -> tuple[pd.Dat
 
 def _write_frame(frame: pd.DataFrame, output: Path) -> None:
     partial = output.with_name(output.name + ".partial")
-    if output.suffix.lower() == ".parquet":
-        frame.astype(str).to_parquet(partial, index=False)
-    else:
-        frame.to_csv(partial, index=False)
-    os.replace(partial, output)
+    try:
+        if output.suffix.lower() == ".parquet":
+            frame.astype(str).to_parquet(partial, index=False)
+        else:
+            frame.to_csv(partial, index=False)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)  # a write that failed leaves nothing beside the export
 
 
 def _proposal(helpdesk: str, url: str, directory: Directory, people: dict[str, str]) -> dict[str, Any]:
@@ -380,5 +391,8 @@ def _offer_config(path: Path, proposal: dict[str, Any], existing: dict[str, Any]
 
 def _write_json(path: Path, data: Any) -> None:
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

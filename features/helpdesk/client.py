@@ -18,7 +18,12 @@ log = logging.getLogger(__name__)
 
 
 class HelpdeskUnavailable(RuntimeError):
-    """The helpdesk kept failing a request: the run stops here, and the next one resumes where this one stopped."""
+    """The helpdesk kept failing a request: the run stops here, and the next one resumes where this one stopped.
+    `retry_after`: what the helpdesk last asked to wait (a 429's Retry-After), if it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -87,7 +92,8 @@ class Reader:
                 )
                 if attempt == self.max_attempts:
                     raise HelpdeskUnavailable(
-                        f"{what} after {attempt} tries; run the import again to resume where it stopped"
+                        f"{what} after {attempt} tries; run the import again to resume where it stopped",
+                        getattr(err, "retry_after", None),
                     ) from None
                 self._wait(what, wait)
         raise AssertionError("unreachable")  # the loop returns or raises

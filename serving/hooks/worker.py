@@ -194,12 +194,14 @@ class HookWorker:
             history = history_source(row.helpdesk, self.settings, http=self.http, max_attempts=1)
         except HelpdeskRefused:  # no read credentials configured
             return None
+        if source.url and source.url.rstrip("/") != history.reader.base:  # imported from another account
+            return None
         try:
             found = history.history(history.ticket(row.ticket_id))
         except HelpdeskNotFound:
             found = History(row.ticket_id, "deleted")
-        except HelpdeskUnavailable as err:
-            raise HelpdeskBusy(str(err)) from None
+        except HelpdeskUnavailable as err:  # the outbox retries, after the helpdesk's Retry-After when it gave one
+            raise HelpdeskBusy(str(err), err.retry_after) from None
         if found.status == "deleted":
             gone = f"{row.helpdesk} ticket {row.ticket_id} is gone (deleted since it was solved)"
             raise HelpdeskRefused(gone)

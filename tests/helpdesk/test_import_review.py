@@ -167,3 +167,14 @@ def test_a_helpdesk_url_without_its_scheme_is_one_line_at_once(zendesk: FakeRead
     assert result.exit_code == 1 and result.output.strip() == (
         f"error: ESCALATION_ZENDESK_URL '{zendesk.url.removeprefix('http://')}': give the address with https://"
     )
+
+
+def test_since_on_a_later_run_is_said_to_be_ignored(zendesk: FakeReadAPI, tmp_path: Path) -> None:
+    output = tmp_path / "history.csv"
+    assert run(zendesk, output, "--since", SINCE, "--no-progress")[0] == 0
+    code, said = run(zendesk, output, "--since", "2026-03-01T00:00+05:00", "--no-progress")
+    assert code == 0 and said.strip().endswith(
+        f"--since ignored: this run went on from where the last one stopped ({output.with_suffix('.import.json')}; "
+        "remove it to import from --since again)"
+    ), said
+    assert not list(tmp_path.glob("*.partial"))

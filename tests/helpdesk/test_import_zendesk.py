@@ -174,3 +174,32 @@ def test_a_live_outcome_of_a_ticket_reopened_or_deleted_since_is_not_guessed(imp
     assert ended[str(reopened.id)].result == {"recorded": False, "why": "reopened before its path was read"}
     assert ended[str(deleted.id)].last_error == f"zendesk ticket {deleted.id} is gone (deleted since it was solved)"
     assert store.feedback_frame().empty
+
+
+@pytest.mark.slow
+def test_a_model_imported_from_another_account_does_not_read_this_ones_paths(imported: Imported) -> None:
+    """The served model came from the account at 127.0.0.1; the connector now points at `localhost` (another
+    address): the worker does not read paths there, it falls back to the final group (unmapped here: ignored)."""
+    assert isinstance(imported.fake, FakeZendesk)
+    lead = next(t for t in imported.fake.account.tickets.values() if t.kind == "lead")
+    other = imported.fake.url.replace("127.0.0.1", "localhost")
+    update = {"zendesk_webhook_secret": SECRET["zendesk"], "hook_groups": {}, "zendesk_url": other}
+    settings = imported.settings.model_copy(update=update)
+    (imported.folder / "other").mkdir(exist_ok=True)
+    settings = settings.model_copy(
+        update=store_settings(imported.folder / "other").model_dump(include={"feedback_url"})
+    )
+    store = FeedbackStore(settings.feedback_url)
+    imported.fake.requests.clear()
+    with running(create_app(settings), ready="/readyz") as url:
+        body = json.loads(payload("zendesk_status_solved"))
+        body["id"] = "other-0"
+        body["detail"].update(id=str(lead.id), group_id=lead.group_id)
+        raw = json.dumps(body).encode()
+        assert post(url, "zendesk", raw, signed("zendesk", raw, delivery="other-0")).status_code == 202
+        until(lambda: str(lead.id) in events(store) and events(store)[str(lead.id)].status == "ignored", what="ended")
+    assert events(store)[str(lead.id)].result == {
+        "recorded": False,
+        "why": "group zendesk:200 is not mapped to a target (ESCALATION_HOOK_GROUPS)",
+    }
+    assert imported.fake.requests == []  # nothing read at the other address (the same fake answers both)

@@ -45,3 +45,13 @@ def test_an_unknown_helpdesk_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1 and result.output.strip() == (
         "error: helpdesk 'freshdesk': this version imports from zendesk, zammad, jira"
     )
+
+
+def test_a_date_with_an_offset_keeps_it_and_a_plain_date_is_utc() -> None:
+    from datetime import UTC, datetime
+
+    from escalation.cli import _date
+
+    assert _date("2026-01-01T00:00+05:00", "--since") == datetime(2025, 12, 31, 19, 0, tzinfo=UTC)
+    assert _date("2026-01-01", "--since") == datetime(2026, 1, 1, tzinfo=UTC)
+    assert _date(None, "--since") is None
