@@ -239,6 +239,17 @@ class ThemeInfo(BaseModel):
     saving: float = Field(description="Tickets x repeatability: what the ranking uses.")
 
 
+class WeekRate(BaseModel):
+    """Escalation in one ISO week of the training history: `all` tickets, one `target`, or one metadata value."""
+
+    week: str
+    scope: str = Field(description="'all', 'target', or the metadata field's name.")
+    value: str = Field(description="The target or metadata value ('' for all).")
+    tickets: int
+    escalated: int
+    rate: float
+
+
 class ModelInfo(BaseModel):
     """The served version: where it came from, how it scored on its holdout, what it can suggest."""
 
@@ -272,6 +283,10 @@ class ModelInfo(BaseModel):
     themes: list[ThemeInfo] = Field(
         default_factory=list,
         description="Recurring escalations first line could handle, ranked (empty for versions trained before them).",
+    )
+    rates: list[WeekRate] = Field(
+        default_factory=list,
+        description="Escalation per week over the training history's last 26 weeks (empty without creation dates).",
     )
 
 

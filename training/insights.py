@@ -23,6 +23,8 @@ from features.data import DataError, load_export, to_tickets
 from features.settings import Settings
 from features.text.privacy import Masker, masker_for
 from training.encode import settle_max_length, transformer_embeddings
+from training.rates import COLUMNS as RATE_COLUMNS
+from training.rates import rates_figure, weekly_rates
 from training.validate import check_columns
 
 MIN_THEME = 5  # fewer escalated tickets alike are not a theme worth a runbook
@@ -54,6 +56,7 @@ class Insights:
     escalated: int
     in_themes: int
     cannot_show: list[str] = field(default_factory=list)  # parts the export cannot support, and why
+    rates: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=RATE_COLUMNS))  # training/rates.py
 
     def write(self, folder: str | Path) -> list[Path]:
         """`themes.json` (the ranked list), `report.md` (the same for people) and a draft runbook per theme."""
@@ -66,6 +69,10 @@ class Insights:
             path = folder / "runbooks" / f"{n:02d}-{_slug(theme.words)}.md"
             path.write_text(runbook(theme), encoding="utf-8")
             written.append(path)
+        if not self.rates.empty:
+            self.rates.to_csv(folder / "rates.csv", index=False)
+            rates_figure(self.rates).savefig(folder / "rates.png", dpi=110)
+            written += [folder / "rates.csv", folder / "rates.png"]
         return written
 
     def report(self) -> str:
@@ -77,6 +84,18 @@ class Insights:
             "resolved the way most were).",
         ]
         lines += [f"- Not shown: {why}" for why in self.cannot_show]
+        overall = self.rates[self.rates["scope"] == "all"]
+        if not overall.empty:
+            rate = overall["escalated"].sum() / overall["tickets"].sum()
+            last = overall.iloc[-1]
+            lines += [
+                "",
+                "## Escalation over time",
+                "",
+                f"{len(overall)} weeks ({overall['week'].iloc[0]} to {last['week']}): {rate:.0%} of tickets escalated "
+                f"(first-contact resolution {1 - rate:.0%}); the last week {last['rate']:.0%} of {last['tickets']}. "
+                "Per week, per target and per metadata value: rates.csv and rates.png.",
+            ]
         for n, theme in enumerate(self.themes, start=1):
             targets = ", ".join(f"{t} ({c})" for t, c in theme.targets.items())
             lines += ["", f"## {n}. {theme.name}", "", f"- Tickets: {theme.tickets}, escalated to {targets}"]
@@ -276,4 +295,6 @@ def insights_for_export(
         found, _ = transformer_embeddings(texts, config.model, settings.embedding_cache, progress)
         vectors = np.zeros((len(tickets), found.shape[1]), dtype=found.dtype)
         vectors[escalated] = found
-    return find_themes(tickets, vectors, config.teams.first_line, masker_for(settings))
+    found = find_themes(tickets, vectors, config.teams.first_line, masker_for(settings))
+    found.rates = weekly_rates(tickets, config.teams.first_line, config.columns.metadata)
+    return found

@@ -40,12 +40,14 @@ from training.fit import fit_router, split_holdout
 from training.insights import Insights, find_themes, themes_figure
 from training.labels import Labels, derive_labels
 from training.model_card import HEADLINE, model_card
+from training.rates import rates_figure, weekly_rates
 from training.retrain import MergeReport, merge_feedback
 from training.tracking import Tracker, sqlite_database
 from training.validate import RowReport, check_columns, screen_rows, validate_export
 from training.version import code_version
 
 THEMES_KEPT = 20  # themes a model carries for the lead's view
+WEEKS_KEPT = 26  # weeks of escalation rates it carries
 
 log = logging.getLogger(__name__)
 CHALLENGER = "challenger"
@@ -316,7 +318,10 @@ def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> 
     router.per_target = quality_per_target(evaluation.per_target)
     # every ticket's embedding is at hand: the themes cost a clustering, and the server (no ticket text) shows them
     themes = find_themes(p.tickets, p.embedded.vectors, p.config.teams.first_line, mask)
+    themes.rates = weekly_rates(p.tickets, p.config.teams.first_line, p.config.columns.metadata)
     router.themes = [t.as_dict() for t in themes.themes[:THEMES_KEPT]]
+    recent = themes.rates[themes.rates["week"].isin(sorted(set(themes.rates["week"]))[-WEEKS_KEPT:])]
+    router.rates = recent.to_dict("records")
     return Fitted(router, evaluation, fit_seconds, graph_seconds, themes)
 
 
@@ -547,6 +552,9 @@ def _log_themes(run: Tracker, themes: Insights) -> None:
     run.table(frame, "insights/themes.json")
     run.text(themes.report(), "insights/report.md")
     run.figure(themes_figure(themes), "insights/themes.png")
+    if not themes.rates.empty:
+        run.table(themes.rates, "insights/rates.json")
+        run.figure(rates_figure(themes.rates), "insights/rates.png")
     run.metrics({"themes": len(themes.themes), "themes_tickets": themes.in_themes})
 
 

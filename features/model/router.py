@@ -144,6 +144,7 @@ class EscalationRouter:
     provenance: Provenance | None = None  # which tickets it trained on and held out (None: made before it was kept)
     helpdesk: HelpdeskSource | None = None  # where an imported export came from: live outcomes read paths alike
     themes: list[dict[str, Any]] = field(default_factory=list)  # recurring escalations, masked (training/insights.py)
+    rates: list[dict[str, Any]] = field(default_factory=list)  # escalation per week (training/rates.py): no text
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Artefacts saved before a field existed load with that field's default; those from before the one

@@ -63,6 +63,7 @@ function renderModel(m) {
     );
   }
   renderThemes(m.themes || []);
+  renderRates(m.rates || []);
   $("served").hidden = false;
 }
 
@@ -108,3 +109,66 @@ document.addEventListener("DOMContentLoaded", () => {
   $("key-form").addEventListener("submit", show);
   show();
 });
+
+// Escalation per week as a small SVG line chart drawn here (no chart library, nothing from another origin).
+const PALETTE = ["#1f4e79", "#b3541e", "#2e7d32", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#455a64"];
+const SVG_NS = "http://www.w3.org/2000/svg";
+let RATES = [];
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  node.append(...children);
+  return node;
+}
+
+function renderRates(rates) {
+  RATES = rates;
+  const select = $("breakdown");
+  const scopes = [...new Set(rates.map((r) => r.scope))];
+  const label = (scope) => (scope === "all" ? "All tickets" : scope === "target" ? "Per target" : `Per ${scope}`);
+  select.replaceChildren(...scopes.map((scope) => el("option", { value: scope, text: label(scope) })));
+  select.onchange = () => drawRates(select.value);
+  drawRates(scopes.length ? scopes[0] : "all");
+}
+
+function drawRates(scope) {
+  const rows = RATES.filter((r) => r.scope === scope);
+  const chart = $("rates-chart");
+  if (!rows.length) {
+    chart.replaceChildren(el("p", { class: "small", text: "No weekly rates recorded for this version (its export has no creation dates)." }));
+    $("rates-legend").textContent = "";
+    return;
+  }
+  const weeks = [...new Set(RATES.map((r) => r.week))].sort();
+  const series = new Map();
+  for (const r of rows) {
+    const name = r.value || "escalated";
+    if (!series.has(name)) series.set(name, new Map());
+    series.get(name).set(r.week, r.rate);
+  }
+  if (scope === "all") series.set("first-contact resolution", new Map(rows.map((r) => [r.week, 1 - r.rate])));
+  const W = 640, H = 220, L = 40, R = 10, T = 10, B = 28;
+  const x = (i) => L + (weeks.length > 1 ? (i * (W - L - R)) / (weeks.length - 1) : (W - L - R) / 2);
+  const y = (v) => T + (1 - v) * (H - T - B);
+  const grid = [0, 0.25, 0.5, 0.75, 1].map((v) =>
+    svg("g", {}, svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#d0d0d0" }), svg("text", { x: 4, y: y(v) + 4, "font-size": 11 }, `${v * 100}%`)),
+  );
+  const names = [...series.keys()];
+  const lines = names.map((name, n) => {
+    const points = weeks.map((w, i) => (series.get(name).has(w) ? `${x(i).toFixed(1)},${y(series.get(name).get(w)).toFixed(1)}` : null)).filter(Boolean);
+    return svg("polyline", { points: points.join(" "), fill: "none", stroke: PALETTE[n % PALETTE.length], "stroke-width": 2, "data-series": name });
+  });
+  const ticks = [0, weeks.length - 1].filter((i, k, all) => all.indexOf(i) === k).map((i) => svg("text", { x: x(i), y: H - 8, "font-size": 11, "text-anchor": i ? "end" : "start" }, weeks[i]));
+  const summary = names.map((name) => `${name}: ${percent([...series.get(name).values()].reduce((a, b) => a + b, 0) / series.get(name).size)} on average`).join("; ");
+  chart.replaceChildren(
+    svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": `Weekly share of tickets, ${weeks[0]} to ${weeks[weeks.length - 1]}: ${summary}` }, ...grid, ...lines, ...ticks),
+  );
+  $("rates-legend").replaceChildren(
+    ...names.map((name, n) => {
+      const swatch = el("span", { class: "swatch" });
+      swatch.style.background = PALETTE[n % PALETTE.length]; // through the CSSOM: the page's policy allows no inline style
+      return el("span", { class: "legend" }, swatch, name);
+    }),
+  );
+}

@@ -48,6 +48,7 @@ def model_info(model: Model, settings: AppSettings) -> ModelInfo:
         mlflow_run_url=run_url(settings.tracking_uri, served.info),
         training={k: v for k, v in served.info.items() if isinstance(v, str | int | float)},
         themes=served.themes,
+        rates=served.rates,
     )
 
 

@@ -262,10 +262,22 @@ def test_the_leads_view_shows_the_version_its_numbers_and_what_agents_did(
     page.get_by_role("button", name="Escalate to billing").click()
     expect(page.locator("#feedback-status")).to_contain_text("Feedback recorded for L-1")
 
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(console + "/console/model")
     page.get_by_label("API key").fill(key(trained.settings, "analyst"))
     page.get_by_role("button", name="Show").click()
     expect(page.locator("#version")).to_contain_text(f"version {trained.result.version} (alias champion)")
+    # escalation per week, drawn by the page itself: overall (escalated and first-contact resolution), per target
+    rates = load_router(trained.settings, trained.result.version).rates
+    expect(page.locator("#rates-chart polyline")).to_have_count(2)
+    expect(page.locator("#rates-chart svg")).to_have_attribute("aria-label", re.compile(r"^Weekly share of tickets"))
+    page.get_by_label("Breakdown").select_option(label="Per target")
+    targets = {r["value"] for r in rates if r["scope"] == "target"}
+    expect(page.locator("#rates-chart polyline")).to_have_count(len(targets))
+    assert set(page.locator("#rates-chart polyline").evaluate_all("ls => ls.map(l => l.dataset.series)")) == targets
+    page.get_by_label("Breakdown").select_option(label="Per channel")
+    expect(page.locator("#rates-legend")).to_contain_text("email")
     billing = page.locator("#per-target tr", has=page.locator("th", has_text=re.compile("^billing$")))
     cells = billing.locator("td").all_inner_texts()
     assert cells[0] == "specialist team" and re.fullmatch(r"\d+%", cells[1]) and int(cells[3]) > 0, cells
@@ -280,3 +292,4 @@ def test_the_leads_view_shows_the_version_its_numbers_and_what_agents_did(
     assert first[0] == served[0]["name"] and first[1] == str(served[0]["tickets"]), first
     expect(page.locator("#run-link")).to_be_hidden()  # a sqlite store has no MLflow UI to link
     page.screenshot(path=ARTEFACTS / "console-model.png", full_page=True)
+    assert requested and all(url.startswith(console) for url in requested), requested  # nothing from elsewhere

@@ -104,6 +104,14 @@ def test_a_repeating_fix_is_ranked_before_a_larger_theme_of_varied_fixes(tmp_pat
         text = written.read_text()
         assert "@" not in text and "example.com" not in text, written.name  # masked everywhere
     assert len(list((out / "runbooks").iterdir())) == 2
+    rates = pd.read_csv(out / "rates.csv", keep_default_na=False)
+    overall = rates[rates["scope"] == "all"]
+    assert (overall["tickets"].sum(), overall["escalated"].sum()) == (110, 70)
+    per_target = rates[rates["scope"] == "target"]
+    assert set(per_target["value"]) == {"network", "billing"}
+    assert per_target.groupby("value")["escalated"].sum().to_dict() == {"billing": 40, "network": 30}
+    assert (out / "rates.png").stat().st_size > 0
+    assert "of tickets escalated (first-contact resolution 36%)" in (out / "report.md").read_text()
     first = sorted((out / "runbooks").iterdir())[0]
     assert first.name.startswith("01-vpn") and "Reset the VPN token in the self-service portal" in first.read_text()
 
@@ -115,6 +123,7 @@ def test_without_dates_or_resolutions_it_says_what_it_cannot_show_and_ranks_by_v
     report = (out / "report.md").read_text()
     assert "Not shown: tickets per week (the export has no creation dates)" in report
     assert "not shown: how alike the fixes are and the most common one (the export has no resolutions)" in said
+    assert not (out / "rates.csv").exists() and "Escalation over time" not in report
 
 
 def test_since_without_dates_is_one_line(tmp_path: Path) -> None:
@@ -133,12 +142,20 @@ def test_each_training_run_logs_its_themes_and_the_model_carries_them(trained: T
     client = MlflowClient(trained.settings.tracking_uri)
     run = client.get_run(trained.result.run_id)
     artefacts = {a.path for a in client.list_artifacts(run.info.run_id, "insights")}
-    assert artefacts == {"insights/themes.json", "insights/report.md", "insights/themes.png"}
+    assert artefacts == {
+        "insights/themes.json",
+        "insights/report.md",
+        "insights/themes.png",
+        "insights/rates.json",
+        "insights/rates.png",
+    }
     router = load_router(trained.settings, trained.result.version)
     table = json.loads(Path(client.download_artifacts(run.info.run_id, "insights/themes.json")).read_text())
     logged = pd.DataFrame(table["data"], columns=table["columns"])
     assert run.data.metrics["themes"] == len(logged) >= len(router.themes) > 0
     assert [t["name"] for t in router.themes] == logged["name"].tolist()[: len(router.themes)]
+    weeks = {r["week"] for r in router.rates}
+    assert 0 < len(weeks) <= 26 and {r["scope"] for r in router.rates} == {"all", "target", "channel", "customer_tier"}
     savings = [t["saving"] for t in router.themes]
     assert savings == sorted(savings, reverse=True)
     sample = pd.read_csv(trained.data, dtype=str).set_index("ticket_id")
