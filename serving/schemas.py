@@ -172,8 +172,20 @@ class ModelRef(BaseModel):
     alias: str
 
 
+class FamiliarityOut(BaseModel):
+    """How alike the ticket is to the tickets the model learned from."""
+
+    unfamiliar: bool = Field(description="Below the usual similarity: the answer may be a guess; check it yourself.")
+    nearest_similarity: float = Field(description="Cosine to the nearest training ticket.")
+    usual: float = Field(
+        description="The similarity below which a ticket counts as unfamiliar: the 5th percentile of training tickets' "
+        "similarity to their nearest other, distinct ticket."
+    )
+
+
 class SuggestionOut(BaseModel):
     id: str | None
+    familiarity: FamiliarityOut | None = Field(None, description="None for versions trained before it was recorded.")
     escalation: Escalation
     routing: Routing
     suggestions: list[Suggestion]
@@ -181,7 +193,9 @@ class SuggestionOut(BaseModel):
     handoff: HandoffOut
     model: ModelRef
     notes: list[str] = Field(
-        default_factory=list, description="What the service changed in the ticket before reading it (a cut text)."
+        default_factory=list,
+        description="What the agent should know about this answer: the ticket was cut before reading, or it is unlike "
+        "the tickets the model learned from.",
     )
 
 

@@ -95,6 +95,19 @@ def suggest(tickets: list[TicketIn], model: LoadedModel, settings: Settings, sta
             log.debug("ticket %s text: %s", ticket_id, text)
     mask = state.masker
     return [
-        SuggestionOut(**present(r, mask), handoff=handoff_for(t, mask), model=ref, notes=[n] if n else [])
+        SuggestionOut(
+            **present(r, mask), handoff=handoff_for(t, mask), model=ref, notes=[*([n] if n else []), *unlike(r)]
+        )
         for t, r, n in zip(tickets, results, notes, strict=True)
+    ]
+
+
+def unlike(answer: Suggestion) -> list[str]:
+    """The note an unfamiliar ticket's answer carries, in words."""
+    known = answer.familiarity
+    if known is None or not known.unfamiliar:
+        return []
+    return [
+        f"This ticket is unlike the tickets the model learned from (nearest {known.nearest_similarity:.2f} similar; "
+        f"usually at least {known.usual:.2f}): the suggestion may be a guess, check it yourself."
     ]

@@ -467,6 +467,7 @@ def fit_router(
         target_thresholds=target_thresholds,
         rules=list(config.rules),
         helpdesk=config.helpdesk,
+        usual_similarity=index.usual_similarity(),
         head_params={
             "escalation_C": esc_params.C,
             "target_C": tgt_params.C,

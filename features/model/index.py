@@ -11,6 +11,9 @@ import scipy.sparse as sp
 from features.model.graph import DEFAULT_THRESHOLD, ApproximateIndex, available
 from features.model.heads import exact_top_k
 
+USUAL_QUANTILE = 0.05  # training tickets whose nearest distinct neighbour is rarer than this are unusual too
+COPY = 0.995  # cosine at which two tickets are copies of one text
+
 
 @dataclass
 class SimilarIndex:
@@ -52,8 +55,27 @@ class SimilarIndex:
         state["approximate"] = None  # a native graph is rebuilt where it is needed, never pickled
         return state
 
+    def usual_similarity(self, quantile: float = USUAL_QUANTILE, sample: int = 5000, seed: int = 0) -> float | None:
+        """The similarity below which a ticket counts as unfamiliar: the `quantile` of the training tickets' cosine to
+        their nearest *other, distinct* ticket (the ticket itself, a copy of its text or a near-copy does not count),
+        on a sample of them. None for an index too small to say."""
+        n = len(self.vectors)
+        if n < 20:
+            return None
+        rows = np.random.default_rng(seed).choice(n, min(n, sample), replace=False)
+        idx, sims = self.search(self.vectors[rows], min(n, 12))
+        nearest = []
+        for row, found, found_sims in zip(rows, idx, sims, strict=True):
+            own = " ".join(str(self.snippets[row]).lower().split())
+            for j, s in zip(found, found_sims, strict=True):
+                if j != row and s < COPY and " ".join(str(self.snippets[j]).lower().split()) != own:
+                    nearest.append(float(s))
+                    break
+        return round(float(np.quantile(nearest, quantile)), 4) if nearest else None
+
 
 SIMILAR_CANDIDATES = 8  # nearest tickets searched per similar ticket shown, so duplicates can be skipped
+
 NEAR_DUPLICATE = 0.95  # cosine between two past tickets above which an agent reads the same ticket twice
 
 

@@ -18,8 +18,12 @@ from features.text.privacy import Masker
 def present(answer: Suggestion, mask: Masker) -> dict[str, Any]:
     """The public JSON shape of one answer (the API's `SuggestionOut` without handoff, model and notes)."""
     esc, routing = answer.escalation, answer.routing
+    known = answer.familiarity
     return {
         "id": answer.id,
+        "familiarity": None
+        if known is None
+        else {"unfamiliar": known.unfamiliar, "nearest_similarity": known.nearest_similarity, "usual": known.usual},
         "escalation": {
             "probability": esc.probability,
             "decision": esc.decision,

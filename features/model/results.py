@@ -77,6 +77,16 @@ class FiredRule:
 
 
 @dataclass(frozen=True)
+class Familiarity:
+    """How alike the ticket is to what the model learned from: unfamiliar below the training tickets' usual
+    similarity to their nearest other ticket (the answer may then be a guess)."""
+
+    unfamiliar: bool
+    nearest_similarity: float
+    usual: float
+
+
+@dataclass(frozen=True)
 class Suggestion:
     """The router's whole answer for one ticket."""
 
@@ -87,3 +97,4 @@ class Suggestion:
     similar: list[Neighbour] = field(default_factory=list)
     key_terms: list[KeyTerm] = field(default_factory=list)
     rules: list[FiredRule] = field(default_factory=list)
+    familiarity: Familiarity | None = None  # None: the model predates it

@@ -29,6 +29,7 @@ from features.model.lexical import CHAR_SOURCE, LexicalFeatures, combine
 from features.model.provenance import Provenance
 from features.model.results import (
     EscalationCall,
+    Familiarity,
     FiredRule,
     KeyTerm,
     Neighbour,
@@ -108,6 +109,7 @@ class Scored:
     embeddings: np.ndarray
     neighbours: np.ndarray
     similarities: np.ndarray
+    nearest: np.ndarray | None = None  # cosine to the nearest training ticket (by embedding), when searched
 
 
 @dataclass
@@ -144,6 +146,7 @@ class EscalationRouter:
     provenance: Provenance | None = None  # which tickets it trained on and held out (None: made before it was kept)
     helpdesk: HelpdeskSource | None = None  # where an imported export came from: live outcomes read paths alike
     themes: list[dict[str, Any]] = field(default_factory=list)  # recurring escalations, masked (training/insights.py)
+    usual_similarity: float | None = None  # below it a ticket is unfamiliar (SimilarIndex.usual_similarity)
     rates: list[dict[str, Any]] = field(default_factory=list)  # escalation per week (training/rates.py): no text
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -207,7 +210,10 @@ class EscalationRouter:
         use_knn = self.knn_weight > 0
         rerank_words = self.knn_words_weight > 0 and self.index.words is not None
         wanted = max(self.knn_k if use_knn else 0, n_similar * SIMILAR_CANDIDATES)
+        if self.usual_similarity is not None:
+            wanted = max(wanted, 1)  # the nearest training ticket says how familiar the ticket is
         idx, sims = self.index.search(embeddings, max(wanted, self.knn_candidates) if rerank_words else wanted)
+        nearest = sims[:, 0].copy() if sims.shape[1] else None  # by embedding, before any re-ranking by words
         if rerank_words:
             words = X[:, : self.index.words.shape[1]]
             idx, sims = rerank(idx, sims, words, self.index.words, self.knn_words_weight)
@@ -231,7 +237,7 @@ class EscalationRouter:
         p_tgt = target_probabilities(scores, knn_tgt, top_sim, self.target_temperature, stack, self.knn_weight)
         # a few more than asked, so that near-identical texts can be dropped from what the agent sees
         shown = n_similar * SIMILAR_CANDIDATES
-        return Scored(p_esc, p_tgt, X, embeddings, idx[:, :shown], sims[:, :shown])
+        return Scored(p_esc, p_tgt, X, embeddings, idx[:, :shown], sims[:, :shown], nearest)
 
     def suggestible(self, p_tgt: np.ndarray) -> np.ndarray:
         """P(target) with the pooled 'other' column at 0: what the suggestions rank (other is never one)."""
@@ -321,9 +327,17 @@ class EscalationRouter:
                 ],
                 similar=self.neighbours(scored.neighbours[i], scored.similarities[i], n_similar),
                 key_terms=self.key_terms(X[i], int(ranked[0])),
+                familiarity=self.familiarity(scored, i),
             )
             results.append(self.apply_rules(answer, fired[i], p_tgt[i], top_k))
         return results
+
+    def familiarity(self, scored: Scored, i: int) -> Familiarity | None:
+        """Ticket `i` against the usual similarity of training tickets to their nearest other ticket."""
+        if self.usual_similarity is None or scored.nearest is None:
+            return None
+        nearest = round(float(scored.nearest[i]), 4)
+        return Familiarity(nearest < self.usual_similarity, nearest, self.usual_similarity)
 
     def neighbours(self, idx: np.ndarray, sims: np.ndarray, n: int) -> list[Neighbour]:
         """The `n` most similar distinct resolved tickets: who resolved them and how."""

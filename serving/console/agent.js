@@ -97,6 +97,9 @@ function render(answer) {
   bar.setAttribute("aria-label", words);
   $("probability-text").textContent = words;
   $("decision-rule").textContent = esc.rule ? `Decided by the rule “${esc.rule}”.` : "";
+  const notes = answer.notes || [];
+  $("notes").replaceChildren(...notes.map((n) => el("li", { text: n })));
+  $("notes").hidden = !notes.length;
 
   const routing = answer.routing;
   $("routing").textContent =

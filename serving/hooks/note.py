@@ -29,6 +29,7 @@ def note_for(answer: SuggestionOut, ticket_id: str, prefix: str, console_url: st
         f"Escalation suggestion ({answer.model.name} v{answer.model.version})",
         f"Decision: {DECISIONS[esc.decision]} (probability {esc.probability:.0%}; escalate from "
         f"{esc.thresholds.escalate:.0%})" + (f", by the rule {esc.rule}" if esc.rule else ""),
+        *[f"Note: {n}" for n in answer.notes],
         "Where to:",
     ]
     for i, s in enumerate(answer.suggestions, 1):

@@ -39,7 +39,7 @@ def test_predict_writes_one_line_per_ticket(trained: Trained, tmp_path: Path) ->
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == 900 and "scored 900 tickets" in result.output
     assert [line["id"] for line in lines] == pd.read_csv(trained.data)["ticket_id"].tolist()
-    assert set(lines[0]) == {"id", "escalation", "routing", "suggestions", "explanation", "model"}
+    assert set(lines[0]) == {"id", "familiarity", "escalation", "routing", "suggestions", "explanation", "model"}
     assert lines[0]["model"]["alias"] == "champion"
     assert not out.with_name(out.name + ".partial").exists()
 
