@@ -31,6 +31,7 @@ MIN_THEME = 5  # fewer escalated tickets alike are not a theme worth a runbook
 CLUSTER_SAMPLE = 4000  # agglomerative clustering is quadratic: cluster this many, assign the rest to the nearest
 SAME_THEME = 0.5  # average cosine distance below which tickets join one theme
 SAME_FIX = 0.8  # cosine similarity of word TF-IDF at which two resolutions are the same fix
+PER_THEME = 1000  # tickets of a theme its name and its fix's repeatability are read from, at most
 PLACEHOLDERS = ["email", "name", "phone", "card", "iban", "secret"]  # what masking leaves in the text
 
 
@@ -174,16 +175,20 @@ def find_themes(tickets: pd.DataFrame, vectors: np.ndarray, first_line: list[str
     if len(rows) < MIN_THEME:
         return Insights([], len(rows), 0, cannot)
     labels = _cluster(found)
-    texts = [mask(t) for t in rows["text"].astype(str)]
     groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
     groups = [g for g in groups if len(g) >= MIN_THEME]
-    names = _names([" ".join(texts[i] for i in g) for g in groups], mask)
+    # a theme of a hundred thousand tickets is named and its fix measured on a sample: the resolutions' pairwise
+    # similarities are quadratic, and masking every text of a long history would cost minutes
+    rng = np.random.default_rng(0)
+    read = [g if len(g) <= PER_THEME else np.sort(rng.choice(g, PER_THEME, replace=False)) for g in groups]
+    text = rows["text"].astype(str).to_numpy()
+    names = _names([" ".join(mask(text[i]) for i in g) for g in read], mask)
     themes = []
-    for members, words in zip(groups, names, strict=True):
+    for members, sample, words in zip(groups, read, names, strict=True):
         centre = found[members].mean(axis=0)
         nearest = members[np.argsort(-(found[members] @ centre), kind="stable")]
         repeatability, fix = (
-            _fix(rows["resolution"].astype(str).to_numpy()[members], mask) if has_fixes else (None, None)
+            _fix(rows["resolution"].astype(str).to_numpy()[sample], mask) if has_fixes else (None, None)
         )
         weeks: dict[str, int] = {}
         if has_dates:
