@@ -7,7 +7,7 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install install-encoders browser demo test test-fast lint docs clean
+.PHONY: install install-encoders browser promtool demo test test-fast lint docs clean
 
 install: $(VENV)/.installed
 
@@ -44,7 +44,11 @@ demo: install
 lint: install
 	$(BIN)/ruff check features training serving escalation tests
 
-test: lint browser
+# promtool (Debian's prometheus package) tests the alerting rules in docs/alerts/ (tests/unit/test_alert_rules.py).
+promtool:
+	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+
+test: lint browser promtool
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Under a minute: everything that neither trains, benchmarks nor starts a server (`slow`, marked in tests/conftest.py).

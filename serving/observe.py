@@ -69,6 +69,25 @@ class Metrics:
         )
         self.decisions = Counter("escalation_decisions", "Escalation decisions given.", ["decision"], registry=r)
         self.routing = Counter("escalation_routing", "Routing decisions given.", ["decision"], registry=r)
+        # knowing when the model no longer fits (docs/alerts.yml): what it sees, predicts, and what really happened
+        self.familiarity = Counter(
+            "escalation_answers_by_familiarity",
+            "Answers by whether the ticket was unlike the training tickets (unfamiliar true/false).",
+            ["unfamiliar"],
+            registry=r,
+        )
+        self.predicted = Counter(
+            "escalation_predicted_probability",
+            "Sum of P(escalation) over answers: divided by answers, the predicted escalation rate.",
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "escalation_outcomes",
+            "Outcomes recorded (agents' feedback and helpdesk outcomes): escalated or not, the target, and whether "
+            "the suggestion was accepted.",
+            ["escalated", "target", "accepted"],
+            registry=r,
+        )
         self.feedback_failures = Counter(
             "escalation_feedback_write_failures", "Feedback that could not be stored (answered 503).", registry=r
         )
@@ -99,6 +118,14 @@ class Metrics:
         for r in results:
             self.decisions.labels(r.escalation.decision).inc()
             self.routing.labels(r.routing.decision).inc()
+            self.predicted.inc(r.escalation.probability)
+            if r.familiarity is not None:
+                self.familiarity.labels(str(r.familiarity.unfamiliar).lower()).inc()
+
+    def outcome(self, escalated: bool, target: str | None, accepted: bool, known: set[str] | None) -> None:
+        """One recorded outcome; a target the model does not know is counted as `unknown` (bounded labels)."""
+        name = "" if target is None else target if known is None or target in known else "unknown"
+        self.outcomes.labels(str(escalated).lower(), name, str(accepted).lower()).inc()
 
 
 class RequestContext:

@@ -179,7 +179,9 @@ class HookWorker:
         feedback = Feedback(
             row.ticket_id, escalated, target if escalated else None, accepted, f"{row.helpdesk} outcome, {source}"
         )
-        stored = self.state.store.get().record_feedback(feedback, self.state.known_targets())
+        known = self.state.known_targets()
+        stored = self.state.store.get().record_feedback(feedback, known)
+        self.state.metrics.outcome(escalated, feedback.target, accepted, known)
         result = {"recorded": True, "escalated": escalated, "target": feedback.target, "accepted": accepted}
         outbox.done(row, {**result, "flags": list(stored.flags)})
 

@@ -19,15 +19,16 @@ def feedback(body: FeedbackIn, store: Store, state: State) -> FeedbackOut:
     """Record what the agent finally did; a repeat for the same ticket updates it. Unknown targets are flagged."""
     assert state.recorder is not None
     state.recorder.flush()  # the suggestion it answers is joined, even one answered just now
+    known = state.known_targets()
     try:
         stored = store.record_feedback(
-            Feedback(body.ticket_id, body.escalated, body.target, body.accepted_suggestion, body.note),
-            state.known_targets(),
+            Feedback(body.ticket_id, body.escalated, body.target, body.accepted_suggestion, body.note), known
         )
     except StoreUnavailable as err:
         state.metrics.feedback_failures.inc()
         log.error("feedback for %s not stored: %s", body.ticket_id, err)
         raise store_down(state.store.retry_after) from None
+    state.metrics.outcome(body.escalated, body.target, body.accepted_suggestion, known)
     return FeedbackOut(**stored.__dict__)
 
 

@@ -42,6 +42,29 @@ def test_metrics_count_requests_decisions_and_the_model_served(client: TestClien
     assert client.get("/metrics", headers=bearer(trained.settings, "agent")).status_code == 403
 
 
+def test_metrics_show_what_the_alerting_rules_watch(client: TestClient, trained: Trained) -> None:
+    """Unfamiliar answers, the predicted escalation rate's sum and recorded outcomes, under the names the rules in
+    docs/alerts/ use."""
+    analyst = bearer(trained.settings, "analyst")
+    before = client.get("/metrics", headers=analyst).text
+    odd = client.post(
+        "/v1/suggestions", json=ticket(id="A-1", subject="Laptop", body="Laptop does not connect to wifi")
+    )
+    usual = client.post("/v1/suggestions", json=ticket(id="A-2")).json()
+    feedback = {"ticket_id": "A-2", "escalated": True, "target": "billing", "accepted_suggestion": True}
+    assert client.post("/v1/feedback", json=feedback).status_code == 200
+    after = client.get("/metrics", headers=analyst).text
+
+    def grew(sample: str) -> float:
+        return round(_value(after, sample) - _value(before, sample), 4)
+
+    assert grew('escalation_answers_by_familiarity_total{unfamiliar="true"}') == 1
+    assert grew('escalation_answers_by_familiarity_total{unfamiliar="false"}') == 1
+    predicted = odd.json()["escalation"]["probability"] + usual["escalation"]["probability"]
+    assert grew("escalation_predicted_probability_total") == round(predicted, 4)
+    assert grew('escalation_outcomes_total{accepted="true",escalated="true",target="billing"}') == 1
+
+
 def test_request_id_is_returned_and_follows_the_log_lines(client: TestClient) -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
