@@ -274,15 +274,18 @@ class FeedbackStore:
         try:
             with Session(self.engine) as session:
                 suggestions = session.execute(
-                    select(SuggestionRecord.model_version, SuggestionRecord.decision).where(
-                        SuggestionRecord.created_at >= since, SuggestionRecord.created_at < until
-                    )
+                    select(
+                        SuggestionRecord.model_version,
+                        SuggestionRecord.decision,
+                        SuggestionRecord.escalation_probability,
+                        SuggestionRecord.created_at,
+                    ).where(SuggestionRecord.created_at >= since, SuggestionRecord.created_at < until)
                 ).all()
         except SQLAlchemyError as err:
             raise StoreUnavailable(f"could not read suggestions: {err.__class__.__name__}") from err
         frame = self.feedback_frame(since, until)
         versions: dict[str, dict[str, Any]] = {}
-        for version, decision in suggestions:
+        for version, decision, _, _ in suggestions:
             v = versions.setdefault(str(version), _empty_version())
             v["suggestions"] += 1
             v["decisions"][decision] = v["decisions"].get(decision, 0) + 1
@@ -318,7 +321,51 @@ class FeedbackStore:
             "versions": versions,
             "escalations_per_target": {str(k): int(v) for k, v in per_target.items()},
             "unknown_targets": int((~frame["target_known"]).sum()) if len(frame) else 0,
+            "weeks": _weeks(suggestions, frame),
+            "acceptance_per_target": _acceptance(frame),
         }
+
+
+def _week(moment: datetime) -> str:
+    return _aware(moment).strftime("%G-W%V")
+
+
+def _weeks(suggestions: list[Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per ISO week: the predicted escalation rate (mean P(escalation) of the suggestions given that week) and the
+    observed one (the outcomes recorded that week), with the share of outcomes whose suggestion was accepted."""
+    weeks: dict[str, dict[str, Any]] = {}
+    for _, _, probability, created in suggestions:
+        w = weeks.setdefault(_week(created), {"suggestions": 0, "_p": 0.0, "outcomes": 0, "_esc": 0, "_acc": 0})
+        w["suggestions"] += 1
+        w["_p"] += float(probability)
+    for row in frame.itertuples(index=False):
+        w = weeks.setdefault(_week(row.updated_at), {"suggestions": 0, "_p": 0.0, "outcomes": 0, "_esc": 0, "_acc": 0})
+        w["outcomes"] += 1
+        w["_esc"] += int(row.escalated)
+        w["_acc"] += int(row.accepted_suggestion)
+    out = []
+    for week, w in sorted(weeks.items()):
+        n, m = w["suggestions"], w["outcomes"]
+        out.append(
+            {
+                "week": week,
+                "suggestions": n,
+                "predicted_rate": w["_p"] / n if n else None,
+                "outcomes": m,
+                "observed_rate": w["_esc"] / m if m else None,
+                "accepted_rate": w["_acc"] / m if m else None,
+            }
+        )
+    return out
+
+
+def _acceptance(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per target the tickets went to (first line for those resolved there): outcomes and the share accepted."""
+    if not len(frame):
+        return {}
+    went = frame["target"].where(frame["escalated"], "first line").fillna("first line")
+    grouped = frame.assign(went=went).groupby("went")["accepted_suggestion"].agg(["size", "mean"])
+    return {str(t): {"outcomes": int(r["size"]), "accepted_rate": float(r["mean"])} for t, r in grouped.iterrows()}
 
 
 def _empty_version() -> dict[str, Any]:

@@ -386,9 +386,29 @@ class VersionSummary(BaseModel):
     resolve_first_kept_rate: float | None
 
 
+class WeekSummary(BaseModel):
+    """One ISO week: what the model predicted and what was observed."""
+
+    week: str
+    suggestions: int
+    predicted_rate: float | None = Field(description="Mean P(escalation) of the week's suggestions.")
+    outcomes: int
+    observed_rate: float | None = Field(description="Share of the week's recorded outcomes that were escalations.")
+    accepted_rate: float | None = Field(description="Share of the week's outcomes whose suggestion was accepted.")
+
+
+class TargetAcceptance(BaseModel):
+    outcomes: int
+    accepted_rate: float
+
+
 class MetricsSummary(BaseModel):
     since: datetime
     until: datetime
     versions: dict[str, VersionSummary]
     escalations_per_target: dict[str, int]
     unknown_targets: int
+    weeks: list[WeekSummary] = Field(default_factory=list, description="Predicted against observed, per ISO week.")
+    acceptance_per_target: dict[str, TargetAcceptance] = Field(
+        default_factory=dict, description="Per target the tickets went to ('first line' for the rest)."
+    )

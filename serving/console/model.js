@@ -101,6 +101,18 @@ function renderSummary(s) {
     ),
   );
   if (!versions.length) body.append(row(el("td", { colspan: 7, text: "No suggestions recorded in this window yet." })));
+  const weeks = s.weeks || [];
+  const observed = new Map(weeks.filter((w) => w.observed_rate !== null).map((w) => [w.week, w.observed_rate]));
+  const predicted = new Map(weeks.filter((w) => w.predicted_rate !== null).map((w) => [w.week, w.predicted_rate]));
+  if (weeks.length) {
+    lineChart($("live-chart"), $("live-legend"), weeks.map((w) => w.week), new Map([["predicted escalation", predicted], ["observed escalation", observed]]));
+  } else {
+    $("live-chart").replaceChildren(el("p", { class: "small", text: "Nothing recorded in this window yet." }));
+    $("live-legend").textContent = "";
+  }
+  $("per-target-acceptance").tBodies[0].replaceChildren(
+    ...Object.entries(s.acceptance_per_target || {}).map(([t, a]) => row(el("th", { scope: "row", text: t }), cell(a.outcomes, true), cell(share(a.accepted_rate), true))),
+  );
   $("acceptance").hidden = false;
 }
 
@@ -134,13 +146,11 @@ function renderRates(rates) {
 
 function drawRates(scope) {
   const rows = RATES.filter((r) => r.scope === scope);
-  const chart = $("rates-chart");
   if (!rows.length) {
-    chart.replaceChildren(el("p", { class: "small", text: "No weekly rates recorded for this version (its export has no creation dates)." }));
+    $("rates-chart").replaceChildren(el("p", { class: "small", text: "No weekly rates recorded for this version (its export has no creation dates)." }));
     $("rates-legend").textContent = "";
     return;
   }
-  const weeks = [...new Set(RATES.map((r) => r.week))].sort();
   const series = new Map();
   for (const r of rows) {
     const name = r.value || "escalated";
@@ -148,6 +158,11 @@ function drawRates(scope) {
     series.get(name).set(r.week, r.rate);
   }
   if (scope === "all") series.set("first-contact resolution", new Map(rows.map((r) => [r.week, 1 - r.rate])));
+  lineChart($("rates-chart"), $("rates-legend"), [...new Set(RATES.map((r) => r.week))].sort(), series);
+}
+
+// A small SVG line chart of shares (0 to 100%) per week, with its legend and a spoken summary.
+function lineChart(chart, legend, weeks, series) {
   const W = 640, H = 220, L = 40, R = 10, T = 10, B = 28;
   const x = (i) => L + (weeks.length > 1 ? (i * (W - L - R)) / (weeks.length - 1) : (W - L - R) / 2);
   const y = (v) => T + (1 - v) * (H - T - B);
@@ -160,11 +175,12 @@ function drawRates(scope) {
     return svg("polyline", { points: points.join(" "), fill: "none", stroke: PALETTE[n % PALETTE.length], "stroke-width": 2, "data-series": name });
   });
   const ticks = [0, weeks.length - 1].filter((i, k, all) => all.indexOf(i) === k).map((i) => svg("text", { x: x(i), y: H - 8, "font-size": 11, "text-anchor": i ? "end" : "start" }, weeks[i]));
-  const summary = names.map((name) => `${name}: ${percent([...series.get(name).values()].reduce((a, b) => a + b, 0) / series.get(name).size)} on average`).join("; ");
+  const mean = (m) => [...m.values()].reduce((a, b) => a + b, 0) / m.size;
+  const summary = names.map((name) => `${name}: ${percent(mean(series.get(name)))} on average`).join("; ");
   chart.replaceChildren(
     svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": `Weekly share of tickets, ${weeks[0]} to ${weeks[weeks.length - 1]}: ${summary}` }, ...grid, ...lines, ...ticks),
   );
-  $("rates-legend").replaceChildren(
+  legend.replaceChildren(
     ...names.map((name, n) => {
       const swatch = el("span", { class: "swatch" });
       swatch.style.background = PALETTE[n % PALETTE.length]; // through the CSSOM: the page's policy allows no inline style

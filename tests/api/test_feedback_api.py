@@ -66,6 +66,19 @@ def test_summary_counts_acceptance_per_version(trained: Trained, tmp_path: Path)
     assert v1["escalations_avoided"] == 1 and v1["resolve_first_kept_rate"] == 1.0
     assert summary["escalations_per_target"] == {"billing": 1, "security": 1} and summary["unknown_targets"] == 0
     assert window.status_code == 200 and window.json()["versions"] == {}
+    weeks = summary["weeks"]  # this week (two, when the test ran across Monday 00:00 UTC)
+    assert 1 <= len(weeks) <= 2 and sum(w["suggestions"] for w in weeks) == sum(w["outcomes"] for w in weeks) == 3
+    predicted = sum(w["predicted_rate"] * w["suggestions"] for w in weeks if w["suggestions"])
+    assert predicted == pytest.approx(sum(a["escalation"]["probability"] for a in answers), abs=1e-3)
+    observed = sum(w["observed_rate"] * w["outcomes"] for w in weeks if w["outcomes"])
+    accepted = sum(w["accepted_rate"] * w["outcomes"] for w in weeks if w["outcomes"])
+    assert observed == pytest.approx(2) and accepted == pytest.approx(2)
+    assert summary["acceptance_per_target"] == {
+        "billing": {"outcomes": 1, "accepted_rate": 1.0},
+        "security": {"outcomes": 1, "accepted_rate": 0.0},
+        "first line": {"outcomes": 1, "accepted_rate": 1.0},
+    }
+    assert window.json()["weeks"] == [] and window.json()["acceptance_per_target"] == {}
 
 
 @pytest.mark.parametrize(

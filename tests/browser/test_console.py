@@ -291,5 +291,10 @@ def test_the_leads_view_shows_the_version_its_numbers_and_what_agents_did(
     first = themes.first.locator("th, td").all_inner_texts()
     assert first[0] == served[0]["name"] and first[1] == str(served[0]["tickets"]), first
     expect(page.locator("#run-link")).to_be_hidden()  # a sqlite store has no MLflow UI to link
+    # what agents did, per week (predicted and observed escalation) and per target the tickets went to
+    expect(page.locator("#live-chart polyline")).to_have_count(2)
+    billing_row = page.locator("#per-target-acceptance tr", has=page.locator("th", has_text=re.compile("^billing$")))
+    accepted = billing_row.locator("td").all_inner_texts()
+    assert int(accepted[0]) >= 1 and re.fullmatch(r"\d+%", accepted[1]), accepted
     page.screenshot(path=ARTEFACTS / "console-model.png", full_page=True)
     assert requested and all(url.startswith(console) for url in requested), requested  # nothing from elsewhere
