@@ -209,7 +209,8 @@ def insights(
         typer.echo(f"  {n}. {theme.name}: {theme.tickets} tickets{repeat}")
     for why in found.cannot_show:
         typer.echo(f"not shown: {why}")
-    typer.echo(f"wrote {written[0]}, {written[1]} and {len(written) - 2} draft runbooks")
+    runbooks = sum(1 for path in written if path.parent.name == "runbooks")
+    typer.echo(f"wrote {written[0]}, {written[1]} and {runbooks} draft runbooks")
 
 
 @app.command("import")

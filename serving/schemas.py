@@ -98,11 +98,12 @@ class Routing(BaseModel):
     target: str
     probability: float = Field(ge=0, le=1)
     threshold: float = Field(description="The threshold that applied; above 1 means this target is never sure.")
-    threshold_scope: Literal["target", "unproven", "escalation", "all targets", "rule", "none"] = Field(
+    threshold_scope: Literal["target", "unproven", "escalation", "unfamiliar", "all targets", "rule", "none"] = Field(
         description="'target': the target's own threshold; 'unproven': too few validation answers to show the "
         "target's precision, so it is suggested but never routed; 'escalation': the escalation answer is "
-        "`resolve_first`, so nothing is routed; 'rule': an admin's rule chose the target; 'all targets': one "
-        "threshold for targets without their own (models trained before 'unproven')."
+        "`resolve_first`, so nothing is routed; 'unfamiliar': the ticket is unlike the training tickets, so neither "
+        "answer is confident; 'rule': an admin's rule chose the target; 'all targets': one threshold for targets "
+        "without their own (models trained before 'unproven')."
     )
 
 

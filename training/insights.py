@@ -164,8 +164,8 @@ def find_themes(tickets: pd.DataFrame, vectors: np.ndarray, first_line: list[str
     escalated = ~tickets["target"].isin(first_line).to_numpy()
     rows, found = tickets[escalated].reset_index(drop=True), vectors[escalated]
     cannot: list[str] = []
-    has_dates = "created_at" in rows and rows["created_at"].notna().any()
-    has_fixes = "resolution" in rows and (rows["resolution"].astype(str).str.strip() != "").any()
+    has_dates = "created_at" in tickets and tickets["created_at"].notna().any()  # what the export has, not the themes
+    has_fixes = "resolution" in tickets and (tickets["resolution"].astype(str).str.strip() != "").any()
     if not has_dates:
         cannot.append("tickets per week (the export has no creation dates)")
     if not has_fixes:
@@ -175,7 +175,7 @@ def find_themes(tickets: pd.DataFrame, vectors: np.ndarray, first_line: list[str
     if len(rows) < MIN_THEME:
         return Insights([], len(rows), 0, cannot)
     labels = _cluster(found)
-    groups = [np.flatnonzero(labels == k) for k in np.unique(labels)]
+    groups = [np.flatnonzero(labels == k) for k in np.unique(labels) if k >= 0]
     groups = [g for g in groups if len(g) >= MIN_THEME]
     # a theme of a hundred thousand tickets is named and its fix measured on a sample: the resolutions' pairwise
     # similarities are quadratic, and masking every text of a long history would cost minutes
@@ -196,7 +196,7 @@ def find_themes(tickets: pd.DataFrame, vectors: np.ndarray, first_line: list[str
             weeks = dict(sorted(Counter(d.strftime("%G-W%V") for d in dates).items()))
         themes.append(
             Theme(
-                name=" · ".join(words[:3]),
+                name=" · ".join(words[:3]) or f"theme {len(themes) + 1}",
                 words=words,
                 tickets=len(members),
                 targets=dict(Counter(rows["target"].iloc[members]).most_common()),
@@ -225,7 +225,15 @@ def _cluster(vectors: np.ndarray) -> np.ndarray:
         return np.asarray(model.labels_)
     ids = np.unique(model.labels_)
     centres = np.vstack([unit[picked][model.labels_ == k].mean(axis=0) for k in ids])
-    return ids[np.argmax(unit @ centres.T, axis=1)]
+    centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
+    labels = np.full(len(unit), -1)
+    for start in range(0, len(unit), 50_000):  # in chunks: a million tickets by thousands of centres is too much
+        sims = unit[start : start + 50_000] @ centres.T
+        best = np.argmax(sims, axis=1)
+        near = sims[np.arange(len(best)), best] >= 1 - SAME_THEME  # an outlier joins no theme
+        labels[start : start + 50_000] = np.where(near, ids[best], -1)
+    labels[picked] = model.labels_
+    return labels
 
 
 def _names(documents: list[str], mask: Masker, top: int = 5) -> list[list[str]]:
@@ -238,7 +246,10 @@ def _names(documents: list[str], mask: Masker, top: int = 5) -> list[list[str]]:
         token_pattern=r"(?u)\b[^\W\d_]{2,}\b",
         lowercase=True,
     )
-    tf = counts.fit_transform(documents).toarray().astype(float)
+    try:
+        tf = counts.fit_transform(documents).toarray().astype(float)
+    except ValueError:  # no word left (only stop words, placeholders or digits): themes without words
+        return [[] for _ in documents]
     words = counts.get_feature_names_out()
     per_theme = tf / np.maximum(tf.sum(axis=1, keepdims=True), 1)
     average = tf.sum() / len(documents)
@@ -289,9 +300,10 @@ def insights_for_export(
     tickets = to_tickets(export.frame, config)
     tickets = tickets[tickets["text"].astype(str).str.strip() != ""].reset_index(drop=True)
     if since is not None:
-        if "created_at" not in tickets:
+        if "created_at" not in tickets or not tickets["created_at"].notna().any():
             raise DataError(f"--since: {data} has no creation dates (columns.created_at in {config_path})")
-        tickets = tickets[tickets["created_at"] >= pd.Timestamp(since)].reset_index(drop=True)
+        dates = pd.to_datetime(tickets["created_at"], utc=True)
+        tickets = tickets[dates >= pd.Timestamp(since)].reset_index(drop=True)
     escalated = ~tickets["target"].isin(config.teams.first_line).to_numpy()
     vectors = np.zeros((len(tickets), 1))
     if escalated.sum():
@@ -301,5 +313,5 @@ def insights_for_export(
         vectors = np.zeros((len(tickets), found.shape[1]), dtype=found.dtype)
         vectors[escalated] = found
     found = find_themes(tickets, vectors, config.teams.first_line, masker_for(settings))
-    found.rates = weekly_rates(tickets, config.teams.first_line, config.columns.metadata)
+    found.rates = weekly_rates(tickets, config.teams.first_line, config.columns.metadata, masker_for(settings))
     return found

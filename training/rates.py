@@ -6,14 +6,16 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from features.text.privacy import Masker
+
 COLUMNS = ["week", "scope", "value", "tickets", "escalated", "rate"]
 TOP_VALUES = 8  # targets and metadata values drawn, by volume; the rest are left out of the breakdowns
 
 
-def weekly_rates(tickets: pd.DataFrame, first_line: list[str], metadata: list[str]) -> pd.DataFrame:
+def weekly_rates(tickets: pd.DataFrame, first_line: list[str], metadata: list[str], mask: Masker) -> pd.DataFrame:
     """One row per week and scope: `all` (every ticket; `rate` is the escalation rate), `target` (the week's tickets
     escalated to `value`, over all of the week's tickets) and each metadata field (the tickets with that `value`, and
-    how many of them were escalated). Empty without creation dates."""
+    how many of them were escalated; values masked). Empty without creation dates."""
     if "created_at" not in tickets or not tickets["created_at"].notna().any():
         return pd.DataFrame(columns=COLUMNS)
     dated = tickets[tickets["created_at"].notna()].copy()
@@ -26,8 +28,9 @@ def weekly_rates(tickets: pd.DataFrame, first_line: list[str], metadata: list[st
     counts = pd.crosstab(escalated["week"], escalated["target"]).reindex(index=weeks["week"], columns=top, fill_value=0)
     per_target = counts.reset_index().melt(id_vars="week", var_name="value", value_name="escalated")  # 0s kept
     parts.append(per_target.merge(weeks[["week", "tickets"]], on="week").assign(scope="target"))
-    for field in metadata:
-        values = dated[field].astype(str)
+    for field in metadata:  # values are shown (lead's view, MLflow): masked as key terms, like every output
+        values = dated[field].astype(str).map(mask.term)
+        dated[field] = values
         kept = values.value_counts().index[:TOP_VALUES]
         chosen = dated[values.isin(kept) & (values != "")]
         grouped = chosen.groupby(["week", field])["escalated"].agg(tickets="size", escalated="sum").reset_index()

@@ -318,7 +318,7 @@ def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> 
     router.per_target = quality_per_target(evaluation.per_target)
     # every ticket's embedding is at hand: the themes cost a clustering, and the server (no ticket text) shows them
     themes = find_themes(p.tickets, p.embedded.vectors, p.config.teams.first_line, mask)
-    themes.rates = weekly_rates(p.tickets, p.config.teams.first_line, p.config.columns.metadata)
+    themes.rates = weekly_rates(p.tickets, p.config.teams.first_line, p.config.columns.metadata, mask)
     router.themes = [t.as_dict() for t in themes.themes[:THEMES_KEPT]]
     recent = themes.rates[themes.rates["week"].isin(sorted(set(themes.rates["week"]))[-WEEKS_KEPT:])]
     router.rates = recent.to_dict("records")

@@ -34,7 +34,7 @@ class RoutingCall:
     target: str
     probability: float
     threshold: float
-    scope: str  # target, unproven, escalation, all targets, rule, none
+    scope: str  # target, unproven, escalation, unfamiliar, all targets, rule, none
 
 
 @dataclass(frozen=True)

@@ -311,6 +311,9 @@ class EscalationRouter:
             )
             if decision == "resolve_first" and route == "route":  # routing never contradicts the escalation answer
                 route, scope = "uncertain", "escalation"
+            known = self.familiarity(scored, i)
+            if known is not None and known.unfamiliar:  # unlike anything learned: no confident answer (a rule may)
+                decision, route, scope = "uncertain", "uncertain", "unfamiliar"
             answer = Suggestion(
                 id=None if ticket_id is None else str(ticket_id),
                 escalation=EscalationCall(
@@ -327,7 +330,7 @@ class EscalationRouter:
                 ],
                 similar=self.neighbours(scored.neighbours[i], scored.similarities[i], n_similar),
                 key_terms=self.key_terms(X[i], int(ranked[0])),
-                familiarity=self.familiarity(scored, i),
+                familiarity=known,
             )
             results.append(self.apply_rules(answer, fired[i], p_tgt[i], top_k))
         return results

@@ -171,12 +171,16 @@ function lineChart(chart, legend, weeks, series) {
   );
   const names = [...series.keys()];
   const lines = names.map((name, n) => {
-    const points = weeks.map((w, i) => (series.get(name).has(w) ? `${x(i).toFixed(1)},${y(series.get(name).get(w)).toFixed(1)}` : null)).filter(Boolean);
-    return svg("polyline", { points: points.join(" "), fill: "none", stroke: PALETTE[n % PALETTE.length], "stroke-width": 2, "data-series": name });
+    const colour = PALETTE[n % PALETTE.length];
+    const at = weeks.map((w, i) => (series.get(name).has(w) ? [x(i), y(series.get(name).get(w))] : null)).filter(Boolean);
+    const points = at.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join(" ");
+    // a dot per week too, so a single week (a deployment's first) still shows
+    const dots = at.map(([px, py]) => svg("circle", { cx: px.toFixed(1), cy: py.toFixed(1), r: 3, fill: colour }));
+    return svg("g", {}, svg("polyline", { points, fill: "none", stroke: colour, "stroke-width": 2, "data-series": name }), ...dots);
   });
   const ticks = [0, weeks.length - 1].filter((i, k, all) => all.indexOf(i) === k).map((i) => svg("text", { x: x(i), y: H - 8, "font-size": 11, "text-anchor": i ? "end" : "start" }, weeks[i]));
   const mean = (m) => [...m.values()].reduce((a, b) => a + b, 0) / m.size;
-  const summary = names.map((name) => `${name}: ${percent(mean(series.get(name)))} on average`).join("; ");
+  const summary = names.map((name) => `${name}: ${series.get(name).size ? percent(mean(series.get(name))) + " on average" : "nothing recorded"}`).join("; ");
   chart.replaceChildren(
     svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": `Weekly share of tickets, ${weeks[0]} to ${weeks[weeks.length - 1]}: ${summary}` }, ...grid, ...lines, ...ticks),
   );

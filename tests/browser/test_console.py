@@ -293,6 +293,8 @@ def test_the_leads_view_shows_the_version_its_numbers_and_what_agents_did(
     expect(page.locator("#run-link")).to_be_hidden()  # a sqlite store has no MLflow UI to link
     # what agents did, per week (predicted and observed escalation) and per target the tickets went to
     expect(page.locator("#live-chart polyline")).to_have_count(2)
+    assert page.locator("#live-chart circle").count() >= 2  # a week's dots: one week alone still shows
+    assert "NaN" not in (page.locator("#live-chart svg").get_attribute("aria-label") or "")
     billing_row = page.locator("#per-target-acceptance tr", has=page.locator("th", has_text=re.compile("^billing$")))
     accepted = billing_row.locator("td").all_inner_texts()
     assert int(accepted[0]) >= 1 and re.fullmatch(r"\d+%", accepted[1]), accepted

@@ -71,6 +71,9 @@ def test_fresh_tickets_of_the_samples_own_kind_are_not(trained: Trained) -> None
 def test_an_unfamiliar_answer_says_so_in_words(client: TestClient, trained: Trained) -> None:
     body = client.post("/v1/suggestions", json=ticket(subject="Laptop", body="Laptop does not connect to wifi")).json()
     known = body["familiarity"]
+    # an escalate at 0.8 for a ticket like nothing the model learned from would be a confident guess
+    assert (body["escalation"]["decision"], body["routing"]["decision"]) == ("uncertain", "uncertain")
+    assert body["routing"]["threshold_scope"] == "unfamiliar"
     router = load_router(trained.settings, trained.result.version)
     assert known["unfamiliar"] and known["usual"] == router.usual_similarity > known["nearest_similarity"]
     assert body["notes"] == [
@@ -80,3 +83,4 @@ def test_an_unfamiliar_answer_says_so_in_words(client: TestClient, trained: Trai
     assert f"Note: {body['notes'][0]}" in note_for(SuggestionOut(**body), "T-test-1", "escalation-").splitlines()
     familiar = client.post("/v1/suggestions", json=ticket()).json()
     assert not familiar["familiarity"]["unfamiliar"] and familiar["notes"] == []
+    assert familiar["escalation"]["decision"] == "escalate"  # the model's own answer where it knows the kind

@@ -99,7 +99,7 @@ def test_a_repeating_fix_is_ranked_before_a_larger_theme_of_varied_fixes(tmp_pat
     assert vpn["repeatability"] == 1.0 and invoice["repeatability"] <= 0.2
     assert vpn["resolution"] == "Reset the VPN token in the self-service portal for [email] and reconnected."
     assert sum(vpn["per_week"].values()) == 30
-    assert f"1. {vpn['name']}: 30 tickets, 100% repeatable" in said
+    assert f"1. {vpn['name']}: 30 tickets, 100% repeatable" in said and "and 2 draft runbooks" in said
     for written in [out / "themes.json", out / "report.md", *sorted((out / "runbooks").iterdir())]:
         text = written.read_text()
         assert "@" not in text and "example.com" not in text, written.name  # masked everywhere
@@ -164,3 +164,14 @@ def test_each_training_run_logs_its_themes_and_the_model_carries_them(trained: T
 
 
 pytestmark = pytest.mark.slow  # embeds with the real model
+
+
+def test_since_on_an_export_whose_dates_are_all_empty_is_one_line(tmp_path: Path) -> None:
+    frame = history()
+    frame["created_at"] = ""
+    frame.drop(columns="kind").to_csv(tmp_path / "t.csv", index=False)
+    cols = {"id": "ticket_id", "text": ["body"], "target": "resolved_by", "created_at": "created_at"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"columns": cols, "teams": {"first_line": ["service-desk"]}}))
+    args = ["insights", "--data", str(tmp_path / "t.csv"), "--config", str(tmp_path / "c.yaml"), "--output"]
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "o"), "--since", "2026-01-01"])
+    assert result.exit_code == 1 and result.output.startswith("error: --since:"), result.output
