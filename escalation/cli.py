@@ -198,8 +198,11 @@ def insights(
 ) -> None:
     """Recurring escalations first line could handle: themes of the escalated tickets, ranked by what a runbook
     would save."""
+    from features.data import DataError
     from training.insights import insights_for_export
 
+    if output.exists() and not output.is_dir():  # said now, not after minutes of embedding
+        raise DataError(f"--output {output}: is a file; give a folder")
     start = _date(since, "--since")
     found = insights_for_export(data, config, _settings(), start, progress)
     written = found.write(output)

@@ -181,7 +181,8 @@ class HookWorker:
         )
         known = self.state.known_targets()
         stored = self.state.store.get().record_feedback(feedback, known)
-        self.state.metrics.outcome(escalated, feedback.target, accepted, known)
+        if stored.status == "created":  # an agent's feedback for the ticket came first: counted then
+            self.state.metrics.outcome(escalated, feedback.target, accepted, known)
         result = {"recorded": True, "escalated": escalated, "target": feedback.target, "accepted": accepted}
         outbox.done(row, {**result, "flags": list(stored.flags)})
 

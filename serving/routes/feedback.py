@@ -28,7 +28,8 @@ def feedback(body: FeedbackIn, store: Store, state: State) -> FeedbackOut:
         state.metrics.feedback_failures.inc()
         log.error("feedback for %s not stored: %s", body.ticket_id, err)
         raise store_down(state.store.retry_after) from None
-    state.metrics.outcome(body.escalated, body.target, body.accepted_suggestion, known)
+    if stored.status == "created":  # one per ticket, as the store keeps it (a repeat updates the row)
+        state.metrics.outcome(body.escalated, body.target, body.accepted_suggestion, known)
     return FeedbackOut(**stored.__dict__)
 
 

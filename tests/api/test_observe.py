@@ -53,6 +53,7 @@ def test_metrics_show_what_the_alerting_rules_watch(client: TestClient, trained:
     usual = client.post("/v1/suggestions", json=ticket(id="A-2")).json()
     feedback = {"ticket_id": "A-2", "escalated": True, "target": "billing", "accepted_suggestion": True}
     assert client.post("/v1/feedback", json=feedback).status_code == 200
+    assert client.post("/v1/feedback", json=feedback).json()["status"] == "updated"  # a repeat: one ticket, one outcome
     after = client.get("/metrics", headers=analyst).text
 
     def grew(sample: str) -> float:

@@ -175,3 +175,13 @@ def test_since_on_an_export_whose_dates_are_all_empty_is_one_line(tmp_path: Path
     args = ["insights", "--data", str(tmp_path / "t.csv"), "--config", str(tmp_path / "c.yaml"), "--output"]
     result = CliRunner().invoke(app, [*args, str(tmp_path / "o"), "--since", "2026-01-01"])
     assert result.exit_code == 1 and result.output.startswith("error: --since:"), result.output
+
+
+def test_an_output_that_is_a_file_is_one_line_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    args = ["insights", "--data", str(tmp_path / "none.csv"), "--config", str(tmp_path / "none.yaml")]
+    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path / "taken")])
+    assert (
+        result.exit_code == 1
+        and result.output.strip() == f"error: --output {tmp_path / 'taken'}: is a file; give a folder"
+    )
