@@ -74,7 +74,7 @@ class JiraHistory:
     helpdesk = "jira"
 
     def __init__(self, reader: Reader):
-        self.reader, self.url = reader, reader.base
+        self.reader = reader
         self._groups: dict[str, str] | None = None
 
     def groups(self) -> dict[str, str]:
@@ -211,7 +211,7 @@ def _original(histories: list[dict[str, Any]], field: str) -> str | None:
     """A field's value before its first change in the changelog (None: never changed)."""
     for history in histories:
         for item in history.get("items") or []:
-            if str(item.get("fieldId") or item.get("field") or "").lower() == field:
+            if _is(item, field):
                 return str(item.get("fromString") or "")
     return None
 

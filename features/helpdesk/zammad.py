@@ -58,7 +58,7 @@ class ZammadHistory:
     helpdesk = "zammad"
 
     def __init__(self, reader: Reader):
-        self.reader, self.url = reader, reader.base
+        self.reader = reader
         self._groups: dict[str, str] | None = None
         self._seen_groups: dict[str, str] = {}  # id -> name, from the tickets read (no permission to list groups)
 

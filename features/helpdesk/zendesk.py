@@ -54,7 +54,7 @@ class ZendeskHistory:
     helpdesk = "zendesk"
 
     def __init__(self, reader: Reader):
-        self.reader, self.url = reader, reader.base
+        self.reader = reader
         self._groups: dict[str, str] | None = None
 
     def groups(self) -> dict[str, str]:
