@@ -3,8 +3,8 @@ judged on its unseen fold, and the ceiling (a threshold chosen on the unseen ans
 
 python bench/routing.py            # the IT tickets when ../shared/data is there, else the sample
 
-Per fold, the product is trained as the quality benchmark trains it; the out-of-fold answers its thresholds are
-chosen on are captured and every strategy below picks thresholds from them.
+Per fold, the product is trained as the quality benchmark trains it; every strategy below picks thresholds from
+the out-of-fold answers the model keeps (the ones its own thresholds were chosen on).
 """
 
 from __future__ import annotations
@@ -15,20 +15,21 @@ import numpy as np
 from harness import parse_args, save  # noqa: E402  (harness puts the project on the path)
 
 import training.fit as fit  # noqa: E402
+from features.model.router import RoutingAnswers  # noqa: E402
 from training.benchmark import fold_splits, load_labelled, markdown_table  # noqa: E402
 from training.embed_cache import EmbeddingCache  # noqa: E402
 from training.encode import serving_encoder, settle_max_length  # noqa: E402
 from training.labels import derive_labels  # noqa: E402
 
 NEVER = 2.0
-Strategy = Callable[[np.ndarray, np.ndarray, list[str]], dict[str, float]]
+Strategy = Callable[[RoutingAnswers, list[str]], dict[str, float]]
 
 
 def per_target(z: float) -> Strategy:
     """Each target its own threshold, its precision's Wilson lower end at the target (the product's way)."""
 
-    def choose(truth: np.ndarray, proba: np.ndarray, targets: list[str]) -> dict[str, float]:
-        return fit.choose_target_thresholds(truth, proba, targets, 0.9, z=z).per_target
+    def choose(answers: RoutingAnswers, targets: list[str]) -> dict[str, float]:
+        return fit.thresholds_for(answers, targets, 0.9, z=z).per_target
 
     return choose
 
@@ -37,9 +38,8 @@ def one_threshold(z: float, veto: bool = False) -> Strategy:
     """One threshold for every proven target (20+ answers); with `veto`, a target whose own answers above it
     fall short gets its own, higher one."""
 
-    def choose(truth: np.ndarray, proba: np.ndarray, targets: list[str]) -> dict[str, float]:
-        top = proba.argmax(axis=1)
-        p, right = proba[np.arange(len(top)), top], top == truth
+    def choose(answers: RoutingAnswers, targets: list[str]) -> dict[str, float]:
+        top, p, right = answers.top, answers.probability, answers.correct
         proven = np.bincount(top, minlength=len(targets)) >= 20
         found = fit.lowest_precise_threshold(right[proven[top]], p[proven[top]], 0.9, z)
         shared = NEVER if found is None else max(found, fit.ROUTE_FLOOR)
@@ -96,14 +96,6 @@ def main() -> None:
     embeddings, _ = EmbeddingCache(cache).embed(
         labelled.tickets["text"].tolist(), serving_encoder(opts, cache), opts.embed_batch_size, True
     )
-    captured: dict[str, np.ndarray] = {}
-    original = fit.choose_target_thresholds
-
-    def capture(truth: np.ndarray, proba: np.ndarray, *rest: object, **kw: object) -> object:
-        captured.update(truth=truth, proba=proba)
-        return original(truth, proba, *rest, **kw)  # type: ignore[arg-type]
-
-    fit.choose_target_thresholds = capture  # type: ignore[assignment]
     counts = {s: np.zeros(2) for s in STRATEGIES}
     per_fold: dict[str, list[float]] = {s: [] for s in STRATEGIES}
     unseen_p, unseen_right = [], []
@@ -121,7 +113,7 @@ def main() -> None:
         unseen_p.append(np.where(kept_first, -1.0, p_top))
         unseen_right.append(right)
         for label, strategy in STRATEGIES.items():
-            chosen = strategy(captured["truth"], captured["proba"], router.targets)
+            chosen = strategy(router.routing_answers["out_of_fold"], router.targets)
             routed = np.array([p >= chosen.get(n, NEVER) for p, n in zip(p_top, names, strict=True)]) & ~kept_first
             counts[label] += [routed.sum(), (routed & right).sum()]
             per_fold[label].append(float((routed & right).sum() / max(routed.sum(), 1)))

@@ -97,7 +97,7 @@ def friendly(func: F) -> F:
         from serving.auth import KeysFileError
         from serving.model_store import ModelUnavailable
         from training.embed_ray import EmbeddingFailed
-        from training.register import PromotionRefused
+        from training.register import PromotionRefused, ThresholdsRefused
 
         try:
             return func(*args, **kwargs)
@@ -114,6 +114,7 @@ def friendly(func: F) -> F:
             ClusterUnavailable,
             EmbeddingFailed,
             PromotionRefused,
+            ThresholdsRefused,
             HelpdeskRefused,
             HelpdeskUnavailable,
             OSError,
@@ -468,6 +469,61 @@ def promote(
         else f"{settings.model_alias}: v{version} of {settings.model_name}"
     )
     typer.echo(f"running servers switch within {settings.poll_seconds:g} s, or at once on POST /v1/admin/reload")
+
+
+@app.command()
+@friendly
+def thresholds(
+    precision: Annotated[
+        float, typer.Option("--precision", help="Precision routed answers must keep, e.g. 0.85 (above 0, at most 1).")
+    ],
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="A target to set it for (repeatable); none given: every target."),
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="Registered version to start from (default: the champion).")
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Who sets it (default: your user name).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why; kept in the run and the version's tags.")] = None,
+) -> None:
+    """Choose how much is routed automatically: register the version again with the routing thresholds that keep
+    PRECISION (per target or for all), and serve it; the run records who set what. Rolling back is `promote`."""
+    from training.tradeoff import set_thresholds
+
+    settings = _settings()
+    done = set_thresholds(settings, precision, target or None, version, by, reason)
+    for c in done.changes:
+        oof, hold = c.get("out_of_fold_coverage"), c.get("holdout_coverage")
+        if c["threshold"] > 1:
+            typer.echo(
+                f"{c['target']}: precision {c['precision_before']:g} -> {c['precision']:g}, threshold "
+                f"{_threshold(c['threshold_before'])} -> never: no threshold keeps {c['precision']:g} on its "
+                f"{c.get('out_of_fold_answers', 0)} out-of-fold answers ({c['scope']}), so it is never routed"
+            )
+            continue
+        typer.echo(
+            f"{c['target']}: precision {c['precision_before']:g} -> {c['precision']:g}, threshold "
+            f"{_threshold(c['threshold_before'])} -> {_threshold(c['threshold'])}"
+            + ("" if oof is None else f"; routes {oof:.0%} of its answers out of fold")
+            + (
+                ""
+                if hold is None
+                else f", {hold:.0%} on the holdout"
+                + ("" if c.get("holdout_precision") is None else f" at precision {c['holdout_precision']:.0%}")
+            )
+        )
+    typer.echo(f"version {done.version} of {settings.model_name} (from v{done.source}), run {done.run_id}")
+    typer.echo(
+        f"{settings.model_alias}: v{done.previous} -> v{done.version}; roll back: escalation promote --version "
+        f"{done.previous}"
+        if done.previous
+        else f"{settings.model_alias}: v{done.version}"
+    )
+
+
+def _threshold(value: float) -> str:
+    return "never" if value > 1 else f"{value:.2f}"
 
 
 keys_app = typer.Typer(help="API keys for the server: each has a role (agent, analyst or admin).", no_args_is_help=True)

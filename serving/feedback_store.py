@@ -23,9 +23,11 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
     select,
+    text,
 )
-from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from features.settings import DEFAULT_FEEDBACK_URL
@@ -54,6 +56,8 @@ class SuggestionRecord(Base):
     top_probability: Mapped[float] = mapped_column(Float)
     routing: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # unlike the training tickets (the answer's familiarity); null: the model predates it, or a row from before
+    unfamiliar: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class FeedbackRecord(Base):
@@ -127,6 +131,29 @@ def _aware(value: datetime) -> datetime:
 
 CREATE_ATTEMPTS = 5  # tries at creating the tables, for workers that start together
 
+# Columns added after a table was first created, with their DDL type: `create_all` creates missing tables, not
+# missing columns, so a store made by an earlier version gets them here (nullable: the rows before hold null).
+ADDED_COLUMNS = {"suggestions": {"unfamiliar": "BOOLEAN"}}
+
+
+def add_missing_columns(engine: Any) -> list[str]:
+    """Add the ADDED_COLUMNS a store lacks ("table.column" of each added); a column another worker added first
+    is found on the second look. Rows already stored are untouched."""
+    added = []
+    for table, columns in ADDED_COLUMNS.items():
+        for column, kind in columns.items():
+            present = {c["name"] for c in inspect(engine).get_columns(table)}
+            if column in present:
+                continue
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                added.append(f"{table}.{column}")
+            except (OperationalError, ProgrammingError):  # a worker starting beside this one added it meanwhile
+                if column not in {c["name"] for c in inspect(engine).get_columns(table)}:
+                    raise
+    return added
+
 
 class FeedbackStore:
     """The suggestions and feedback tables behind one SQLAlchemy engine."""
@@ -151,6 +178,7 @@ class FeedbackStore:
         for attempt in range(CREATE_ATTEMPTS):
             try:
                 Base.metadata.create_all(self.engine)
+                add_missing_columns(self.engine)
                 break
             except SQLAlchemyError as err:
                 # Workers starting together race to create the tables (PostgreSQL: a duplicate type name); once
@@ -279,13 +307,14 @@ class FeedbackStore:
                         SuggestionRecord.decision,
                         SuggestionRecord.escalation_probability,
                         SuggestionRecord.created_at,
+                        SuggestionRecord.unfamiliar,
                     ).where(SuggestionRecord.created_at >= since, SuggestionRecord.created_at < until)
                 ).all()
         except SQLAlchemyError as err:
             raise StoreUnavailable(f"could not read suggestions: {err.__class__.__name__}") from err
         frame = self.feedback_frame(since, until)
         versions: dict[str, dict[str, Any]] = {}
-        for version, decision, _, _ in suggestions:
+        for version, decision, *_ in suggestions:
             v = versions.setdefault(str(version), _empty_version())
             v["suggestions"] += 1
             v["decisions"][decision] = v["decisions"].get(decision, 0) + 1
@@ -332,28 +361,39 @@ def _week(moment: datetime) -> str:
 
 def _weeks(suggestions: list[Any], frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Per ISO week: the predicted escalation rate (mean P(escalation) of the suggestions given that week) and the
-    observed one (the outcomes recorded that week), with the share of outcomes whose suggestion was accepted."""
+    observed one (the outcomes recorded that week), the share of outcomes whose suggestion was accepted, and the
+    share of the week's suggestions whose ticket was unlike the training tickets (of those whose model says)."""
     weeks: dict[str, dict[str, Any]] = {}
-    for _, _, probability, created in suggestions:
-        w = weeks.setdefault(_week(created), {"suggestions": 0, "_p": 0.0, "outcomes": 0, "_esc": 0, "_acc": 0})
+
+    def week(moment: datetime) -> dict[str, Any]:
+        empty = {"suggestions": 0, "_p": 0.0, "outcomes": 0, "_esc": 0, "_acc": 0, "_known": 0, "unfamiliar": 0}
+        return weeks.setdefault(_week(moment), empty)
+
+    for _, _, probability, created, unfamiliar in suggestions:
+        w = week(created)
         w["suggestions"] += 1
         w["_p"] += float(probability)
+        if unfamiliar is not None:
+            w["_known"] += 1
+            w["unfamiliar"] += int(unfamiliar)
     for row in frame.itertuples(index=False):
-        w = weeks.setdefault(_week(row.updated_at), {"suggestions": 0, "_p": 0.0, "outcomes": 0, "_esc": 0, "_acc": 0})
+        w = week(row.updated_at)
         w["outcomes"] += 1
         w["_esc"] += int(row.escalated)
         w["_acc"] += int(row.accepted_suggestion)
     out = []
-    for week, w in sorted(weeks.items()):
-        n, m = w["suggestions"], w["outcomes"]
+    for name, w in sorted(weeks.items()):
+        n, m, known = w["suggestions"], w["outcomes"], w["_known"]
         out.append(
             {
-                "week": week,
+                "week": name,
                 "suggestions": n,
                 "predicted_rate": w["_p"] / n if n else None,
                 "outcomes": m,
                 "observed_rate": w["_esc"] / m if m else None,
                 "accepted_rate": w["_acc"] / m if m else None,
+                "unfamiliar": w["unfamiliar"],
+                "unfamiliar_rate": w["unfamiliar"] / known if known else None,
             }
         )
     return out

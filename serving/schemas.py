@@ -105,6 +105,14 @@ class Routing(BaseModel):
         "answer is confident; 'rule': an admin's rule chose the target; 'all targets': one threshold for targets "
         "without their own (models trained before 'unproven')."
     )
+    precision: float | None = Field(
+        None,
+        description="The precision the target's threshold was chosen to keep on the answers it was chosen on (the "
+        "training config's, or the one a lead set with `escalation thresholds`); null when a rule chose the target.",
+    )
+    precision_set_by: str | None = Field(
+        None, description="Who set that precision and when; null when training chose it from the config."
+    )
 
 
 class Suggestion(BaseModel):
@@ -265,6 +273,34 @@ class WeekRate(BaseModel):
     rate: float
 
 
+class TradeoffPoint(BaseModel):
+    threshold: float
+    coverage: float = Field(description="Share of the answers naming the target routed at this threshold.")
+    precision: float = Field(description="Share of those routed that named the team that resolved the ticket.")
+
+
+class TradeoffAt(BaseModel):
+    answers: int = Field(description="Answers naming the target (top-1).")
+    routed: int
+    coverage: float | None
+    precision: float | None = Field(description="Null when nothing is routed at the threshold.")
+
+
+class TradeoffAnswers(BaseModel):
+    at_threshold: TradeoffAt = Field(description="Where the target's threshold sits.")
+    curve: list[TradeoffPoint] = Field(description="As the threshold falls: coverage rises, precision moves.")
+
+
+class TargetTradeoff(BaseModel):
+    """One target's trade-off: the precision its threshold keeps, who set it, and the curves it was chosen on."""
+
+    precision: float = Field(description="The precision the threshold keeps on the out-of-fold answers.")
+    set_by: str | None = Field(description="Who set it and when (`escalation thresholds`); null: training did.")
+    threshold: float = Field(description="On P(target); above 1: never routed.")
+    out_of_fold: TradeoffAnswers | None = Field(None, description="The answers thresholds are chosen on.")
+    holdout: TradeoffAnswers | None = Field(None, description="The holdout's, as served (never chosen on).")
+
+
 class ModelInfo(BaseModel):
     """The served version: where it came from, how it scored on its holdout, what it can suggest."""
 
@@ -302,6 +338,11 @@ class ModelInfo(BaseModel):
     rates: list[WeekRate] = Field(
         default_factory=list,
         description="Escalation per week over the training history's last 26 weeks (empty without creation dates).",
+    )
+    tradeoff: dict[str, TargetTradeoff] = Field(
+        default_factory=dict,
+        description="Per target, precision against coverage as its routing threshold moves (empty for versions "
+        "trained before it was kept).",
     )
 
 
@@ -396,6 +437,12 @@ class WeekSummary(BaseModel):
     outcomes: int
     observed_rate: float | None = Field(description="Share of the week's recorded outcomes that were escalations.")
     accepted_rate: float | None = Field(description="Share of the week's outcomes whose suggestion was accepted.")
+    unfamiliar: int = Field(0, description="The week's suggestions whose ticket was unlike the training tickets.")
+    unfamiliar_rate: float | None = Field(
+        None,
+        description="Their share of the week's suggestions whose model tells familiarity (null: none did, as for "
+        "versions trained before it, and rows recorded before it was kept).",
+    )
 
 
 class TargetAcceptance(BaseModel):

@@ -68,6 +68,7 @@ def record(state: AppState, model: LoadedModel, results: list[Suggestion]) -> No
             "targets": [t.target for t in r.targets],
             "top_probability": r.routing.probability,
             "routing": r.routing.decision,
+            "unfamiliar": r.familiarity.unfamiliar if r.familiarity is not None else None,
         }
         for r in results
         if r.id

@@ -16,7 +16,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from features.model.router import EscalationRouter, TargetThresholds, Thresholds
+from features.model.router import EscalationRouter, RoutingAnswers, TargetThresholds, Thresholds
 from features.text.privacy import Masker
 from training.labels import OTHER, Labels
 from training.slices import RARE_TICKETS, rare, slice_masks
@@ -321,6 +321,49 @@ def evaluate(
     return Evaluation(
         metrics, report, truth, top1, router.targets, labels.escalate, p_esc, p_top, routed, slices, mistakes
     )
+
+
+def holdout_answers(evaluation: Evaluation) -> RoutingAnswers:
+    """The holdout's routing answers as the model keeps them, to count its operating numbers again under other
+    routing thresholds (`reevaluate`): target positions, a team it cannot name as -1."""
+    index = {t: i for i, t in enumerate(evaluation.labels)}
+    return RoutingAnswers(
+        top=np.array([index[t] for t in evaluation.y_pred], dtype=np.int32),
+        probability=evaluation.p_top.astype(np.float32),
+        truth=np.array([index.get(t, -1) for t in evaluation.y_true], dtype=np.int32),
+        escalated=evaluation.escalate.astype(bool),
+        p_escalation=evaluation.p_escalation.astype(np.float32),
+    )
+
+
+def reevaluate(router: EscalationRouter) -> tuple[dict[str, float], pd.DataFrame]:
+    """The router's holdout metrics and per-target report under its current thresholds, counted on the holdout
+    answers it keeps, as `evaluate` counts them: what changes with the routing thresholds is counted again (the
+    routed share and precision, per target too); the rest, and the slices (whose tickets it does not keep, so
+    their routing numbers are left out), as evaluated."""
+    answers = router.routing_answers["holdout"]
+    assert answers.escalated is not None and answers.p_escalation is not None
+    names = np.array([*router.targets, ""], dtype=object)
+    truth, top1 = names[answers.truth], names[answers.top]
+    p_esc = answers.p_escalation.astype(float)
+    resolve_first = p_esc[answers.escalated] < router.thresholds.resolve_first
+    routed = routing_decisions(top1, answers.probability, router.target_thresholds, resolve_first)
+    counted = operating_answers(answers.escalated, p_esc, router.thresholds, truth, top1, routed)
+    metrics = {k: v for k, v in router.metrics.items() if not (k.startswith("slice_") and "routing_" in k)}
+    metrics.update(operating_metrics(counted))
+    report = per_target_report(
+        truth, top1, router.targets, router.kinds, routed, router.target_thresholds, router.train_counts()
+    )
+    return metrics, report
+
+
+def quality_per_target(report: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The holdout's per-target numbers the model carries for the lead's view (NaN, where none, left out)."""
+    columns = [c for c in ("precision", "recall", "support", "routed_precision", "routed_coverage") if c in report]
+    return {
+        str(row["target"]): {c: float(row[c]) for c in columns if pd.notna(row[c])}
+        for row in report.to_dict(orient="records")
+    }
 
 
 def confusion_png(evaluation: Evaluation, path: str | Path, largest: int = 15) -> Path:

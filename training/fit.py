@@ -33,7 +33,14 @@ from features.model.heads import (
 )
 from features.model.lexical import LexicalFeatures, combine
 from features.model.provenance import Provenance, TicketKeys, uniform
-from features.model.router import EscalationRouter, LinearHead, SimilarIndex, TargetThresholds, Thresholds
+from features.model.router import (
+    EscalationRouter,
+    LinearHead,
+    RoutingAnswers,
+    SimilarIndex,
+    TargetThresholds,
+    Thresholds,
+)
 from features.text.clean import snippet
 from features.text.privacy import Masker
 from training.evaluate import team_macro_f1
@@ -159,31 +166,50 @@ def choose_target_thresholds(
     min_answers: int = 20,
     z: float = 1.0,
     weights: np.ndarray | None = None,
+    precisions: dict[str, float] | None = None,
+    set_by: dict[str, str] | None = None,
 ) -> TargetThresholds:
     """Per-target thresholds on the top target's probability, from out-of-fold answers of escalated tickets.
 
     `truth` holds target positions. A target is routed only once its precision is shown: one whose top-1 answers
     never reach the precision, or with fewer than `min_answers` answers to show it, gets a threshold above 1
     (always `uncertain`, still suggested). No threshold sits below ROUTE_FLOOR. `weights` count each answer as the
-    tickets it stands for in the precision.
+    tickets it stands for in the precision. `precisions` are those a lead set for some targets (`set_by` who),
+    kept instead of `precision` for them.
     """
     top = proba.argmax(axis=1)
     p_top = proba[np.arange(len(top)), top]
-    correct = top == truth
-    never = float(np.nextafter(1.0, 2.0))
+    return thresholds_for(
+        RoutingAnswers(top, p_top, truth, weights), targets, precision, precisions, set_by, min_answers, z
+    )
+
+
+def thresholds_for(
+    answers: RoutingAnswers,
+    targets: list[str],
+    precision: float,
+    precisions: dict[str, float] | None = None,
+    set_by: dict[str, str] | None = None,
+    min_answers: int = 20,
+    z: float = 1.0,
+) -> TargetThresholds:
+    """`choose_target_thresholds` on answers already reduced to their top target (a model's out-of-fold ones)."""
+    precisions = {t: p for t, p in (precisions or {}).items() if t in targets}
+    correct, never = answers.correct, float(np.nextafter(1.0, 2.0))
     per_target, unreached, unproven = {}, [], {}
     for j, name in enumerate(targets):
-        mine = top == j
+        mine = answers.top == j
         if mine.sum() < min_answers:
             unproven[name] = int(mine.sum())
             continue
-        found = lowest_precise_threshold(
-            correct[mine], p_top[mine], precision, z, None if weights is None else weights[mine]
-        )
+        weights = None if answers.weights is None else answers.weights[mine]
+        wanted = precisions.get(name, precision)
+        found = lowest_precise_threshold(correct[mine], answers.probability[mine], wanted, z, weights)
         per_target[name] = never if found is None else max(found, ROUTE_FLOOR)
         if found is None:
             unreached.append(name)
-    return TargetThresholds(per_target, never, precision, unreached, unproven)
+    kept_by = {t: who for t, who in (set_by or {}).items() if t in precisions}
+    return TargetThresholds(per_target, never, precision, unreached, unproven, precisions, kept_by)
 
 
 @dataclass(frozen=True)
@@ -292,11 +318,13 @@ def fit_router(
     progress: bool = True,
     encoder: Encoder | None = None,
     mask: Masker | None = None,
+    precisions: dict[str, float] | None = None,
+    set_by: dict[str, str] | None = None,
 ) -> EscalationRouter:
     """Train both heads; calibrate them and pick thresholds on out-of-fold scores blended with the neighbour vote.
     The similar-ticket snippets and resolutions the model keeps are masked with `mask` (patterns only by default).
     `encoder` is what made `embeddings` and what the model will serve with (default: the config's transformer on
-    PyTorch)."""
+    PyTorch). `precisions` are those leads set per target on the champion (`set_by`: who), kept by this model."""
     opts = config.model
     if opts.max_seq_length == "auto":
         raise ValueError("settle model.max_seq_length 'auto' first (training.encode.settle_max_length)")
@@ -417,7 +445,14 @@ def fit_router(
         calibrator = LogisticRegression(C=1e6).fit(inputs, y, sample_weight=weights)
         precision = config.training.target_precision
         thresholds = choose_thresholds(y, calibrator.predict_proba(inputs)[:, 1], precision, weights)
-        target_thresholds = choose_target_thresholds(truth, oof_targets, targets, precision, weights=esc_weights)
+        top = oof_targets.argmax(axis=1)
+        oof_answers = RoutingAnswers(
+            top.astype(np.int32),
+            oof_targets[np.arange(len(top)), top].astype(np.float32),
+            truth.astype(np.int32),
+            None if esc_weights is None else esc_weights.astype(np.float32),
+        )
+        target_thresholds = thresholds_for(oof_answers, targets, precision, precisions, set_by)
     steps.close()
 
     mask = mask or Masker()  # the index travels with the model and is shown to agents: no personal data in it
@@ -468,6 +503,7 @@ def fit_router(
         rules=list(config.rules),
         helpdesk=config.helpdesk,
         usual_similarity=index.usual_similarity(),
+        routing_answers={"out_of_fold": oof_answers},
         head_params={
             "escalation_C": esc_params.C,
             "target_C": tgt_params.C,

@@ -29,6 +29,10 @@ class PromotionRefused(RuntimeError):
     """The alias was not moved: no such version, or it cannot load and score a ticket."""
 
 
+class ThresholdsRefused(RuntimeError):
+    """No new version: nothing to set thresholds on, a target the model does not know, or a precision out of range."""
+
+
 def model_requirements(router: EscalationRouter) -> list[str]:
     """What the registered model needs installed to load and score: this project's distribution at exactly the
     version that trained it (it holds the classes the artefact pickles), and nothing for PyTorch when the encoder

@@ -33,6 +33,8 @@ from training.evaluate import (
     coverage_precision_png,
     coverage_precision_table,
     evaluate,
+    holdout_answers,
+    quality_per_target,
     reliability_png,
     rule_report,
 )
@@ -43,6 +45,7 @@ from training.model_card import HEADLINE, model_card
 from training.rates import rates_figure, weekly_rates
 from training.retrain import MergeReport, merge_feedback
 from training.tracking import Tracker, sqlite_database
+from training.tradeoff import tradeoff, tradeoff_figure, tradeoff_table
 from training.validate import RowReport, check_columns, screen_rows, validate_export
 from training.version import code_version
 
@@ -79,6 +82,8 @@ class Champion:
     version: ModelVersion | None = None
     provenance: Provenance | None = None
     error: str | None = None
+    precisions: dict[str, float] = field(default_factory=dict)  # what leads set per target: a new version keeps it
+    set_by: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -294,7 +299,11 @@ def find_champion(settings: Settings) -> Champion:
     if version is None:
         return Champion()
     try:
-        return Champion(version, register.load_router(settings, version.version).provenance)
+        router = register.load_router(settings, version.version)
+        chosen = router.target_thresholds
+        if chosen is None:
+            return Champion(version, router.provenance)
+        return Champion(version, router.provenance, None, dict(chosen.precisions), dict(chosen.set_by))
     except Exception as err:  # a champion that cannot load is no reason to keep it
         log.warning("champion version %s could not be loaded: %s", version.version, err)
         return Champion(version, None, str(err))
@@ -305,7 +314,17 @@ def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> 
     started = time.perf_counter()
     mask = masker_for(settings)  # the listed names too, in everything training stores
     p = prepared
-    router = fit_router(p.train_t, p.train_embeddings, p.train_labels, p.config, progress, p.embedded.encoder, mask)
+    router = fit_router(
+        p.train_t,
+        p.train_embeddings,
+        p.train_labels,
+        p.config,
+        progress,
+        p.embedded.encoder,
+        mask,
+        p.champion.precisions,
+        p.champion.set_by,
+    )
     training = p.config.training
     router.provenance = Provenance.of(p.keys, p.train_idx, p.hold_idx, p.how, training.seed, training.holdout_fraction)
     fit_seconds = time.perf_counter() - started
@@ -316,6 +335,8 @@ def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> 
     evaluation = evaluate(router, p.hold_t, p.hold_embeddings, p.hold_labels, mask=mask)
     router.metrics = dict(evaluation.metrics)
     router.per_target = quality_per_target(evaluation.per_target)
+    router.routing_answers["holdout"] = holdout_answers(evaluation)
+    router.tradeoff = tradeoff(router)
     # every ticket's embedding is at hand: the themes cost a clustering, and the server (no ticket text) shows them
     themes = find_themes(p.tickets, p.embedded.vectors, p.config.teams.first_line, mask)
     themes.rates = weekly_rates(p.tickets, p.config.teams.first_line, p.config.columns.metadata, mask)
@@ -323,15 +344,6 @@ def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> 
     recent = themes.rates[themes.rates["week"].isin(sorted(set(themes.rates["week"]))[-WEEKS_KEPT:])]
     router.rates = recent.to_dict("records")
     return Fitted(router, evaluation, fit_seconds, graph_seconds, themes)
-
-
-def quality_per_target(report: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """The holdout's per-target numbers the model carries for the lead's view (NaN, where none, left out)."""
-    columns = [c for c in ("precision", "recall", "support", "routed_precision", "routed_coverage") if c in report]
-    return {
-        str(row["target"]): {c: float(row[c]) for c in columns if pd.notna(row[c])}
-        for row in report.to_dict(orient="records")
-    }
 
 
 def challenge(prepared: Prepared, fitted: Fitted, settings: Settings) -> Challenge:
@@ -419,6 +431,11 @@ def log_run(
         }
     )
     run.params({f"chosen.{k}": v for k, v in router.head_params.items()})
+    chosen = router.target_thresholds
+    if chosen is not None and chosen.precisions:  # leads' choices on the champion, kept by this version
+        run.params(
+            {f"lead_precision.{t}": f"{v:g} ({chosen.set_by.get(t, '?')})" for t, v in chosen.precisions.items()}
+        )
     run.metrics(evaluation.metrics)
     run.metrics(
         {
@@ -536,6 +553,10 @@ def _log_evaluation(run: Tracker, evaluation: Evaluation, router: EscalationRout
         ):
             run.files([png], "evaluation")
     run.table(evaluation.per_target, "evaluation/per_target.json")
+    if router.tradeoff:  # per target, precision against coverage: out of fold and on the holdout
+        run.table(tradeoff_table(router), "evaluation/tradeoff.json")
+        run.json(router.tradeoff, "evaluation/tradeoff_curves.json")
+        run.figure(tradeoff_figure(router), "evaluation/tradeoff.png")
     run.table(evaluation.slices, "evaluation/slices.json")
     run.table(coverage_precision_table(evaluation), "evaluation/coverage_precision.json")
     run.table(evaluation.mistakes, "evaluation/mistakes.json")

@@ -37,6 +37,8 @@ def present(answer: Suggestion, mask: Masker) -> dict[str, Any]:
             "probability": routing.probability,
             "threshold": routing.threshold,
             "threshold_scope": routing.scope,
+            "precision": routing.precision,
+            "precision_set_by": routing.precision_set_by,
         },
         "suggestions": [
             {"target": t.target, "kind": t.kind, "probability": t.probability, "rule": t.rule} for t in answer.targets

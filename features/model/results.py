@@ -35,6 +35,8 @@ class RoutingCall:
     probability: float
     threshold: float
     scope: str  # target, unproven, escalation, unfamiliar, all targets, rule, none
+    precision: float | None = None  # what the target's threshold was chosen to keep (None: a rule chose it)
+    precision_set_by: str | None = None  # who set that precision (None: training, from the config)
 
 
 @dataclass(frozen=True)

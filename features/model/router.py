@@ -74,12 +74,25 @@ class Thresholds:
         return "uncertain", self.escalate
 
 
+def _fill_defaults(obj: Any, state: dict[str, Any]) -> None:
+    """Unpickle a dataclass saved before some of its fields existed: those take their defaults."""
+    for f in fields(obj):
+        if f.name not in state:
+            if f.default is not MISSING:
+                state[f.name] = f.default
+            elif f.default_factory is not MISSING:
+                state[f.name] = f.default_factory()
+    obj.__dict__.update(state)
+
+
 @dataclass
 class TargetThresholds:
     """Per-target operating points on P(target): below its threshold the top target is `uncertain`.
 
     Targets with too few validation answers to show their precision are never routed (`unproven`; `fallback` is
     above 1). Artefacts made before `unproven` existed share the threshold chosen on all targets (`fallback`).
+    Each threshold is the lowest whose out-of-fold answers keep `target_precision`, or the precision a lead set
+    for that target (`precisions`, `set_by`: `escalation thresholds`).
     """
 
     per_target: dict[str, float]
@@ -87,6 +100,15 @@ class TargetThresholds:
     target_precision: float
     unreached: list[str] = field(default_factory=list)  # targets that never reached the precision
     unproven: dict[str, int] | None = None  # targets with too few validation answers -> those answers (never routed)
+    precisions: dict[str, float] = field(default_factory=dict)  # targets a lead set another precision for
+    set_by: dict[str, str] = field(default_factory=dict)  # those targets -> who set it and when
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        _fill_defaults(self, state)
+
+    def precision_for(self, target: str) -> float:
+        """The precision `target`'s threshold was chosen to keep."""
+        return self.precisions.get(target, self.target_precision)
 
     def decide(self, target: str, probability: float) -> tuple[str, float, str]:
         """(`route` or `uncertain`, the threshold that applied, whose threshold it was)."""
@@ -97,6 +119,26 @@ class TargetThresholds:
         else:  # artefacts from before: one threshold chosen on all targets together
             threshold, scope = self.fallback, "all targets"
         return ("route" if probability >= threshold else "uncertain"), threshold, scope
+
+
+@dataclass
+class RoutingAnswers:
+    """Top-1 answers for escalated tickets the heads did not train on: the out-of-fold ones the routing thresholds
+    are chosen on, or the holdout's they are checked on. Positions index the router's targets; `truth` is -1 where
+    the ticket went to a team the model cannot name. The holdout's carry every holdout ticket's P(escalation) and
+    whether it was escalated too (the routing answers are its escalated tickets', in order), so the operating
+    numbers can be counted again under other thresholds."""
+
+    top: np.ndarray
+    probability: np.ndarray  # P(top target)
+    truth: np.ndarray
+    weights: np.ndarray | None = None  # tickets each answer stands for (heads fitted on a sample)
+    escalated: np.ndarray | None = None  # holdout: per ticket
+    p_escalation: np.ndarray | None = None  # holdout: per ticket
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.top == self.truth
 
 
 @dataclass
@@ -148,6 +190,10 @@ class EscalationRouter:
     themes: list[dict[str, Any]] = field(default_factory=list)  # recurring escalations, masked (training/insights.py)
     usual_similarity: float | None = None  # below it a ticket is unfamiliar (SimilarIndex.usual_similarity)
     rates: list[dict[str, Any]] = field(default_factory=list)  # escalation per week (training/rates.py): no text
+    # "out_of_fold" (thresholds chosen on) and "holdout" (checked on): a lead can choose another precision later
+    routing_answers: dict[str, RoutingAnswers] = field(default_factory=dict)
+    # per target, precision against coverage as its threshold moves, on each of routing_answers (training/tradeoff.py)
+    tradeoff: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Artefacts saved before a field existed load with that field's default; those from before the one
@@ -156,13 +202,7 @@ class EscalationRouter:
             static, exported = state.pop("static", None), state.pop("onnx", None)
             reference, length = state.pop("embedding_model"), state.pop("max_seq_length", None)
             state["encoder"] = static or exported or TransformerEncoder(reference, length)
-        for f in fields(self):
-            if f.name not in state:
-                if f.default is not MISSING:
-                    state[f.name] = f.default
-                elif f.default_factory is not MISSING:
-                    state[f.name] = f.default_factory()
-        self.__dict__.update(state)
+        _fill_defaults(self, state)
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> Path:
@@ -309,6 +349,8 @@ class EscalationRouter:
             route, route_threshold, scope = (
                 self.target_thresholds.decide(top, p_top) if self.target_thresholds else ("route", 0.0, "none")
             )
+            chosen = self.target_thresholds
+            precision = (chosen.precision_for(top), chosen.set_by.get(top)) if chosen else (None, None)
             if decision == "resolve_first" and route == "route":  # routing never contradicts the escalation answer
                 route, scope = "uncertain", "escalation"
             known = self.familiarity(scored, i)
@@ -323,7 +365,7 @@ class EscalationRouter:
                     round(self.thresholds.escalate, 4),
                     round(self.thresholds.resolve_first, 4),
                 ),
-                routing=RoutingCall(route, top, round(p_top, 4), round(route_threshold, 4), scope),  # type: ignore[arg-type]
+                routing=RoutingCall(route, top, round(p_top, 4), round(route_threshold, 4), scope, *precision),  # type: ignore[arg-type]
                 targets=[
                     RankedTarget(self.targets[t], self.kinds[self.targets[t]], round(float(p_tgt[i, t]), 4))  # type: ignore[arg-type]
                     for t in ranked

@@ -62,9 +62,78 @@ function renderModel(m) {
       ),
     );
   }
+  renderTradeoff(m.tradeoff || {});
   renderThemes(m.themes || []);
   renderRates(m.rates || []);
   $("served").hidden = false;
+}
+
+let TRADEOFF = {};
+
+function renderTradeoff(tradeoff) {
+  TRADEOFF = tradeoff;
+  const targets = Object.keys(tradeoff);
+  const body = $("tradeoff").tBodies[0];
+  const routed = (a) => (a ? `${share(a.at_threshold.coverage)} of ${a.at_threshold.answers}` : "–");
+  body.replaceChildren(
+    ...targets.map((t) => {
+      const e = tradeoff[t];
+      return row(
+        el("th", { scope: "row", text: t }),
+        cell(share(e.precision), true),
+        cell(e.set_by || "training"),
+        cell(e.threshold >= 1 ? "never routed" : e.threshold.toFixed(2), true),
+        cell(routed(e.out_of_fold), true),
+        cell(routed(e.holdout), true),
+        cell(e.holdout ? share(e.holdout.at_threshold.precision) : "–", true),
+      );
+    }),
+  );
+  if (!targets.length) body.append(row(el("td", { colspan: 7, text: "This version was trained before the trade-off was kept." })));
+  const select = $("tradeoff-target");
+  select.replaceChildren(...targets.map((t) => el("option", { value: t, text: t })));
+  select.onchange = () => drawTradeoff(select.value);
+  $("tradeoff-figure").hidden = !targets.length;
+  if (targets.length) drawTradeoff(targets[0]);
+}
+
+// Precision against coverage of one target: a line per set of answers, a dot where the threshold sits, the
+// precision kept as a dashed line.
+function drawTradeoff(target) {
+  const e = TRADEOFF[target];
+  const W = 640, H = 260, L = 44, R = 10, T = 10, B = 34;
+  const x = (v) => L + v * (W - L - R);
+  const y = (v) => T + (1 - v) * (H - T - B);
+  const grid = [0, 0.25, 0.5, 0.75, 1].flatMap((v) => [
+    svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#d0d0d0" }),
+    svg("text", { x: 4, y: y(v) + 4, "font-size": 11 }, `${v * 100}%`),
+    svg("text", { x: x(v), y: H - 18, "font-size": 11, "text-anchor": v ? (v === 1 ? "end" : "middle") : "start" }, `${v * 100}%`),
+  ]);
+  const label = svg("text", { x: (W + L) / 2, y: H - 4, "font-size": 11, "text-anchor": "middle" }, "coverage: share of its answers routed");
+  const kept = svg("line", { x1: L, x2: W - R, y1: y(e.precision), y2: y(e.precision), stroke: "#555", "stroke-dasharray": "4 3", "data-series": "precision kept" });
+  const sources = [["out_of_fold", "out of fold (chosen on)"], ["holdout", "holdout (checked on)"]].filter(([k]) => e[k] && e[k].curve.length);
+  const lines = sources.map(([k, name], n) => {
+    const colour = PALETTE[n % PALETTE.length];
+    const points = e[k].curve.map((q) => `${x(q.coverage).toFixed(1)},${y(q.precision).toFixed(1)}`).join(" ");
+    const at = e[k].at_threshold;
+    const dot = at.precision === null ? [] : [svg("circle", { cx: x(at.coverage).toFixed(1), cy: y(at.precision).toFixed(1), r: 4, fill: colour })];
+    return svg("g", {}, svg("polyline", { points, fill: "none", stroke: colour, "stroke-width": 2, "data-series": name }), ...dot);
+  });
+  const where = sources.map(([k, name]) => {
+    const at = e[k].at_threshold;
+    return `${name}: ${share(at.coverage)} routed at ${share(at.precision)} precision`;
+  });
+  $("tradeoff-chart").replaceChildren(
+    svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": `${target}: precision against coverage; threshold ${e.threshold >= 1 ? "never routes" : e.threshold.toFixed(2)} keeps ${share(e.precision)}; ${where.join("; ")}` }, ...grid, label, kept, ...lines),
+  );
+  $("tradeoff-legend").replaceChildren(
+    ...sources.map(([, name], n) => {
+      const swatch = el("span", { class: "swatch" });
+      swatch.style.background = PALETTE[n % PALETTE.length];
+      return el("span", { class: "legend" }, swatch, name);
+    }),
+    el("span", { class: "legend", text: `dashed: precision kept (${share(e.precision)}, set by ${e.set_by || "training"}); dots: where the threshold sits` }),
+  );
 }
 
 function renderThemes(themes) {
@@ -105,7 +174,10 @@ function renderSummary(s) {
   const observed = new Map(weeks.filter((w) => w.observed_rate !== null).map((w) => [w.week, w.observed_rate]));
   const predicted = new Map(weeks.filter((w) => w.predicted_rate !== null).map((w) => [w.week, w.predicted_rate]));
   if (weeks.length) {
-    lineChart($("live-chart"), $("live-legend"), weeks.map((w) => w.week), new Map([["predicted escalation", predicted], ["observed escalation", observed]]));
+    const unfamiliar = new Map(weeks.filter((w) => w.unfamiliar_rate !== null && w.unfamiliar_rate !== undefined).map((w) => [w.week, w.unfamiliar_rate]));
+    const series = new Map([["predicted escalation", predicted], ["observed escalation", observed]]);
+    if (unfamiliar.size) series.set("unfamiliar tickets", unfamiliar); // versions trained before familiarity tell none
+    lineChart($("live-chart"), $("live-legend"), weeks.map((w) => w.week), series);
   } else {
     $("live-chart").replaceChildren(el("p", { class: "small", text: "Nothing recorded in this window yet." }));
     $("live-legend").textContent = "";

@@ -34,6 +34,9 @@ def note_for(answer: SuggestionOut, ticket_id: str, prefix: str, console_url: st
     ]
     for i, s in enumerate(answer.suggestions, 1):
         sure = " - sure enough to route" if i == 1 and routing.decision == "route" else ""
+        if i == 1 and sure and routing.precision is not None:  # what the lead chose its threshold to keep
+            who = routing.precision_set_by or "training"
+            sure += f" (threshold kept at {routing.precision:.0%} precision, set by {who})"
         lines.append(f"  {i}. {s.target} ({KINDS.get(s.kind, s.kind)}) {s.probability:.0%}{sure}")
     for rule in answer.explanation.rules:
         lines.append(f"Rule {rule.name}: {rule.target} ({rule.reason})")

@@ -49,6 +49,7 @@ def model_info(model: Model, settings: AppSettings) -> ModelInfo:
         training={k: v for k, v in served.info.items() if isinstance(v, str | int | float)},
         themes=served.themes,
         rates=served.rates,
+        tradeoff=served.tradeoff,
     )
 
 

@@ -291,9 +291,24 @@ def test_the_leads_view_shows_the_version_its_numbers_and_what_agents_did(
     first = themes.first.locator("th, td").all_inner_texts()
     assert first[0] == served[0]["name"] and first[1] == str(served[0]["tickets"]), first
     expect(page.locator("#run-link")).to_be_hidden()  # a sqlite store has no MLflow UI to link
+    # the trade-off per target: a row each, and for the chosen target its two curves, the precision kept, the dots
+    tradeoff = load_router(trained.settings, trained.result.version).tradeoff
+    expect(page.locator("#tradeoff tbody tr")).to_have_count(len(tradeoff))
+    routed = next(t for t, e in tradeoff.items() if e["threshold"] < 1)  # a target with a threshold of its own
+    row = page.locator("#tradeoff tr", has=page.locator("th", has_text=re.compile(f"^{routed}$"))).locator("td")
+    expected = [f"{round(tradeoff[routed]['precision'] * 100)}%", "training", f"{tradeoff[routed]['threshold']:.2f}"]
+    assert row.all_inner_texts()[:3] == expected, row.all_inner_texts()
+    page.get_by_label("Target", exact=True).select_option(routed)
+    curves = page.locator("#tradeoff-chart polyline").evaluate_all("ls => ls.map(l => l.dataset.series)")
+    assert curves == ["out of fold (chosen on)", "holdout (checked on)"], curves
+    expect(page.locator("#tradeoff-chart circle")).to_have_count(2)
+    expect(page.locator("#tradeoff-chart [data-series='precision kept']")).to_have_count(1)
+    expect(page.locator("#tradeoff-chart svg")).to_have_attribute("aria-label", re.compile(f"^{routed}: precision"))
     # what agents did, per week (predicted and observed escalation) and per target the tickets went to
-    expect(page.locator("#live-chart polyline")).to_have_count(2)
-    assert page.locator("#live-chart circle").count() >= 2  # a week's dots: one week alone still shows
+    expect(page.locator("#live-chart polyline")).to_have_count(3)  # and the share of unfamiliar tickets
+    lines = page.locator("#live-chart polyline").evaluate_all("ls => ls.map(l => l.dataset.series)")
+    assert lines == ["predicted escalation", "observed escalation", "unfamiliar tickets"], lines
+    assert page.locator("#live-chart circle").count() >= 3  # a week's dots: one week alone still shows
     assert "NaN" not in (page.locator("#live-chart svg").get_attribute("aria-label") or "")
     billing_row = page.locator("#per-target-acceptance tr", has=page.locator("th", has_text=re.compile("^billing$")))
     accepted = billing_row.locator("td").all_inner_texts()

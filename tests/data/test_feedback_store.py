@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,58 @@ def test_postgres_tests_skip_without_a_server_unless_it_is_required(
     with pytest.raises(either, match=r"no PostgreSQL at postgresql\+psycopg://nobody@127.0.0.1:1/none \(") as raised:
         next(_postgres_schema("postgresql+psycopg://nobody@127.0.0.1:1/none"))
     assert raised.type is outcome
+
+
+def test_unfamiliar_share_per_week_counts_only_answers_that_tell(store: FeedbackStore) -> None:
+    store.record_suggestions(
+        [
+            {**suggestion("u1"), "unfamiliar": True},
+            {**suggestion("u2"), "unfamiliar": False},
+            {**suggestion("u3"), "unfamiliar": False},
+            {**suggestion("u4"), "unfamiliar": None},  # a version trained before familiarity: not counted either way
+        ]
+    )
+    weeks = store.summary()["weeks"]
+    assert sum(w["suggestions"] for w in weeks) == 4 and sum(w["unfamiliar"] for w in weeks) == 1
+    if len(weeks) == 1:  # the usual case; across Monday 00:00 UTC the four rows may fall in two weeks
+        assert weeks[0]["unfamiliar_rate"] == pytest.approx(1 / 3)
+
+
+OLD_SUGGESTIONS = """CREATE TABLE suggestions (
+    id INTEGER NOT NULL PRIMARY KEY, ticket_id VARCHAR(200) NOT NULL, model_name VARCHAR(200) NOT NULL,
+    model_version VARCHAR(50) NOT NULL, decision VARCHAR(20) NOT NULL, escalation_probability FLOAT NOT NULL,
+    targets JSON NOT NULL, top_probability FLOAT NOT NULL, routing VARCHAR(20) NOT NULL,
+    created_at TIMESTAMP WITH TIME ZONE NOT NULL)"""
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_store_made_before_familiarity_gains_the_column_and_keeps_its_rows(database: str, tmp_path: Path) -> None:
+    urls = iter([f"sqlite:///{tmp_path / 'old.db'}"]) if database == "sqlite" else _postgres_schema()
+    for url in urls:
+        engine = create_engine(url)
+        with engine.begin() as conn:  # the table as the release before this one created it, with one answer
+            conn.execute(
+                text(
+                    OLD_SUGGESTIONS.replace("INTEGER NOT NULL PRIMARY KEY", "SERIAL PRIMARY KEY")
+                    if database == "postgresql"
+                    else OLD_SUGGESTIONS
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO suggestions (ticket_id, model_name, model_version, decision, escalation_probability,"
+                    " targets, top_probability, routing, created_at) VALUES ('old-1', 'm', '1', 'escalate', 0.7,"
+                    " '[\"billing\"]', 0.6, 'route', :now)"
+                ),
+                {"now": datetime.now(UTC)},
+            )
+        engine.dispose()
+        store = FeedbackStore(url)
+        store.record_suggestions([{**suggestion("new-1"), "unfamiliar": True}])
+        stored = store.record_feedback(Feedback("old-1", True, "billing", True))
+        weeks = store.summary()["weeks"]
+        assert stored.model_version == "1"  # the row from before is still there and joined
+        assert sum(w["suggestions"] for w in weeks) == 2 and sum(w["unfamiliar"] for w in weeks) == 1
+        assert [w["unfamiliar_rate"] for w in weeks if w["unfamiliar_rate"] is not None] == [1.0]
+        FeedbackStore(url).engine.dispose()  # opening it again adds nothing and fails nothing
+        store.engine.dispose()

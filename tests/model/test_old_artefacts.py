@@ -12,10 +12,13 @@ from pathlib import Path
 
 import mlflow.pyfunc
 import pandas as pd
+import pytest
 
 from features.model.present import present
 from features.model.router import EscalationRouter
 from features.text.privacy import Masker
+from training.register import ThresholdsRefused
+from training.tradeoff import rethresholded
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "registered-fd12f5e"
 TICKET = "I was charged twice for my plan, please refund one payment. Reach me at jo.doe@example.com"
@@ -34,6 +37,13 @@ def test_a_router_pickled_before_the_regroup_loads_and_scores() -> None:
     answer = present(router.predict(frame_for(router.metadata), top_k=3, n_similar=2)[0], Masker())
     assert answer["id"] == "old-1" and answer["suggestions"][0]["target"] == "billing"
     assert 0.0 <= answer["escalation"]["probability"] <= 1.0 and answer["explanation"]["similar_tickets"]
+    # thresholds from before leads could set a precision: training's, set by nobody; no curves to choose others on
+    chosen = router.target_thresholds
+    expected = chosen.target_precision if chosen is not None else None
+    assert (answer["routing"]["precision"], answer["routing"]["precision_set_by"]) == (expected, None)
+    assert router.tradeoff == {} and router.routing_answers == {}
+    with pytest.raises(ThresholdsRefused, match="keeps no out-of-fold answers"):
+        rethresholded(router, 0.8, None, "Dana")
 
 
 def test_a_model_registered_before_the_regroup_loads_through_mlflow() -> None:

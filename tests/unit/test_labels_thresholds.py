@@ -85,6 +85,14 @@ def test_target_thresholds_reach_precision_per_target() -> None:
     assert tt.decide("a", 0.31)[0] == "uncertain"
     strict = choose_target_thresholds(truth, proba, targets, 0.97)
     assert all(strict.per_target[t] >= tt.per_target[t] for t in "abc")
+    # a lead's precision for one target moves that target's threshold alone, and is kept with who set it
+    lead = choose_target_thresholds(
+        truth, proba, targets, 0.9, precisions={"b": 0.97, "zz": 0.5}, set_by={"b": "Dana", "zz": "nobody"}
+    )
+    assert lead.per_target["b"] == strict.per_target["b"] > tt.per_target["b"]
+    assert {t: lead.per_target[t] for t in "ac"} == {t: tt.per_target[t] for t in "ac"}
+    assert (lead.precision_for("b"), lead.precision_for("a")) == (0.97, 0.9)
+    assert lead.precisions == {"b": 0.97} and lead.set_by == {"b": "Dana"}  # a target it does not know: dropped
 
 
 def test_target_that_never_reaches_precision_is_always_uncertain() -> None:
@@ -118,3 +126,11 @@ def test_thresholds_saved_before_unproven_still_share_one_threshold() -> None:
     old = TargetThresholds({"a": 0.7}, 0.6, 0.9, [])
     del old.__dict__["unproven"]  # as unpickled from an artefact made before the field existed
     assert old.decide("b", 0.65) == ("route", 0.6, "all targets")
+
+
+def test_thresholds_pickled_before_leads_could_set_a_precision_keep_the_trainings() -> None:
+    state = TargetThresholds({"a": 0.7}, 2.0, 0.85, [], {}).__dict__.copy()
+    del state["precisions"], state["set_by"]  # as pickled before the fields existed
+    old = TargetThresholds.__new__(TargetThresholds)
+    old.__setstate__(state)
+    assert old.precision_for("a") == 0.85 and old.set_by == {} and old.decide("a", 0.75) == ("route", 0.7, "target")
