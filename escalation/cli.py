@@ -88,6 +88,8 @@ def friendly(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
         from features.cluster import ClusterUnavailable
         from features.config import ConfigError
         from features.data import DataError
@@ -115,6 +117,7 @@ def friendly(func: F) -> F:
             EmbeddingFailed,
             PromotionRefused,
             ThresholdsRefused,
+            MlflowException,
             HelpdeskRefused,
             HelpdeskUnavailable,
             OSError,
@@ -475,8 +478,12 @@ def promote(
 @friendly
 def thresholds(
     precision: Annotated[
-        float, typer.Option("--precision", help="Precision routed answers must keep, e.g. 0.85 (above 0, at most 1).")
-    ],
+        float | None,
+        typer.Option("--precision", help="Precision routed answers must keep, e.g. 0.85 (above 0, at most 1)."),
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Give the targets back the training's precision (instead of --precision).")
+    ] = False,
     target: Annotated[
         list[str] | None,
         typer.Option("--target", help="A target to set it for (repeatable); none given: every target."),
@@ -491,15 +498,22 @@ def thresholds(
     PRECISION (per target or for all), and serve it; the run records who set what. Rolling back is `promote`."""
     from training.tradeoff import set_thresholds
 
+    if (precision is None) == (not reset):
+        raise typer.BadParameter("give either --precision P or --reset", param_hint="--precision")
     settings = _settings()
     done = set_thresholds(settings, precision, target or None, version, by, reason)
     for c in done.changes:
         oof, hold = c.get("out_of_fold_coverage"), c.get("holdout_coverage")
         if c["threshold"] > 1:
+            answers = c.get("out_of_fold_answers", 0)
+            why = (
+                f"only {answers} out-of-fold answers name it, too few to show a precision"
+                if c["scope"] == "unproven"
+                else f"no threshold keeps {c['precision']:g} on its {answers} out-of-fold answers"
+            )
             typer.echo(
                 f"{c['target']}: precision {c['precision_before']:g} -> {c['precision']:g}, threshold "
-                f"{_threshold(c['threshold_before'])} -> never: no threshold keeps {c['precision']:g} on its "
-                f"{c.get('out_of_fold_answers', 0)} out-of-fold answers ({c['scope']}), so it is never routed"
+                f"{_threshold(c['threshold_before'])} -> never: {why}, so it is never routed"
             )
             continue
         typer.echo(

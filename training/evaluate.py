@@ -329,10 +329,10 @@ def holdout_answers(evaluation: Evaluation) -> RoutingAnswers:
     index = {t: i for i, t in enumerate(evaluation.labels)}
     return RoutingAnswers(
         top=np.array([index[t] for t in evaluation.y_pred], dtype=np.int32),
-        probability=evaluation.p_top.astype(np.float32),
+        probability=evaluation.p_top.astype(np.float64),
         truth=np.array([index.get(t, -1) for t in evaluation.y_true], dtype=np.int32),
         escalated=evaluation.escalate.astype(bool),
-        p_escalation=evaluation.p_escalation.astype(np.float32),
+        p_escalation=evaluation.p_escalation.astype(np.float64),
     )
 
 

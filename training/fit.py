@@ -34,6 +34,7 @@ from features.model.heads import (
 from features.model.lexical import LexicalFeatures, combine
 from features.model.provenance import Provenance, TicketKeys, uniform
 from features.model.router import (
+    OTHER,
     EscalationRouter,
     LinearHead,
     RoutingAnswers,
@@ -202,10 +203,12 @@ def thresholds_for(
         if mine.sum() < min_answers:
             unproven[name] = int(mine.sum())
             continue
+        # only answers a threshold may route (at or above the floor): a precision shown below it is none to keep
+        mine &= answers.probability >= ROUTE_FLOOR
         weights = None if answers.weights is None else answers.weights[mine]
         wanted = precisions.get(name, precision)
         found = lowest_precise_threshold(correct[mine], answers.probability[mine], wanted, z, weights)
-        per_target[name] = never if found is None else max(found, ROUTE_FLOOR)
+        per_target[name] = never if found is None else found
         if found is None:
             unreached.append(name)
     kept_by = {t: who for t, who in (set_by or {}).items() if t in precisions}
@@ -445,12 +448,14 @@ def fit_router(
         calibrator = LogisticRegression(C=1e6).fit(inputs, y, sample_weight=weights)
         precision = config.training.target_precision
         thresholds = choose_thresholds(y, calibrator.predict_proba(inputs)[:, 1], precision, weights)
-        top = oof_targets.argmax(axis=1)
+        # the top target as served: the pooled 'other' is never suggested, so never an answer either
+        shown = oof_targets if OTHER not in targets else np.where(np.array(targets) == OTHER, -1.0, oof_targets)
+        top = shown.argmax(axis=1)
         oof_answers = RoutingAnswers(
             top.astype(np.int32),
-            oof_targets[np.arange(len(top)), top].astype(np.float32),
+            oof_targets[np.arange(len(top)), top].astype(np.float64),  # as served: thresholds compare float64
             truth.astype(np.int32),
-            None if esc_weights is None else esc_weights.astype(np.float32),
+            None if esc_weights is None else esc_weights.astype(np.float64),
         )
         target_thresholds = thresholds_for(oof_answers, targets, precision, precisions, set_by)
     steps.close()

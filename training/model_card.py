@@ -52,12 +52,17 @@ def known_limits(router: EscalationRouter, evaluation: Evaluation, worst: int = 
             + ", ".join(f"{r.target} {r.f1:.2f} ({r.support} tickets)" for r in weak.itertuples())
             + "."
         )
-    if router.target_thresholds and router.target_thresholds.unreached:
+    chosen = router.target_thresholds
+    if chosen and chosen.unreached:
+        names = [
+            f"{t} ({chosen.precision_for(t):.2f}, set by a lead)" if t in chosen.precisions else t
+            for t in chosen.unreached[:15]
+        ]
         limits.append(
-            f"{len(router.target_thresholds.unreached)} targets never reached precision "
-            f"{router.target_thresholds.target_precision:.2f} on validation, so they are always `uncertain`: "
-            + ", ".join(router.target_thresholds.unreached[:15])
-            + ("..." if len(router.target_thresholds.unreached) > 15 else "")
+            f"{len(chosen.unreached)} targets never reached their precision ({chosen.target_precision:.2f} unless "
+            "a lead set another) on validation, so they are always `uncertain`: "
+            + ", ".join(names)
+            + ("..." if len(chosen.unreached) > 15 else "")
             + "."
         )
     if not router.thresholds.escalate_precision_reached:

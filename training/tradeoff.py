@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import getpass
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.model.router import OTHER, EscalationRouter
@@ -160,11 +162,13 @@ def tradeoff_figure(router: EscalationRouter, largest: int = 12) -> Figure:
     return fig
 
 
-def rethresholded(router: EscalationRouter, precision: float, targets: list[str] | None, by: str) -> EscalationRouter:
+def rethresholded(
+    router: EscalationRouter, precision: float | None, targets: list[str] | None, by: str
+) -> EscalationRouter:
     """A copy of `router` (same heads, index and encoder) whose routing thresholds keep `precision` for `targets`
     (None: every target), chosen on its out-of-fold answers as training chooses them; its holdout numbers counted
-    again under them."""
-    if not 0 < precision <= 1:
+    again under them. `precision` None gives those targets back the training's precision (no lead's choice)."""
+    if precision is not None and not 0 < precision <= 1:
         raise ThresholdsRefused(f"--precision {precision:g}: give a precision above 0 and at most 1")
     if router.target_thresholds is None or "out_of_fold" not in router.routing_answers:
         raise ThresholdsRefused(
@@ -180,7 +184,11 @@ def rethresholded(router: EscalationRouter, precision: float, targets: list[str]
     chosen = router.target_thresholds
     precisions, set_by = dict(chosen.precisions), dict(chosen.set_by)
     for target in targets or suggestible:
-        precisions[target], set_by[target] = precision, by
+        if precision is None:
+            precisions.pop(target, None)
+            set_by.pop(target, None)
+        else:
+            precisions[target], set_by[target] = precision, by
     changed = copy.copy(router)
     changed.target_thresholds = thresholds_for(
         router.routing_answers["out_of_fold"], router.targets, chosen.target_precision, precisions, set_by
@@ -214,63 +222,70 @@ def who() -> str:
         return "unknown"
 
 
+def param_key(target: str) -> str:
+    """A target's name as MLflow accepts it in a key (letters, digits, `_-. :/`); the exact names are in
+    thresholds/changes.json."""
+    return re.sub(r"[^\w\-. :/]", "_", target)
+
+
 def set_thresholds(
     settings: Settings,
-    precision: float,
+    precision: float | None,
     targets: list[str] | None = None,
     version: int | None = None,
     by: str | None = None,
     reason: str | None = None,
 ) -> ThresholdChange:
     """Register `version` (default: the champion) again with the thresholds of `precision` for `targets` (None:
-    all), log the run that records who set what, and make it the champion once it loads back and scores: a lead's
-    decision, not a challenge. The run and version record the source version, who, when and why."""
-    if not 0 < precision <= 1:
+    all; `precision` None: back to the training's), log the run that records who set what, and make it the
+    champion once it loads back and scores: a lead's decision, not a challenge. What the output lists is compared
+    with the champion it replaces. The alias is not moved when the champion changed meanwhile."""
+    if precision is not None and not 0 < precision <= 1:
         raise ThresholdsRefused(f"--precision {precision:g}: give a precision above 0 and at most 1")
     database = sqlite_database(settings.tracking_uri)
     if database is not None and not database.exists():  # not created here: a refused change leaves no store
         raise ThresholdsRefused(f"{settings.tracking_uri} holds no models yet: train one first")
     client = register.connect(settings)
+    current = register.champion_version(client, settings)
     if version is None:
-        champion = register.champion_version(client, settings)
-        if champion is None:
+        if current is None:
             raise ThresholdsRefused(
                 f"{settings.model_name} has no {settings.model_alias} to set thresholds on: train one, or give "
                 "--version"
             )
-        source = str(champion.version)
+        source = str(current.version)
     else:
         source = str(version)
         try:
             client.get_model_version(settings.model_name, source)
         except MlflowException:
             raise ThresholdsRefused(f"{settings.model_name} has no version {source}") from None
-    try:
-        router = register.load_router(settings, source)
-    except Exception as err:  # a version that cannot load has no thresholds to set
-        raise ThresholdsRefused(f"version {source} of {settings.model_name} cannot be loaded: {err}") from err
+    router = _load(settings, source)
+    replaced = router
+    if current is not None and str(current.version) != source:  # compared with what serves now, not the source
+        try:
+            replaced = register.load_router(settings, current.version)
+        except Exception as err:  # it is being replaced; the list then compares with the source
+            log.warning("champion v%s could not be loaded to compare with: %s", current.version, err)
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     by = by or who()
     changed = rethresholded(router, precision, targets, f"{by}, {when}")
     scope = ", ".join(targets) if targets else "every target"
-    why = reason or f"precision {precision:g} for {scope}"
-    changes = _changes(router, changed, targets)
+    why = (
+        reason
+        or (f"precision {precision:g}" if precision is not None else "the training's precision") + f" for {scope}"
+    )
+    changes = _changes(replaced, changed, targets)
+    previous = str(current.version) if current is not None else None
     with Tracker.start(client, settings.experiment, run_name=f"thresholds v{source}: {why}"[:250]) as run:
         changed.info.update(
             {"thresholds_run_id": run.run_id, "thresholds_from_version": source, "thresholds_set_by": by,
              "thresholds_set_at": when}
         )  # fmt: skip
         _log(run, router, changed, source, by, when, precision, targets, why, changes)
-        example = _example(changed)
-        registered = register.log_model(run, changed, example, settings)
+        registered = register.log_model(run, changed, _example(changed), settings)
         new = str(registered.version)
-        try:
-            previous = register.promote(settings, new, f"thresholds set by {by}: {why}")
-            promoted, outcome = True, f"promoted: thresholds set by {by} ({why})"
-        except register.PromotionRefused as err:
-            previous, promoted, outcome = None, False, f"not promoted: {err}"
-            client.set_model_version_tag(settings.model_name, new, "promotion", outcome)
-        run.tag("promotion", outcome)
+        register.tag_lead_precisions(client, settings, new, changed)
         back = f" Roll back: escalation promote --version {previous}." if previous else ""
         client.update_model_version(
             settings.model_name,
@@ -278,23 +293,62 @@ def set_thresholds(
             description=f"Version {source}'s model (same heads and index) with the routing thresholds for {why}, set "
             f"by {by} on {when}: run {run.run_id}, its thresholds/changes.json and evaluation/tradeoff.png.{back}",
         )
-    if not promoted:
-        raise ThresholdsRefused(f"version {new} registered ({outcome})")
-    return ThresholdChange(source, new, run.run_id, previous, promoted, outcome, changes)
+        outcome = _serve(client, settings, new, previous, f"thresholds set by {by}: {why}")
+        run.tag("promotion", outcome)
+    if not outcome.startswith("promoted"):
+        raise ThresholdsRefused(f"version {new} registered, not served: {outcome}")
+    return ThresholdChange(source, new, run.run_id, previous, True, outcome, changes)
+
+
+def _load(settings: Settings, version: str) -> EscalationRouter:
+    try:
+        return register.load_router(settings, version)
+    except Exception as err:  # a version that cannot load has no thresholds to set
+        raise ThresholdsRefused(f"version {version} of {settings.model_name} cannot be loaded: {err}") from err
+
+
+def _serve(client: MlflowClient, settings: Settings, new: str, previous: str | None, reason: str) -> str:
+    """Promote `new` unless the champion moved since `previous` was read; what happened, as the version's tag."""
+    try:
+        now = register.champion_version(client, settings)
+        if str(now.version if now else None) != str(previous):
+            outcome = (
+                f"{settings.model_alias} moved from v{previous} to v{now.version if now else None} meanwhile; run "
+                "the command again on the new champion (or escalation promote --version " + new + ")"
+            )
+        else:
+            register.promote(settings, new, reason)
+            return f"promoted: {reason}"
+    except (register.PromotionRefused, MlflowException) as err:
+        outcome = str(err)
+    try:
+        client.set_model_version_tag(settings.model_name, new, "promotion", f"not promoted: {outcome}")
+    except MlflowException as err:  # the store is failing: the message says what matters
+        log.warning("could not tag v%s: %s", new, err)
+    return outcome
 
 
 def _changes(before: EscalationRouter, after: EscalationRouter, targets: list[str] | None) -> list[dict[str, Any]]:
-    """Per target set: precision and threshold before and after, and where the new threshold sits."""
+    """Per target set, and any other whose precision or threshold differs from `before` (the champion replaced):
+    precision and threshold before and after, and where the new threshold sits."""
+    old, new = before.target_thresholds, after.target_thresholds
+    assert old is not None and new is not None
+    listed = list(targets or after.tradeoff)
+    listed += [
+        t
+        for t in after.tradeoff
+        if t not in listed
+        and (old.precision_for(t) != new.precision_for(t) or old.decide(t, 0.0)[1] != new.decide(t, 0.0)[1])
+    ]
     rows = []
-    for target in targets or list(after.tradeoff):
-        old, new = before.target_thresholds, after.target_thresholds
-        assert old is not None and new is not None
+    for target in listed:
         entry = after.tradeoff.get(target, {})
         rows.append(
             {
                 "target": target,
                 "precision_before": old.precision_for(target),
                 "precision": new.precision_for(target),
+                "set_by": new.set_by.get(target) or "training",
                 "threshold_before": shown(old.decide(target, 0.0)[1]),
                 "threshold": shown(new.decide(target, 0.0)[1]),
                 "scope": new.decide(target, 0.0)[2],
@@ -311,7 +365,7 @@ def _log(
     source: str,
     by: str,
     when: str,
-    precision: float,
+    precision: float | None,
     targets: list[str] | None,
     why: str,
     changes: list[dict[str, Any]],
@@ -321,12 +375,13 @@ def _log(
     run.tag("kind", "thresholds")
     run.tag("set_by", by)
     run.params(
-        {"source_version": source, "set_by": by, "set_at": when, "precision": precision,
+        {"source_version": source, "set_by": by, "set_at": when,
+         "precision": "training's" if precision is None else precision,
          "targets": ",".join(targets) if targets else "all", "reason": why,
          "trained_in_run": before.info.get("run_id", "unknown")}
     )  # fmt: skip
-    run.params({f"threshold_before.{c['target']}": c["threshold_before"] for c in changes})
-    run.params({f"threshold.{c['target']}": c["threshold"] for c in changes})
+    run.params({f"threshold_before.{param_key(c['target'])}": c["threshold_before"] for c in changes})
+    run.params({f"threshold.{param_key(c['target'])}": c["threshold"] for c in changes})
     run.metrics({k: v for k, v in after.metrics.items() if v == v})  # NaN: no such answer on the holdout
     run.table(pd.DataFrame(changes), "thresholds/changes.json")
     run.table(tradeoff_table(after), "evaluation/tradeoff.json")

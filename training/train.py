@@ -45,7 +45,7 @@ from training.model_card import HEADLINE, model_card
 from training.rates import rates_figure, weekly_rates
 from training.retrain import MergeReport, merge_feedback
 from training.tracking import Tracker, sqlite_database
-from training.tradeoff import tradeoff, tradeoff_figure, tradeoff_table
+from training.tradeoff import param_key, tradeoff, tradeoff_figure, tradeoff_table
 from training.validate import RowReport, check_columns, screen_rows, validate_export
 from training.version import code_version
 
@@ -304,9 +304,10 @@ def find_champion(settings: Settings) -> Champion:
         if chosen is None:
             return Champion(version, router.provenance)
         return Champion(version, router.provenance, None, dict(chosen.precisions), dict(chosen.set_by))
-    except Exception as err:  # a champion that cannot load is no reason to keep it
+    except Exception as err:  # a champion that cannot load is no reason to keep it, nor to drop a lead's choice
         log.warning("champion version %s could not be loaded: %s", version.version, err)
-        return Champion(version, None, str(err))
+        precisions, set_by = register.lead_precisions(version)
+        return Champion(version, None, str(err), precisions, set_by)
 
 
 def fit_and_evaluate(prepared: Prepared, settings: Settings, progress: bool) -> Fitted:
@@ -434,7 +435,10 @@ def log_run(
     chosen = router.target_thresholds
     if chosen is not None and chosen.precisions:  # leads' choices on the champion, kept by this version
         run.params(
-            {f"lead_precision.{t}": f"{v:g} ({chosen.set_by.get(t, '?')})" for t, v in chosen.precisions.items()}
+            {
+                f"lead_precision.{param_key(t)}": f"{v:g} ({chosen.set_by.get(t, '?')})"
+                for t, v in chosen.precisions.items()
+            }
         )
     run.metrics(evaluation.metrics)
     run.metrics(
@@ -488,7 +492,12 @@ def promote(
         except Exception as err:
             promoted, reason = False, f"not promoted: v{version.version} failed to load back and score ({err})"
             log.error("%s", reason)
+    moved = _champion_moved(prepared.champion, settings, client)
+    if promoted and moved:  # a lead's thresholds (or a promotion) landed while this trained: never undo it unseen
+        promoted, reason = False, f"not promoted: {moved}; review this run and promote by hand (escalation promote)"
+        log.warning("%s", reason)
     router, evaluation = fitted.router, fitted.evaluation
+    register.tag_lead_precisions(client, settings, version.version, router)
     run.tag("promotion", reason)
     client.set_model_version_tag(settings.model_name, version.version, "promotion", reason)
     card = model_card(router, evaluation, router.info, settings.model_name, str(version.version))
@@ -498,6 +507,16 @@ def promote(
     alias = settings.model_alias if promoted else CHALLENGER
     client.set_registered_model_alias(settings.model_name, alias, version.version)
     return promoted, reason
+
+
+def _champion_moved(champion: Champion, settings: Settings, client: MlflowClient) -> str | None:
+    """Why the champion read before training is no longer the one serving (None: it still is)."""
+    now = register.champion_version(client, settings)
+    before = champion.version.version if champion.version else None
+    after = now.version if now else None
+    if str(before) == str(after):
+        return None
+    return f"{settings.model_alias} moved from v{before} to v{after} while this version trained"
 
 
 def _comparison(new: dict[str, float], old: dict[str, float] | None) -> pd.DataFrame:

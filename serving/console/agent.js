@@ -106,7 +106,7 @@ function render(answer) {
     routing.decision === "route"
       ? `The top target is sure enough to route (${percent(routing.probability)}, needs ${percent(Math.min(routing.threshold, 1))}).`
       : `The top target is not sure enough to route on its own (${percent(routing.probability)}): check before sending.`;
-  if (routing.precision !== null && routing.precision !== undefined) {
+  if (routing.precision !== null && routing.precision !== undefined && routing.threshold <= 1) {
     $("routing").textContent += ` ${routing.target}'s threshold keeps ${percent(routing.precision)} of routed answers right (set by ${routing.precision_set_by || "training"}).`;
   }
   const targets = $("targets");

@@ -58,7 +58,7 @@ function renderModel(m) {
         cell(q.support ?? "–", true),
         cell(share(q.routed_precision), true),
         cell(share(q.routed_coverage), true),
-        cell(threshold === undefined || threshold >= 1 ? "never routed" : threshold.toFixed(2), true),
+        cell(threshold === undefined || threshold > 1 ? "never routed" : threshold.toFixed(2), true),
       ),
     );
   }
@@ -82,7 +82,7 @@ function renderTradeoff(tradeoff) {
         el("th", { scope: "row", text: t }),
         cell(share(e.precision), true),
         cell(e.set_by || "training"),
-        cell(e.threshold >= 1 ? "never routed" : e.threshold.toFixed(2), true),
+        cell(e.threshold > 1 ? "never routed" : e.threshold.toFixed(2), true),
         cell(routed(e.out_of_fold), true),
         cell(routed(e.holdout), true),
         cell(e.holdout ? share(e.holdout.at_threshold.precision) : "–", true),
@@ -124,7 +124,7 @@ function drawTradeoff(target) {
     return `${name}: ${share(at.coverage)} routed at ${share(at.precision)} precision`;
   });
   $("tradeoff-chart").replaceChildren(
-    svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": `${target}: precision against coverage; threshold ${e.threshold >= 1 ? "never routes" : e.threshold.toFixed(2)} keeps ${share(e.precision)}; ${where.join("; ")}` }, ...grid, label, kept, ...lines),
+    svg("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": `${target}: precision against coverage; threshold ${e.threshold > 1 ? "never routes" : e.threshold.toFixed(2)} keeps ${share(e.precision)}; ${where.join("; ")}` }, ...grid, label, kept, ...lines),
   );
   $("tradeoff-legend").replaceChildren(
     ...sources.map(([, name], n) => {

@@ -6,7 +6,7 @@ the evaluation's own numbers."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
+from mlflow.utils.validation import _validate_param_name
 from typer.testing import CliRunner
 
 from escalation.cli import app
@@ -26,10 +27,12 @@ from serving.schemas import SuggestionOut
 from tests.conftest import bearer, store_settings
 from training.evaluate import reevaluate
 from training.fit import wilson_lower
-from training.register import champion_version, connect, load_router
+from training.register import champion_version, connect, lead_precisions, load_router, promote
 from training.sample_data import write_sample
-from training.tradeoff import set_thresholds
-from training.train import train
+from training.tracking import Tracker
+from training.tradeoff import _serve, param_key, set_thresholds
+from training.train import challenge, fit_and_evaluate, log_run, prepare, train
+from training.train import promote as train_promote
 
 TARGET = "engineering"  # on this sample, routed at the config's 0.9 with room above
 
@@ -155,6 +158,8 @@ def test_a_lead_sets_a_precision_the_new_version_serves_it_and_a_rollback_restor
     changes = json.loads(Path(client.download_artifacts(run.info.run_id, "thresholds/changes.json")).read_text())
     assert [r[0] for r in changes["data"]] == [TARGET]
     assert version.tags["promotion"] == "promoted: thresholds set by Dana Lead: misroutes"
+    precisions, set_by = lead_precisions(version)  # readable without loading the model (a champion that cannot)
+    assert precisions == {TARGET: 0.97} and set_by[TARGET] == new.set_by[TARGET]
     assert "Roll back: escalation promote --version 1" in version.description
 
     # each answer says which precision its target's threshold keeps, and who set it
@@ -198,6 +203,56 @@ def test_retraining_keeps_what_a_lead_set(store: Store) -> None:
         )
     }
     assert {"evaluation/tradeoff.json", "evaluation/tradeoff.png", "evaluation/tradeoff_curves.json"} <= logged
+
+
+def test_a_change_lists_what_it_changes_against_the_champion_it_replaces_and_reset_undoes_it(store: Store) -> None:
+    start = store.champion()
+    set_thresholds(store.settings, 0.97, [TARGET], by="Dana")
+    # from an older version without Dana's choice: the output names TARGET too, whose precision goes back to 0.9
+    result = CliRunner().invoke(
+        app, ["thresholds", "--target", "billing", "--precision", "0.85", "--version", "1"], env=store.env()
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{TARGET}: precision 0.97 -> 0.9, threshold" in result.output and "billing: precision" in result.output
+    # --reset gives a target back the training's precision: set by nobody, as in an answer
+    reset = CliRunner().invoke(app, ["thresholds", "--target", "billing", "--reset"], env=store.env())
+    assert reset.exit_code == 0, reset.output
+    assert "billing: precision 0.85 -> 0.9" in reset.output
+    chosen = load_router(store.settings, store.champion()).target_thresholds
+    assert chosen is not None and chosen.precisions == {} and chosen.set_by == {}
+    neither = CliRunner().invoke(app, ["thresholds", "--target", "billing"], env=store.env())
+    assert neither.exit_code == 2 and "give either --precision P or --reset" in neither.output
+    promote(store.settings, start, "test: back to where it started")
+
+
+def test_a_champion_that_moved_meanwhile_is_never_replaced_unseen(store: Store) -> None:
+    client = MlflowClient(store.settings.tracking_uri, store.settings.tracking_uri)
+    start = store.champion()
+    # a retrain reads the champion, then a lead's change lands while it trains: the challenger is not promoted
+    prepared = prepare(store.data, store.config, store.settings, False, None, False)
+    lead = set_thresholds(store.settings, 0.95, [TARGET], by="Dana")
+    fitted = fit_and_evaluate(prepared, store.settings, False)
+    challenged = replace(challenge(prepared, fitted, store.settings), promoted=True, reason="promoted: test")
+    with Tracker.start(client, store.settings.experiment) as run:
+        version = log_run(run, prepared, fitted, challenged, store.data, store.settings, False)
+        promoted, reason = train_promote(run, prepared, fitted, challenged, version, store.settings, client)
+    assert not promoted and f"champion moved from v{start} to v{lead.version} while this version trained" in reason
+    assert store.champion() == lead.version
+    # a lead's change whose champion moved before it was served: registered, not served, and said so
+    outcome = _serve(client, store.settings, str(version.version), start, "test")
+    assert outcome.startswith(f"champion moved from v{start} to v{lead.version} meanwhile")
+    assert store.champion() == lead.version
+    assert (
+        client.get_model_version(store.settings.model_name, str(version.version))
+        .tags["promotion"]
+        .startswith("not promoted: champion moved")
+    )
+
+
+def test_target_names_mlflow_refuses_in_keys_are_logged_under_safe_keys() -> None:
+    for name in ("Billing & Payments", "R&D", "2nd-line (EU)", "Team/Ops: night"):
+        _validate_param_name(f"threshold.{param_key(name)}")  # raises on a key MLflow refuses
+    assert param_key("billing") == "billing"
 
 
 @pytest.mark.parametrize(

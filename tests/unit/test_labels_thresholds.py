@@ -118,8 +118,19 @@ def test_no_target_threshold_sits_below_the_floor() -> None:
     truth = np.zeros(200, dtype=int)
     keep = proba.argmax(axis=1) == 0
     tt = choose_target_thresholds(truth[keep], proba[keep], ["a", "b", "c"], 0.9)
-    assert tt.per_target["a"] == ROUTE_FLOOR
-    assert tt.decide("a", 0.45)[0] == "uncertain" and tt.decide("a", 0.5)[0] == "route"
+    lowest = proba[keep][:, 0][proba[keep][:, 0] >= ROUTE_FLOOR].min()  # the lowest answer at or above the floor
+    assert tt.per_target["a"] == lowest and lowest >= ROUTE_FLOOR
+    assert tt.decide("a", 0.45)[0] == "uncertain" and tt.decide("a", lowest)[0] == "route"
+
+
+def test_a_precision_shown_only_below_the_floor_routes_nothing() -> None:
+    # five sure answers, all wrong, above many unsure right ones: together they look 95% precise, but the floor
+    # would route only the five; the target is never routed rather than routed at 0% precision
+    p = np.r_[np.full(5, 0.6), np.full(100, 0.4)]
+    proba = np.column_stack([p, (1 - p) / 2, (1 - p) / 2])
+    truth = np.r_[np.full(5, 1), np.zeros(100, dtype=int)]
+    tt = choose_target_thresholds(truth, proba, ["a", "b", "c"], 0.9)
+    assert tt.per_target["a"] > 1.0 and tt.unreached == ["a"]
 
 
 def test_thresholds_saved_before_unproven_still_share_one_threshold() -> None:
