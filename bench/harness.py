@@ -75,7 +75,23 @@ class Poster:
             self._local.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         self._local.conn.request("POST", path or self.path, body, self.headers)
         response = self._local.conn.getresponse()
+        self._local.timing = response.getheader("Server-Timing")
         return response.status, response.read()
+
+    @property
+    def timing(self) -> str | None:
+        """The Server-Timing header of this thread's last response."""
+        return getattr(self._local, "timing", None)
+
+
+def stage_ms(header: str | None) -> dict[str, float]:
+    """A Server-Timing header (`stage;dur=ms, ...`) as {stage: ms}."""
+    found = {}
+    for part in (header or "").split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if name and dur:
+            found[name] = float(dur)
+    return found
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:

@@ -32,11 +32,13 @@ from harness import (
     percentiles,
     save,
     serve,
+    stage_ms,
     tickets_of,
     trained_store,
 )
 
 from features.encoders.transformer import choose_max_length, load_encoder
+from features.model.timing import STAGES
 from training.benchmark import markdown_table
 
 LEVELS = (1, 4, 16)
@@ -69,10 +71,14 @@ def timed(encode: Callable[[list[str], int], object], texts: list[str]) -> dict[
     return {**percentiles(single), "batched_per_s": round(batched, 1)}
 
 
-def load(server: Server, bodies: list[bytes], concurrency: int) -> tuple[list[float], float, int]:
-    """Send every body with `concurrency` keep-alive clients: latencies (ms), wall seconds and errors."""
+def load(
+    server: Server, bodies: list[bytes], concurrency: int
+) -> tuple[list[float], float, int, list[dict[str, float]]]:
+    """Send every body with `concurrency` keep-alive clients: latencies (ms), wall seconds, errors and each
+    answer's stages (ms, from its Server-Timing header)."""
     post = Poster(server.url, "/v1/suggestions", server.key, timeout=60)
     latencies: list[float] = []
+    stages: list[dict[str, float]] = []
     errors = 0
     lock = threading.Lock()
 
@@ -81,14 +87,39 @@ def load(server: Server, bodies: list[bytes], concurrency: int) -> tuple[list[fl
         started = time.perf_counter()
         status = post(body)
         elapsed = 1000 * (time.perf_counter() - started)
+        timed = stage_ms(post.timing)
         with lock:
             latencies.append(elapsed)
             errors += status != 200
+            if status == 200:
+                stages.append(timed)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(send, bodies))
-    return latencies, time.perf_counter() - started, errors
+    return latencies, time.perf_counter() - started, errors, stages
+
+
+def stage_rows(level: int, latencies: list[float], stages: list[dict[str, float]]) -> list[dict[str, object]]:
+    """Per stage at one concurrency: median and p99 ms, and the median's share of the median request; then what no
+    stage accounts for (HTTP, parsing and validating the request, auth, the route's own work)."""
+    names = [s for s in STAGES if any(s in t for t in stages)]
+    p50 = float(np.percentile(latencies, 50))
+    rows = []
+    for name in names:
+        values = [t.get(name, 0.0) for t in stages]
+        median = float(np.percentile(values, 50))
+        rows.append(
+            {"concurrency": level, "stage": name, "p50": median, "p99": float(np.percentile(values, 99)),
+             "share": median / p50}
+        )  # fmt: skip
+    rest = [lat - sum(t.values()) for lat, t in zip(latencies, stages, strict=False)]
+    median = float(np.percentile(rest, 50))
+    rows.append(
+        {"concurrency": level, "stage": "(outside the stages)", "p50": median, "p99": float(np.percentile(rest, 99)),
+         "share": median / p50}
+    )  # fmt: skip
+    return rows
 
 
 def main() -> None:
@@ -114,9 +145,11 @@ def main() -> None:
             onnx = bare_onnx(texts[: args.requests], served["embedding_model"], length, folder / "onnx")
             print(f"bare ONNX Runtime encoder at {length} tokens: {onnx}", flush=True)
             load(server, bodies[:30], 1)  # warm-up
+            breakdown = []
             for level in LEVELS:
                 n = args.requests if level == 1 else args.requests * 2
-                latencies, wall, errors = load(server, bodies[:n], level)
+                latencies, wall, errors, timed = load(server, bodies[:n], level)
+                breakdown += stage_rows(level, latencies, timed) if timed and len(timed) == len(latencies) else []
                 rss, _ = server.rss_mb()
                 row = {
                     "concurrency": level,
@@ -146,6 +179,16 @@ def main() -> None:
             ("ratio_p50_to_bare_onnx", "p50 / bare ONNX p50", "{:.2f}"),
         ],
     )
+    stages_table = markdown_table(
+        breakdown,
+        [
+            ("concurrency", "concurrency", "{}"),
+            ("stage", "stage", "{}"),
+            ("p50", "p50 ms", "{:.2f}"),
+            ("p99", "p99 ms", "{:.2f}"),
+            ("share", "p50 / request p50", "{:.2f}"),
+        ],
+    )
     notes = (
         f"Data `{args.data}` ({len(texts)} tickets drawn with seed 0, sent as `body` with an id), config overrides "
         f"`{parse_sets(args.set)}`, encoder `{config.model.encoder}`, embedding model "
@@ -157,7 +200,11 @@ def main() -> None:
         f"ONNX Runtime: p50 {onnx['p50']:.1f} ms, p99 {onnx['p99']:.1f} ms; batched (32): "
         f"{onnx['batched_per_s']:.1f} texts/s. The server runs the transformer on "
         f"{served.get('runtime') or 'none (static)'}.\n\n"
-        f"Server peak RSS: {peak_rss:.0f} MB."
+        f"Server peak RSS: {peak_rss:.0f} MB.\n\n"
+        "Where the time goes, per stage, from each answer's Server-Timing header (features/model/timing.py; a "
+        "batched stage is the whole shared call each request waited for, so at concurrency 16 the stages of "
+        "requests that shared a call overlap; '(outside the stages)' is the request's time the stages do not "
+        "cover: HTTP, parsing and validating the request, auth, the client):\n\n" + stages_table
     )
     md = save(
         f"latency_{name}",
@@ -169,6 +216,7 @@ def main() -> None:
             "bare_encoder": bare,
             "bare_onnx": onnx,
             "peak_rss_mb": peak_rss,
+            "stages": breakdown,
             "overrides": parse_sets(args.set),
         },
     )

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     )
     top_k: int = Field(3, ge=1, le=20, description="Targets returned per suggestion.")
     n_similar: int = Field(3, ge=0, le=20, description="Similar past tickets returned per suggestion.")
+    server_timing: bool = Field(
+        True,
+        description="Send each suggestion's time per stage in a Server-Timing header (a browser's developer tools "
+        "show it); /metrics has the same per stage either way.",
+    )
     embedding_cache: str = Field(
         ".cache/embeddings.sqlite",
         description="Embeddings cached by content hash and model, so retraining embeds only new tickets; '' disables.",

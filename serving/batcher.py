@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from features.model.router import EscalationRouter
+from features.model.timing import Stages, timing
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class _Job:
     top_k: int
     n_similar: int
     future: Future[list[dict[str, Any]]] = field(default_factory=Future)
+    queued_at: float = field(default_factory=time.perf_counter)
+    stages: Stages = field(default_factory=Stages)  # the queue's wait and the shared call's stages
 
     def key(self) -> tuple[int, int, int]:
         return id(self.router), self.top_k, self.n_similar
@@ -56,13 +59,15 @@ class MicroBatcher:
         self.calls = self.tickets = 0  # what the worker did, for benchmarks and /metrics
 
     def predict(
-        self, router: EscalationRouter, frame: pd.DataFrame, top_k: int, n_similar: int
+        self, router: EscalationRouter, frame: pd.DataFrame, top_k: int, n_similar: int, stages: Stages | None = None
     ) -> list[dict[str, Any]]:
-        """The router's answers for `frame`, computed in a shared call; errors are raised here, in the caller."""
+        """The router's answers for `frame`, computed in a shared call; errors are raised here, in the caller.
+        `stages` gets the time waited in the queue and the stages of each call it shared."""
         if self._stopping:
             raise Busy("the service is shutting down")
         if self.max_tickets <= 1:  # batching switched off: score in the caller's thread
-            return router.predict(frame, top_k=top_k, n_similar=n_similar)
+            with timing(stages):
+                return router.predict(frame, top_k=top_k, n_similar=n_similar)
         results: list[dict[str, Any]] = []
         # a large batch goes in chunks, so single requests arriving meanwhile are scored between them
         for start in range(0, len(frame), self.max_tickets):
@@ -73,6 +78,8 @@ class MicroBatcher:
                 self._queue.put(job)
             try:
                 results += job.future.result(timeout=self.timeout)
+                if stages is not None:
+                    stages.merge(job.stages)
             except FutureTimeout:
                 job.future.cancel()  # still queued: the worker skips it; already running: its answer is dropped
                 raise Busy(f"no answer within {self.timeout:g} s: the service is overloaded, retry shortly") from None
@@ -142,10 +149,12 @@ class MicroBatcher:
         return True
 
     def _score(self, jobs: list[_Job]) -> None:
-        head = jobs[0]
+        head, shared = jobs[0], Stages()
+        started = time.perf_counter()
         try:
             frame = pd.concat([j.frame for j in jobs], ignore_index=True) if len(jobs) > 1 else head.frame
-            results = head.router.predict(frame, top_k=head.top_k, n_similar=head.n_similar)
+            with timing(shared):
+                results = head.router.predict(frame, top_k=head.top_k, n_similar=head.n_similar)
         except Exception as err:
             if len(jobs) == 1:
                 head.future.set_exception(err)
@@ -156,6 +165,8 @@ class MicroBatcher:
         self.calls, self.tickets = self.calls + 1, self.tickets + len(frame)
         start = 0
         for job in jobs:
+            job.stages.add("queue", max(0.0, started - job.queued_at))
+            job.stages.merge(shared)  # the whole call: what this job waited for
             job.future.set_result(results[start : start + len(job.frame)])
             start += len(job.frame)
 

@@ -16,12 +16,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.model.results import Suggestion
+from features.model.timing import Stages
 
 log = logging.getLogger("escalation.access")
 errors = logging.getLogger("serving.errors")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _GOOD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 BUCKETS = (0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set (before any worker starts) by `escalation serve --workers N`
@@ -66,6 +68,14 @@ class Metrics:
             "Requests being answered now.",
             registry=r,
             multiprocess_mode="livesum",
+        )
+        self.stages = Histogram(
+            "escalation_stage_duration_seconds",
+            "Time per stage of a suggestion request (features/model/timing.py); a batched stage counts the whole "
+            "shared call each request waited for.",
+            ["route", "stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
         )
         self.decisions = Counter("escalation_decisions", "Escalation decisions given.", ["decision"], registry=r)
         self.routing = Counter("escalation_routing", "Routing decisions given.", ["decision"], registry=r)
@@ -113,6 +123,11 @@ class Metrics:
         everyone = CollectorRegistry()
         shared.MultiProcessCollector(everyone)
         return generate_latest(everyone), CONTENT_TYPE_LATEST
+
+    def timed(self, stages: Stages, route: str) -> None:
+        """Each stage's seconds of one answered request (a batched stage: the shared call it waited for)."""
+        for name, seconds in stages.seconds.items():
+            self.stages.labels(route, name).observe(seconds)
 
     def answered(self, results: list[Suggestion]) -> None:
         for r in results:

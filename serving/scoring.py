@@ -10,6 +10,7 @@ import pandas as pd
 
 from features.model.present import present
 from features.model.results import Suggestion
+from features.model.timing import Stages
 from features.settings import Settings
 from features.text.clean import join_parts
 from features.text.privacy import Masker
@@ -77,13 +78,17 @@ def record(state: AppState, model: LoadedModel, results: list[Suggestion]) -> No
     state.recorder.add(rows)
 
 
-def suggest(tickets: list[TicketIn], model: LoadedModel, settings: Settings, state: AppState) -> list[SuggestionOut]:
-    """The answers for `tickets`, in order; raises `serving.batcher.Busy` when no answer comes in time."""
+def suggest(
+    tickets: list[TicketIn], model: LoadedModel, settings: Settings, state: AppState, stages: Stages | None = None
+) -> list[SuggestionOut]:
+    """The answers for `tickets`, in order; raises `serving.batcher.Busy` when no answer comes in time. `stages`
+    gets the time of each stage (features/model/timing.py)."""
+    stages = stages if stages is not None else Stages()
     tickets, notes = zip(*(cut(t, settings.max_text_chars) for t in tickets), strict=True)
     frame = to_frame(list(tickets), model)
     ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
     assert state.batcher is not None
-    results = state.batcher.predict(model.router, frame, settings.top_k, settings.n_similar)
+    results = state.batcher.predict(model.router, frame, settings.top_k, settings.n_similar, stages)
     record(state, model, results)
     state.metrics.answered(results)
     log.info(
@@ -94,13 +99,15 @@ def suggest(tickets: list[TicketIn], model: LoadedModel, settings: Settings, sta
     if log.isEnabledFor(logging.DEBUG):  # ticket text only where debug logging was switched on on purpose
         for ticket_id, text in zip(frame["id"], frame["text"], strict=True):
             log.debug("ticket %s text: %s", ticket_id, text)
-    mask = state.masker
-    return [
-        SuggestionOut(
-            **present(r, mask), handoff=handoff_for(t, mask), model=ref, notes=[*([n] if n else []), *unlike(r)]
-        )
-        for t, r, n in zip(tickets, results, notes, strict=True)
-    ]
+    mask, answers = state.masker, []
+    for t, r, n in zip(tickets, results, notes, strict=True):
+        with stages("handoff"):
+            handoff = handoff_for(t, mask)
+        with stages("present"):
+            answers.append(
+                SuggestionOut(**present(r, mask), handoff=handoff, model=ref, notes=[*([n] if n else []), *unlike(r)])
+            )
+    return answers
 
 
 def unlike(answer: Suggestion) -> list[str]:

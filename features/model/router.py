@@ -37,6 +37,7 @@ from features.model.results import (
     RoutingCall,
     Suggestion,
 )
+from features.model.timing import stage
 from features.text.clean import snippet
 
 # Words that carry signal for the model (inside bigrams, as style) but explain nothing to an agent on their own.
@@ -246,7 +247,26 @@ class EscalationRouter:
         """Calibrated escalation and target probabilities, blended with the nearest resolved tickets' vote."""
         if embeddings is None:
             embeddings = self.embed(tickets["text"].to_numpy(dtype=str).tolist())
-        X = self.features(tickets, embeddings)
+        with stage("lexical"):
+            X = self.features(tickets, embeddings)
+        with stage("neighbours"):
+            idx, sims, nearest, knn_esc, knn_tgt, top_sim = self._neighbours(tickets, X, embeddings, n_similar)
+        with stage("heads"):
+            use_knn = self.knn_weight > 0
+            esc_scores = self.escalation_head.decision_function(X)
+            p_esc = self.calibrator.predict_proba(calibrator_inputs(esc_scores, knn_esc, use_knn))[:, 1]
+            scores = aligned_scores(self.target_head, X, self.targets)
+            stack = self.target_stack if use_knn else None
+            p_tgt = target_probabilities(scores, knn_tgt, top_sim, self.target_temperature, stack, self.knn_weight)
+        # a few more than asked, so that near-identical texts can be dropped from what the agent sees
+        shown = n_similar * SIMILAR_CANDIDATES
+        return Scored(p_esc, p_tgt, X, embeddings, idx[:, :shown], sims[:, :shown], nearest)
+
+    def _neighbours(
+        self, tickets: pd.DataFrame, X: sp.csr_matrix, embeddings: np.ndarray, n_similar: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+        """The nearest resolved tickets (re-ranked by words where the model does), the similarity to the nearest
+        by embedding, and their vote: (idx, sims, nearest, P(escalation) vote, P(target) vote, top similarity)."""
         use_knn = self.knn_weight > 0
         rerank_words = self.knn_words_weight > 0 and self.index.words is not None
         wanted = max(self.knn_k if use_knn else 0, n_similar * SIMILAR_CANDIDATES)
@@ -270,14 +290,7 @@ class EscalationRouter:
         else:  # the vote is switched off: search only for the similar tickets shown to the agent
             knn_esc, knn_tgt = np.zeros(len(tickets)), np.zeros((len(tickets), len(self.targets)))
             top_sim = np.zeros(len(tickets))
-        esc_scores = self.escalation_head.decision_function(X)
-        p_esc = self.calibrator.predict_proba(calibrator_inputs(esc_scores, knn_esc, use_knn))[:, 1]
-        scores = aligned_scores(self.target_head, X, self.targets)
-        stack = self.target_stack if use_knn else None
-        p_tgt = target_probabilities(scores, knn_tgt, top_sim, self.target_temperature, stack, self.knn_weight)
-        # a few more than asked, so that near-identical texts can be dropped from what the agent sees
-        shown = n_similar * SIMILAR_CANDIDATES
-        return Scored(p_esc, p_tgt, X, embeddings, idx[:, :shown], sims[:, :shown], nearest)
+        return idx, sims, nearest, knn_esc, knn_tgt, top_sim
 
     def suggestible(self, p_tgt: np.ndarray) -> np.ndarray:
         """P(target) with the pooled 'other' column at 0: what the suggestions rank (other is never one)."""
@@ -337,6 +350,11 @@ class EscalationRouter:
         if len(tickets) == 0:
             return []
         scored = self.score(tickets, embeddings, n_similar)
+        with stage("explanation"):
+            return self._answers(tickets, scored, top_k, n_similar)
+
+    def _answers(self, tickets: pd.DataFrame, scored: Scored, top_k: int, n_similar: int) -> list[Suggestion]:
+        """Each scored ticket's decisions, ranked targets and explanation (key terms, similar tickets, rules)."""
         p_esc, p_tgt, X = scored.escalation, scored.targets, scored.X
         fired = self.match_rules(tickets)
         # 'other' (targets pooled by min_examples) is no place an agent can send a ticket: never suggested

@@ -6,6 +6,7 @@ import math
 
 from fastapi import APIRouter
 
+from features.encoders import precision
 from serving.deps import ADMIN, ANALYST, ERRORS, AppSettings, Model, State
 from serving.schemas import ModelInfo, ReloadOut
 
@@ -36,6 +37,7 @@ def model_info(model: Model, settings: AppSettings) -> ModelInfo:
         encoder="static" if static else "transformer",
         max_seq_length=served.max_seq_length,
         runtime=None if static else served.encoder.runtime,
+        encoder_precision=precision(served.encoder),
         targets=[{"target": t, "kind": served.kinds[t]} for t in served.targets],
         first_line=served.first_line,
         pooled_as_other=served.pooled,

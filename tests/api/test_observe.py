@@ -6,9 +6,12 @@ import io
 import json
 import logging
 import re
+import time
 
 from fastapi.testclient import TestClient
 
+from features.model.timing import STAGES
+from serving.app import create_app
 from serving.observe import JsonFormatter
 from tests.conftest import Trained, bearer, ticket
 
@@ -112,3 +115,42 @@ def test_an_unexpected_error_is_a_500_with_its_request_id(trained: Trained) -> N
     assert response.json() == {"detail": "internal error; see the service log"}
     errors = [json.loads(line) for line in stream.getvalue().splitlines() if '"exception"' in line]
     assert errors and errors[0]["request_id"] == "bug-1" and "RuntimeError: a bug" in errors[0]["exception"]
+
+
+def _server_timing(header: str) -> dict[str, float]:
+    """`stage;dur=ms, ...` as {stage: ms}."""
+    found = {}
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        found[name] = float(dur)
+    return found
+
+
+def test_each_stage_of_a_suggestion_is_timed_in_the_header_and_in_metrics(client: TestClient, trained: Trained) -> None:
+    analyst = bearer(trained.settings, "analyst")
+    before = client.get("/metrics", headers=analyst).text
+    started = time.perf_counter()
+    response = client.post("/v1/suggestions", json=ticket(id="S-1"))
+    elapsed_ms = 1000 * (time.perf_counter() - started)
+    assert response.status_code == 200
+    stages = _server_timing(response.headers["server-timing"])
+    # the ONNX runtime tokenises apart from encoding; every stage a request meets, in the order it meets them
+    assert list(stages) == list(STAGES) and len(STAGES) == 10
+    assert all(ms >= 0 for ms in stages.values()) and stages["encode"] > 0 and stages["lexical"] > 0
+    assert sum(stages.values()) <= elapsed_ms  # parts of what the client waited for, not more
+    after = client.get("/metrics", headers=analyst).text
+    for name in stages:
+        count = f'escalation_stage_duration_seconds_count{{route="/v1/suggestions",stage="{name}"}}'
+        assert _value(after, count) - _value(before, count) == 1, name
+    batch = client.post("/v1/suggestions/batch", json={"tickets": [ticket(id="S-2"), ticket(id="S-3")]})
+    assert batch.status_code == 200 and [a["id"] for a in batch.json()["results"]] == ["S-2", "S-3"]
+    assert "encode;dur=" in batch.headers["server-timing"]
+
+
+def test_the_server_timing_header_can_be_switched_off(trained: Trained) -> None:
+    settings = trained.settings.model_copy(update={"server_timing": False})
+    with TestClient(create_app(settings), headers=bearer(settings, "agent")) as quiet:
+        response = quiet.post("/v1/suggestions", json=ticket(id="S-4"))
+        assert response.status_code == 200 and "server-timing" not in response.headers
+        metrics = quiet.get("/metrics", headers=bearer(settings, "analyst")).text
+    assert _value(metrics, 'escalation_stage_duration_seconds_count{route="/v1/suggestions",stage="encode"}') == 1

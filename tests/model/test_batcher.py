@@ -11,6 +11,7 @@ import pytest
 
 from features.model.results import Suggestion
 from features.model.router import EscalationRouter
+from features.model.timing import Stages
 from serving.batcher import Busy, MicroBatcher
 from serving.feedback_store import FeedbackStore
 from serving.recorder import SuggestionRecorder
@@ -198,3 +199,19 @@ def test_recorder_writes_every_row_from_many_threads(tmp_path) -> None:  # type:
 
     with store.engine.connect() as conn:
         assert conn.execute(text("select count(distinct ticket_id) from suggestions")).scalar() == 200
+
+
+def test_requests_sharing_a_call_each_report_its_stages_and_their_own_wait(trained: Trained) -> None:
+    router = load_router(trained.settings, trained.result.version)
+    batcher = MicroBatcher(max_tickets=64, max_wait_ms=200)  # long enough for all four to share one call
+    timed = [Stages() for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: batcher.predict(router, frame(i), 3, 2, timed[i]), range(4)))
+    finally:
+        batcher.close()
+    assert batcher.calls == 1
+    encode = {s.seconds["encode"] for s in timed}
+    assert len(encode) == 1 and encode.pop() > 0  # the shared call's time, which each of them waited for
+    assert all(s.seconds["queue"] >= 0 for s in timed)
+    assert {"lexical", "neighbours", "heads", "explanation"} <= set(timed[0].seconds)
