@@ -92,7 +92,7 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
 
     def words(self, X: pd.DataFrame) -> sp.csr_matrix | None:
         """Only the word columns of `transform` (what the similar-ticket re-ranking reads); None without them."""
-        return self.text_.transform(_texts(X)) if self.text_ is not None else None
+        return self._tfidf(self.text_, _texts(X)) if self.text_ is not None else None
 
     def _meta(self, X: pd.DataFrame) -> np.ndarray:
         cols = [X[c].to_numpy(dtype=str) if c in X.columns else np.full(len(X), "", dtype=str) for c in self.metadata]
@@ -102,12 +102,48 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
         blocks = []
         texts = _texts(X) if self.text_ is not None or self.chars_ is not None else []
         if self.text_ is not None:
-            blocks.append(self.text_.transform(texts))
+            blocks.append(self._tfidf(self.text_, texts))
         if self.chars_ is not None:
-            blocks.append(self.chars_.transform(texts))
+            blocks.append(self._tfidf(self.chars_, texts))
         if self.meta_ is not None:
             blocks.append(self.meta_.transform(self._meta(X)))
         return _stacked(blocks, len(X))
+
+
+    def _tfidf(self, vectorizer: TfidfVectorizer, texts: list[str]) -> sp.csr_matrix:
+        """`vectorizer.transform(texts)`, the same matrix, without scikit-learn's general path around it (input
+        checks, dtype and dataframe detection on every call: most of a single ticket's time, where the counting is
+        little). Its analyser is built once per loaded model."""
+        analysers = self.__dict__.setdefault("_analysers", {})
+        analyse = analysers.get(id(vectorizer))
+        if analyse is None:
+            analyse = analysers[id(vectorizer)] = vectorizer.build_analyzer()
+        vocabulary, indptr, indices, counts = vectorizer.vocabulary_, [0], [], []
+        for text in texts:
+            found: dict[int, int] = {}
+            for token in analyse(text):
+                j = vocabulary.get(token)
+                if j is not None:
+                    found[j] = found.get(j, 0) + 1
+            columns = sorted(found)
+            indices += columns
+            counts += [found[j] for j in columns]
+            indptr.append(len(indices))
+        data = np.asarray(counts, dtype=np.float64)
+        cols = np.asarray(indices, dtype=np.int32)
+        if vectorizer.sublinear_tf:
+            data = np.log(data) + 1.0
+        data *= vectorizer.idf_[cols]
+        rows = np.repeat(np.arange(len(texts)), np.diff(indptr))
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(texts)))
+        data /= np.where(norms > 0, norms, 1.0)[rows]
+        shape = (len(texts), len(vocabulary))
+        return sp.csr_matrix((data, cols, np.asarray(indptr, dtype=np.int32)), shape=shape)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state.pop("_analysers", None)  # built again on first use
+        return state
 
 
 def _texts(X: pd.DataFrame) -> list[str]:

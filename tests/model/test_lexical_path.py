@@ -1,0 +1,44 @@
+"""The lean TF-IDF path (issue 27): a loaded model's word and character features are exactly what scikit-learn's
+own transform gives, on tickets of every shape, and the analysers it keeps are not pickled with the model."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features.model.lexical import _texts
+from tests.conftest import Trained
+from training.register import load_router
+
+TEXTS = [
+    "",
+    "a",
+    "VPN not connecting since 9am: error 809 on host abc-prod-17, tried restarting twice",
+    "Passwort zurücksetzen bitte, ich bin seit heute morgen gesperrt. Grüße",
+    "I was charged twice for the Team plan, please refund one. password: hunter2 token=abcd1234efgh",
+    "CSV export fails with error 500 " * 200,
+    "ＦＵＬＬＷＩＤＴＨ ünïcödé 🙂 tabs\tand\nnew lines",
+]
+
+
+def test_the_lean_path_gives_scikit_learns_matrix(trained: Trained) -> None:
+    lexical = load_router(trained.settings, trained.result.version).lexical
+    sample = pd.read_csv(trained.data)
+    texts = _texts(pd.DataFrame({"text": [*TEXTS, *(sample["subject"] + " " + sample["body"]).head(200)]}))
+    for vectorizer in (lexical.text_, lexical.chars_):
+        assert vectorizer is not None
+        expected = sp.csr_matrix(vectorizer.transform(texts))
+        expected.sort_indices()
+        got = lexical._tfidf(vectorizer, texts)
+        assert got.shape == expected.shape and got.nnz == expected.nnz > 0
+        assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.indices, expected.indices)
+        assert np.allclose(got.data, expected.data, rtol=0, atol=1e-12)
+    # the analysers it builds are left out of a pickle (and built again after loading)
+    assert "_analysers" in lexical.__dict__
+    again = pickle.loads(pickle.dumps(lexical))
+    assert "_analysers" not in again.__dict__
+    frame = pd.DataFrame({"text": TEXTS, "channel": "email", "customer_tier": "standard"})
+    assert (again.transform(frame) != lexical.transform(frame)).nnz == 0
