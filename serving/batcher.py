@@ -148,9 +148,11 @@ class MicroBatcher:
             self._fail([j for j in jobs if not j.future.done()], err)
         return True
 
-    def _score(self, jobs: list[_Job]) -> None:
+    def _score(self, jobs: list[_Job], started: float | None = None) -> None:
+        """Score `jobs` in one call; if it fails, each alone. `started`: when their first call began (a job's wait
+        in the queue ends there; a failed shared call's stages count for each job, which waited for it)."""
         head, shared = jobs[0], Stages()
-        started = time.perf_counter()
+        started = time.perf_counter() if started is None else started
         try:
             frame = pd.concat([j.frame for j in jobs], ignore_index=True) if len(jobs) > 1 else head.frame
             with timing(shared):
@@ -160,7 +162,8 @@ class MicroBatcher:
                 head.future.set_exception(err)
                 return
             for job in jobs:  # one bad ticket must not fail the requests it shared a call with
-                self._score([job])
+                job.stages.merge(shared)
+                self._score([job], started)
             return
         self.calls, self.tickets = self.calls + 1, self.tickets + len(frame)
         start = 0

@@ -23,7 +23,7 @@ errors = logging.getLogger("serving.errors")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _GOOD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 BUCKETS = (0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0)
 
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set (before any worker starts) by `escalation serve --workers N`

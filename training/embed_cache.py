@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from features.encoders import precision
+from features.encoders import weights
 
 if TYPE_CHECKING:
     from features.encoders import Encoder
@@ -22,9 +22,9 @@ STORE_EVERY = 512  # tickets embedded between two writes to the cache
 Compute = Callable[[list[str]], Iterator[np.ndarray]]
 
 
-def _key(reference: str, max_seq_length: int | None, text: str, weights: str = "fp32") -> str:
+def _key(reference: str, max_seq_length: int | None, text: str, made_by: str = "fp32") -> str:
     """The entry's key; float entries keep the key they had before int8 graphs existed (so they count as fp32)."""
-    tail = "" if weights == "fp32" else f"\x00{weights}"
+    tail = "" if made_by == "fp32" else f"\x00{made_by}"
     return hashlib.sha256(f"{reference}\x00{max_seq_length}\x00{text}{tail}".encode()).hexdigest()
 
 
@@ -53,8 +53,8 @@ class EmbeddingCache:
         export of a model gives its PyTorch embeddings (checked at export: cosine > 0.9999), so both share them;
         an int8 graph's are its own. `compute` embeds the new
         texts elsewhere (on Ray); by default `encoder` does it here."""
-        weights = precision(encoder)
-        keys = [_key(encoder.source, encoder.max_seq_length, t, weights) for t in texts]
+        made_by = weights(encoder)
+        keys = [_key(encoder.source, encoder.max_seq_length, t, made_by) for t in texts]
         if not keys:
             return encoder.encode([], batch_size), 0
         found: dict[str, np.ndarray] = {}

@@ -62,14 +62,21 @@ def exported_encoder(opts: ModelOptions, cache: str | Path | None) -> OnnxEncode
     if opts.max_seq_length == "auto":
         raise ValueError("settle model.max_seq_length first (settle_max_length)")
     folder = str(Path(cache).parent / "onnx") if cache else None
+    wanted = opts.encoder_precision
+    if (opts.embedding_model, folder) in UNQUANTISABLE:  # refused once in this process: not tried again
+        wanted = "fp32"
     try:
-        return onnx_encoder(opts.embedding_model, opts.max_seq_length, folder, opts.encoder_precision)
+        return onnx_encoder(opts.embedding_model, opts.max_seq_length, folder, wanted)
     except OnnxExportError as err:
         if isinstance(err, QuantiseError):  # the float graph exported: serve that
             log.warning("%s; the model runs the float graph instead", err)
+            UNQUANTISABLE.add((opts.embedding_model, folder))
             return onnx_encoder(opts.embedding_model, opts.max_seq_length, folder, "fp32")
         log.warning("%s; the model runs on PyTorch instead", err)
         return None
+
+
+UNQUANTISABLE: set[tuple[str, str | None]] = set()  # (model, graph folder) whose int8 graph was refused
 
 
 def serving_encoder(opts: ModelOptions, cache: str | Path | None) -> Encoder:

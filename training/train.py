@@ -20,7 +20,7 @@ from mlflow.entities.model_registry import ModelVersion
 from features.cluster import RayEngine
 from features.config import RouterConfig, load_config
 from features.data import DataError, fingerprint, load_export, to_tickets
-from features.encoders import same_embeddings
+from features.encoders import precision, same_embeddings
 from features.model.provenance import Provenance, TicketKeys
 from features.model.router import EscalationRouter
 from features.settings import Settings
@@ -428,6 +428,7 @@ def log_run(
             "rows_read": p.rows.rows_read,
             "rows_skipped": p.rows.rows_skipped,
             "embedding_engine": p.embedded.engine,
+            "encoder_precision_used": precision(router.encoder),  # int8 asked for but refused: fp32
             **data_window,
         }
     )

@@ -57,9 +57,14 @@ def same_embeddings(a: Encoder, b: Encoder) -> bool:
     (an int8 graph's embeddings are close to the float ones, not the same); a static table is fitted on its own
     training texts, so never."""
     static = "static" in (a.runtime, b.runtime)
-    return not static and (a.source, a.max_seq_length, precision(a)) == (b.source, b.max_seq_length, precision(b))
+    return not static and (a.source, a.max_seq_length, weights(a)) == (b.source, b.max_seq_length, weights(b))
 
 
 def precision(encoder: Encoder) -> Precision:
     """The precision of the encoder's weights: 'int8' for a quantised ONNX graph, else 'fp32'."""
     return getattr(encoder, "precision", "fp32")
+
+
+def weights(encoder: Encoder) -> str:
+    """Which weights make its vectors: 'fp32' (the model's own, on any runtime), or 'int8-<quantisation>'."""
+    return "fp32" if precision(encoder) == "fp32" else f"int8-{getattr(encoder, 'quantised', '')}"

@@ -54,6 +54,7 @@ class OnnxEncoder:
     path: Path | None = None  # the graph on disk; set again when a model artefact is loaded
     threads: int = 0  # ONNX Runtime threads inside one call (0: its default, one per core)
     precision: Precision = "fp32"  # 'int8': the graph's weights quantised (dynamic, per channel)
+    quantised: str = ""  # int8: which quantisation (float graph, ONNX Runtime, settings): in file and cache keys
     _session: Any = field(default=None, repr=False, compare=False)
     _tokenizer: Any = field(default=None, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -198,16 +199,31 @@ def export_encoder(
     )
     if precision == "fp32":
         return encoder
-    quantised = path.with_name(f"{path.stem}-int8.onnx")
+    identity = _quantisation(path)
+    quantised = path.with_name(f"{path.stem}-int8-{identity}.onnx")
     if not quantised.is_file():
-        _quantise(encoder, quantised, reference)
-    return _with_graph(encoder, quantised)
+        _quantise(encoder, quantised, reference, identity)
+    return _with_graph(encoder, quantised, identity)
 
 
-def _with_graph(encoder: OnnxEncoder, path: Path) -> OnnxEncoder:
+QUANTISE_SETTINGS = {"weight_type": "QInt8", "per_channel": True, "reduce_range": False}
+
+
+def _quantisation(float_graph: Path) -> str:
+    """Which int8 graph: the float graph's key, ONNX Runtime's version and the quantiser's settings. Two int8 graphs
+    are each close to the float one, not to each other: vectors one made are not served with another's."""
+    from importlib.metadata import version
+
+    raw = f"{float_graph.stem}|{version('onnxruntime')}|{sorted(QUANTISE_SETTINGS.items())}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+def _with_graph(encoder: OnnxEncoder, path: Path, identity: str) -> OnnxEncoder:
     """`encoder` on the int8 graph at `path`: a session, tokenizer and lock of its own (a copy would share the
     float graph's session)."""
-    return replace(encoder, path=path, precision="int8", _session=None, _tokenizer=None, _lock=threading.Lock())
+    return replace(
+        encoder, path=path, precision="int8", quantised=identity, _session=None, _tokenizer=None, _lock=threading.Lock()
+    )
 
 
 class QuantiseError(OnnxExportError):
@@ -217,7 +233,7 @@ class QuantiseError(OnnxExportError):
 INT8_MIN_COSINE = 0.97  # the int8 graph's embeddings against the float graph's, on every check text
 
 
-def _quantise(encoder: OnnxEncoder, path: Path, reference: str) -> None:
+def _quantise(encoder: OnnxEncoder, path: Path, reference: str, identity: str) -> None:
     """Quantise the float graph's weights to int8 (ONNX Runtime's dynamic quantisation, per output channel: per
     tensor lost too much, cosine 0.958 mean on IT tickets), into `path`, whole or not at all; refused when its
     embeddings stray from the float graph's."""
@@ -226,16 +242,22 @@ def _quantise(encoder: OnnxEncoder, path: Path, reference: str) -> None:
 
         partial = _temporary(path)
         try:
-            quantize_dynamic(str(encoder.path), str(partial), weight_type=QuantType.QInt8, per_channel=True)
-            trial = _with_graph(encoder, partial)
-            for size in (len(CHECK_TEXTS), 1):
-                got, expected = trial.encode(CHECK_TEXTS, batch_size=size), encoder.encode(CHECK_TEXTS, batch_size=size)
-                worst = float((got * expected).sum(axis=1).min())
-                if not worst >= INT8_MIN_COSINE:
-                    raise QuantiseError(
-                        f"{reference!r} quantised to int8 strays from its float graph (cosine {worst:.4f} < "
-                        f"{INT8_MIN_COSINE})"
-                    )
+            settings = QUANTISE_SETTINGS
+            quantize_dynamic(
+                str(encoder.path),
+                str(partial),
+                weight_type=getattr(QuantType, str(settings["weight_type"])),
+                per_channel=bool(settings["per_channel"]),
+                reduce_range=bool(settings["reduce_range"]),
+            )
+            trial = _with_graph(encoder, partial, identity)  # it embeds each text alone, however batched
+            got, expected = trial.encode(CHECK_TEXTS), encoder.encode(CHECK_TEXTS, batch_size=1)
+            worst = float((got * expected).sum(axis=1).min())
+            if not worst >= INT8_MIN_COSINE:
+                raise QuantiseError(
+                    f"{reference!r} quantised to int8 strays from its float graph (cosine {worst:.4f} < "
+                    f"{INT8_MIN_COSINE})"
+                )
             partial.replace(path)
         finally:
             partial.unlink(missing_ok=True)

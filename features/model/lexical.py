@@ -43,6 +43,7 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: pd.DataFrame, y: object = None, **_: object) -> sp.csr_matrix:
         """Fit and transform in one pass over the texts (the analysers are most of the cost)."""
+        self.__dict__.pop("_analysers", None)  # those of vectorizers fitted before
         texts = _texts(X)
         self.text_ = (
             TfidfVectorizer(
@@ -109,11 +110,14 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
             blocks.append(self.meta_.transform(self._meta(X)))
         return _stacked(blocks, len(X))
 
-
     def _tfidf(self, vectorizer: TfidfVectorizer, texts: list[str]) -> sp.csr_matrix:
         """`vectorizer.transform(texts)`, the same matrix, without scikit-learn's general path around it (input
         checks, dtype and dataframe detection on every call: most of a single ticket's time, where the counting is
-        little). Its analyser is built once per loaded model."""
+        little). Its analyser is built once per loaded model. A vectorizer configured otherwise than this module
+        fits them goes through scikit-learn."""
+        options = (vectorizer.norm, vectorizer.use_idf, vectorizer.binary, vectorizer.dtype)
+        if options != ("l2", True, False, np.float64):
+            return sp.csr_matrix(vectorizer.transform(texts))
         analysers = self.__dict__.setdefault("_analysers", {})
         analyse = analysers.get(id(vectorizer))
         if analyse is None:
@@ -129,8 +133,9 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
             indices += columns
             counts += [found[j] for j in columns]
             indptr.append(len(indices))
+        index = np.int32 if len(indices) < 2**31 else np.int64  # as scipy would choose
         data = np.asarray(counts, dtype=np.float64)
-        cols = np.asarray(indices, dtype=np.int32)
+        cols = np.asarray(indices, dtype=index)
         if vectorizer.sublinear_tf:
             data = np.log(data) + 1.0
         data *= vectorizer.idf_[cols]
@@ -138,7 +143,7 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
         norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(texts)))
         data /= np.where(norms > 0, norms, 1.0)[rows]
         shape = (len(texts), len(vocabulary))
-        return sp.csr_matrix((data, cols, np.asarray(indptr, dtype=np.int32)), shape=shape)
+        return sp.csr_matrix((data, cols, np.asarray(indptr, dtype=index)), shape=shape)
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)

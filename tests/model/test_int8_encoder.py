@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 
 from features.config import DEFAULT_EMBEDDING_MODEL, load_config
 from features.data import to_tickets
-from features.encoders import same_embeddings
+from features.encoders import same_embeddings, weights
 from features.encoders.onnx import INT8_MIN_COSINE, OnnxEncoder, export_encoder
 from serving.app import create_app
 from tests.conftest import bearer, store_settings
@@ -47,7 +47,8 @@ def test_the_int8_graph_sits_beside_the_float_one_and_keeps_its_embeddings(
 ) -> None:
     fp32, int8 = graphs
     assert int8.precision == "int8" and fp32.precision == "fp32"
-    assert int8.path == fp32.path.with_name(fp32.path.stem + "-int8.onnx")
+    assert int8.path == fp32.path.with_name(f"{fp32.path.stem}-int8-{int8.quantised}.onnx") and int8.quantised
+    assert weights(int8) == f"int8-{int8.quantised}" and weights(fp32) == "fp32"  # which graph made a vector
     assert int8.path.stat().st_size < fp32.path.stat().st_size / 2  # weights in a byte, not four
     a, b = fp32.encode(TEXTS, batch_size=2), int8.encode(TEXTS, batch_size=2)
     cosine = (a * b).sum(axis=1)
@@ -98,6 +99,6 @@ def test_a_model_trained_with_int8_embeds_and_serves_with_it(tmp_path: Path) -> 
     served = router.embed(tickets.loc[ids, "text"].tolist())
     assert np.allclose(served, router.index.vectors[:8], atol=1e-4)
     params = MlflowClient(settings.tracking_uri).get_run(result.run_id).data.params
-    assert params["model.encoder_precision"] == "int8"
+    assert params["model.encoder_precision"] == "int8" and params["encoder_precision_used"] == "int8"
     with TestClient(create_app(settings), headers=bearer(settings, "analyst")) as http:
         assert http.get("/v1/model").json()["encoder_precision"] == "int8"

@@ -42,3 +42,7 @@ def test_the_lean_path_gives_scikit_learns_matrix(trained: Trained) -> None:
     assert "_analysers" not in again.__dict__
     frame = pd.DataFrame({"text": TEXTS, "channel": "email", "customer_tier": "standard"})
     assert (again.transform(frame) != lexical.transform(frame)).nnz == 0
+    # fitted again, it forgets the analysers of the vectorizers it had
+    again.transform(frame)
+    again.fit_transform(pd.concat([frame] * 3, ignore_index=True))
+    assert "_analysers" not in again.__dict__
