@@ -84,16 +84,6 @@ class Poster:
         return getattr(self._local, "timing", None)
 
 
-def stage_ms(header: str | None) -> dict[str, float]:
-    """A Server-Timing header (`stage;dur=ms, ...`) as {stage: ms}."""
-    found = {}
-    for part in (header or "").split(","):
-        name, _, dur = part.strip().partition(";dur=")
-        if name and dur:
-            found[name] = float(dur)
-    return found
-
-
 def parse_sets(pairs: list[str]) -> dict[str, str]:
     """`--set model.encoder=static` pairs as a dict of dotted config keys."""
     out = {}

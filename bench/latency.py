@@ -32,13 +32,12 @@ from harness import (
     percentiles,
     save,
     serve,
-    stage_ms,
     tickets_of,
     trained_store,
 )
 
 from features.encoders.transformer import choose_max_length, load_encoder
-from features.model.timing import STAGES
+from features.model.timing import STAGES, parse_header
 from training.benchmark import markdown_table
 
 LEVELS = (1, 4, 16)
@@ -87,7 +86,7 @@ def load(
         started = time.perf_counter()
         status = post(body)
         elapsed = 1000 * (time.perf_counter() - started)
-        timed = stage_ms(post.timing)
+        timed = parse_header(post.timing)
         with lock:
             latencies.append(elapsed)
             errors += status != 200

@@ -55,6 +55,16 @@ class Stages:
         return ", ".join(f"{name};dur={1000 * self.seconds[name]:.2f}" for name in order)
 
 
+def parse_header(header: str | None) -> dict[str, float]:
+    """A Server-Timing header as `Stages.header` writes it, back to {stage: ms} (what a client reads of it)."""
+    found = {}
+    for part in (header or "").split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if name and dur:
+            found[name] = float(dur)
+    return found
+
+
 _current: contextvars.ContextVar[Stages | None] = contextvars.ContextVar("escalation_stages", default=None)
 
 

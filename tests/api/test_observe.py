@@ -10,7 +10,7 @@ import time
 
 from fastapi.testclient import TestClient
 
-from features.model.timing import STAGES
+from features.model.timing import STAGES, parse_header
 from serving.app import create_app
 from serving.observe import JsonFormatter
 from tests.conftest import Trained, bearer, ticket
@@ -117,15 +117,6 @@ def test_an_unexpected_error_is_a_500_with_its_request_id(trained: Trained) -> N
     assert errors and errors[0]["request_id"] == "bug-1" and "RuntimeError: a bug" in errors[0]["exception"]
 
 
-def _server_timing(header: str) -> dict[str, float]:
-    """`stage;dur=ms, ...` as {stage: ms}."""
-    found = {}
-    for part in header.split(","):
-        name, _, dur = part.strip().partition(";dur=")
-        found[name] = float(dur)
-    return found
-
-
 def test_each_stage_of_a_suggestion_is_timed_in_the_header_and_in_metrics(client: TestClient, trained: Trained) -> None:
     analyst = bearer(trained.settings, "analyst")
     before = client.get("/metrics", headers=analyst).text
@@ -133,7 +124,7 @@ def test_each_stage_of_a_suggestion_is_timed_in_the_header_and_in_metrics(client
     response = client.post("/v1/suggestions", json=ticket(id="S-1"))
     elapsed_ms = 1000 * (time.perf_counter() - started)
     assert response.status_code == 200
-    stages = _server_timing(response.headers["server-timing"])
+    stages = parse_header(response.headers["server-timing"])
     # the ONNX runtime tokenises apart from encoding; every stage a request meets, in the order it meets them
     assert list(stages) == list(STAGES) and len(STAGES) == 10
     assert all(ms >= 0 for ms in stages.values()) and stages["encode"] > 0 and stages["lexical"] > 0
