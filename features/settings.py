@@ -125,6 +125,12 @@ class Settings(BaseSettings):
         5.0, gt=0, le=3600, description="First pause before a failed write-back is retried (doubling, at most 1 h)."
     )
     hook_max_attempts: int = Field(12, ge=1, le=100, description="Write-back attempts before an event is failed.")
+    hook_batch: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        description="Due helpdesk events claimed together; their new tickets share one scoring call (1: one by one).",
+    )
     import_retry_seconds: float = Field(
         2.0, gt=0, le=600, description="`escalation import`: first pause after a 5xx or a lost connection (doubling)."
     )

@@ -63,26 +63,47 @@ class MicroBatcher:
     ) -> list[dict[str, Any]]:
         """The router's answers for `frame`, computed in a shared call; errors are raised here, in the caller.
         `stages` gets the time waited in the queue and the stages of each call it shared."""
-        if self._stopping:
-            raise Busy("the service is shutting down")
-        if self.max_tickets <= 1:  # batching switched off: score in the caller's thread
-            with timing(stages):
-                return router.predict(frame, top_k=top_k, n_similar=n_similar)
         results: list[dict[str, Any]] = []
         # a large batch goes in chunks, so single requests arriving meanwhile are scored between them
-        for start in range(0, len(frame), self.max_tickets):
-            job = _Job(router, frame.iloc[start : start + self.max_tickets].reset_index(drop=True), top_k, n_similar)
-            with self._lock:
-                if self._stopping:
-                    raise Busy("the service is shutting down")
-                self._queue.put(job)
-            try:
-                results += job.future.result(timeout=self.timeout)
-                if stages is not None:
-                    stages.merge(job.stages)
-            except FutureTimeout:
-                job.future.cancel()  # still queued: the worker skips it; already running: its answer is dropped
-                raise Busy(f"no answer within {self.timeout:g} s: the service is overloaded, retry shortly") from None
+        step = self.max_tickets if self.max_tickets > 1 else max(1, len(frame))
+        for start in range(0, len(frame), step):
+            chunk = frame.iloc[start : start + step].reset_index(drop=True)
+            (job,) = self.submit(router, [chunk], top_k, n_similar)
+            results += self.wait(job, time.monotonic() + self.timeout, stages)
+        return results
+
+    def submit(self, router: EscalationRouter, frames: list[pd.DataFrame], top_k: int, n_similar: int) -> list[_Job]:
+        """Queue each frame as a job of its own, all at once (so the worker takes them into one call) and without
+        waiting for them; `wait` gives each job's answers or its own error. Raises Busy when shutting down."""
+        if self._stopping:
+            raise Busy("the service is shutting down")
+        jobs = [_Job(router, frame, top_k, n_similar) for frame in frames]
+        if self.max_tickets <= 1:  # batching switched off: score in the caller's thread
+            for job in jobs:
+                with timing(job.stages):
+                    try:
+                        job.future.set_result(router.predict(job.frame, top_k=top_k, n_similar=n_similar))
+                    except Exception as err:
+                        job.future.set_exception(err)
+            return jobs
+        with self._lock:
+            if self._stopping:
+                raise Busy("the service is shutting down")
+            with self._queue.mutex:  # all or none seen by the worker: queued in one step
+                self._queue.queue.extend(jobs)
+                self._queue.unfinished_tasks += len(jobs)
+                self._queue.not_empty.notify()
+        return jobs
+
+    def wait(self, job: _Job, deadline: float, stages: Stages | None = None) -> list[dict[str, Any]]:
+        """`job`'s answers once scored, its error raised here, or Busy at `deadline` (time.monotonic)."""
+        try:
+            results = job.future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            job.future.cancel()  # still queued: the worker skips it; already running: its answer is dropped
+            raise Busy(f"no answer within {self.timeout:g} s: the service is overloaded, retry shortly") from None
+        if stages is not None:
+            stages.merge(job.stages)
         return results
 
     def close(self, timeout: float = 30.0) -> None:

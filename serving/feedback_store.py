@@ -23,6 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    insert,
     inspect,
     select,
     text,
@@ -199,8 +200,8 @@ class FeedbackStore:
             return
         now = _now()
         try:
-            with Session(self.engine) as session, session.begin():
-                session.add_all([SuggestionRecord(created_at=now, **row) for row in rows])
+            with Session(self.engine) as session, session.begin():  # one multi-row INSERT, no ORM objects
+                session.execute(insert(SuggestionRecord), [{"created_at": now, **row} for row in rows])
         except SQLAlchemyError as err:
             raise StoreUnavailable(f"could not record suggestions: {err.__class__.__name__}") from err
 

@@ -5,6 +5,7 @@ each caller says that in its own terms (the route answers 503, the worker retrie
 from __future__ import annotations
 
 import logging
+import time
 
 import pandas as pd
 
@@ -86,9 +87,41 @@ def suggest(
     stages = stages if stages is not None else Stages()
     tickets, notes = zip(*(cut(t, settings.max_text_chars) for t in tickets), strict=True)
     frame = to_frame(list(tickets), model)
-    ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
     assert state.batcher is not None
     results = state.batcher.predict(model.router, frame, settings.top_k, settings.n_similar, stages)
+    return _answers(list(tickets), list(notes), results, model, state, stages)
+
+
+def suggest_each(
+    tickets: list[TicketIn], model: LoadedModel, settings: Settings, state: AppState
+) -> list[SuggestionOut | Exception]:
+    """Each ticket's answer, or the error that ticket alone met: every ticket is a job of its own in the batcher,
+    queued together so they share its calls (a call that fails is retried ticket by ticket, so one bad ticket fails
+    alone). For callers that take a burst at once, like the helpdesk worker."""
+    assert state.batcher is not None
+    batcher = state.batcher
+    cuts = [cut(t, settings.max_text_chars) for t in tickets]
+    jobs = batcher.submit(model.router, [to_frame([t], model) for t, _ in cuts], settings.top_k, settings.n_similar)
+    deadline = time.monotonic() + batcher.timeout
+    found: list[SuggestionOut | Exception] = []
+    for (ticket, note), job in zip(cuts, jobs, strict=True):
+        try:
+            results = batcher.wait(job, deadline)
+            found += _answers([ticket], [note], results, model, state, Stages())
+        except Exception as err:  # this ticket's own: the others are answered
+            found.append(err)
+    return found
+
+
+def _answers(
+    tickets: list[TicketIn],
+    notes: list[str | None],
+    results: list[Suggestion],
+    model: LoadedModel,
+    state: AppState,
+    stages: Stages,
+) -> list[SuggestionOut]:
+    """The scored tickets recorded, counted, logged and presented (masked), with their handoff notes."""
     record(state, model, results)
     state.metrics.answered(results)
     log.info(
@@ -97,8 +130,9 @@ def suggest(
         extra={"ticket_ids": [r.id for r in results], "model_version": model.version},
     )
     if log.isEnabledFor(logging.DEBUG):  # ticket text only where debug logging was switched on on purpose
-        for ticket_id, text in zip(frame["id"], frame["text"], strict=True):
-            log.debug("ticket %s text: %s", ticket_id, text)
+        for t in tickets:
+            log.debug("ticket %s text: %s", t.id, join_parts(t.parts()))
+    ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
     mask, answers = state.masker, []
     for t, r, n in zip(tickets, results, notes, strict=True):
         with stages("handoff"):

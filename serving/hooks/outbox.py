@@ -104,6 +104,22 @@ class Outbox:
             later = now() + timedelta(seconds=wait_seconds)
             self._set(row.id, attempts=attempts, last_error=error, next_attempt_at=later)
 
+    def release(self, rows: list[HookEventRecord]) -> None:
+        """Hand back claimed events that were not attempted: due again at once, their attempts unchanged. One whose
+        attempt ended meanwhile (its attempts moved on) keeps the time that end gave it."""
+        at = now()
+        with Session(self.engine) as session, session.begin():
+            for row in rows:
+                session.execute(
+                    update(HookEventRecord)
+                    .where(
+                        HookEventRecord.id == row.id,
+                        HookEventRecord.status == "pending",
+                        HookEventRecord.attempts == row.attempts,
+                    )
+                    .values(next_attempt_at=at, updated_at=at)
+                )
+
     def fail(self, row: HookEventRecord, error: str) -> None:
         self._set(row.id, status="failed", attempts=row.attempts + 1, last_error=error)
 

@@ -1,14 +1,18 @@
 """The outbox's worker: one background thread that writes notes for new tickets and records outcomes as feedback,
 and resumes whatever a restart left pending. Every attempt at an event ends: done, retried with backoff while it may
 pass (the helpdesk down or rate-limiting, the scorer busy, no model yet, the store down), or failed with the reason
-(the helpdesk refused, nothing to score). Events are claimed one at a time, so one that is slow, or whose end cannot
-be recorded, holds up no other. A condition of this service (no model yet, the scorer busy, the store down) is waited
-out however long it lasts; only the helpdesk's own failures use up `hook_max_attempts`."""
+(the helpdesk refused, nothing to score). The due events are claimed together (up to `hook_batch`) and the new
+tickets among them scored in one shared call of the micro-batcher, each as a job of its own, so one bad ticket fails
+alone; then each event's attempt is taken to its end in turn, so one whose end cannot be recorded holds up no other,
+and whatever is not attempted in time (a stop, half the lease gone) is handed back at once. A condition of this
+service (no model yet, the scorer busy, the store down) is waited out however long it lasts; only the helpdesk's own
+failures use up `hook_max_attempts`."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -24,12 +28,13 @@ from serving.batcher import Busy
 from serving.feedback_store import Feedback, HookEventRecord, StoreUnavailable
 from serving.hooks.connectors import Connector
 from serving.hooks.note import note_for, tags_for
-from serving.hooks.outbox import Outbox
-from serving.schemas import Message, TicketIn
-from serving.scoring import suggest  # the API's own path: same scoring, recording, masking
+from serving.hooks.outbox import LEASE_SECONDS, Outbox
+from serving.schemas import Message, SuggestionOut, TicketIn
+from serving.scoring import suggest_each  # the API's own path: same scoring, recording, masking
 from serving.state import StoreDown
 
 if TYPE_CHECKING:
+    from serving.model_store import LoadedModel
     from serving.state import AppState
 
 log = logging.getLogger("serving.hooks")
@@ -77,32 +82,68 @@ class HookWorker:
             self._wake.clear()
 
     def work(self, outbox: Outbox) -> int:
-        """Handle the events due now, each claimed alone and taken to the end of its attempt; how many were handled.
-        One whose end cannot be recorded (a database error on that row) is logged and taken again when its lease
-        ends; the others go on at once."""
+        """Handle the events due now, claimed up to `hook_batch` at a time, the new tickets among them scored
+        together; how many were handled. Each attempt is taken to its end alone: one whose end cannot be recorded (a
+        database error on that row) is logged and taken again when its lease ends, and the others go on at once.
+        Events not attempted before the worker stops or half their lease is gone are handed back, due at once."""
         handled = 0
-        while not self._stop.is_set() and (rows := outbox.due(limit=1)):
-            try:
-                self.attempt(outbox, rows[0])
-            except StoreDown:
-                raise
-            except Exception:
-                log.exception(
-                    "%s ticket %s: could not record how the attempt ended", rows[0].helpdesk, rows[0].ticket_id
-                )
-            handled += 1
+        while not self._stop.is_set() and (rows := outbox.due(limit=self.settings.hook_batch)):
+            claimed = time.monotonic()
+            scored = self._score(rows)
+            for n, row in enumerate(rows):
+                if self._stop.is_set() or time.monotonic() - claimed > LEASE_SECONDS / 2:
+                    self._release(outbox, rows[n:])
+                    return handled
+                try:
+                    self.attempt(outbox, row, scored.get(row.id))
+                except StoreDown:
+                    self._release(outbox, rows[n + 1 :])
+                    raise
+                except Exception:
+                    log.exception("%s ticket %s: could not record how the attempt ended", row.helpdesk, row.ticket_id)
+                handled += 1
         return handled
 
-    def attempt(self, outbox: Outbox, row: HookEventRecord) -> None:
+    @staticmethod
+    def _release(outbox: Outbox, rows: list[HookEventRecord]) -> None:
+        """Hand back claimed events not attempted; when even that fails, their lease ends them instead."""
+        if not rows:
+            return
+        try:
+            outbox.release(rows)
+        except Exception as err:
+            log.warning("%d claimed events not handed back (%s): taken again when their lease ends", len(rows), err)
+
+    def _score(self, rows: list[HookEventRecord]) -> dict[int, SuggestionOut | Exception]:
+        """The new tickets among `rows` scored together: each event's answer, or the error it alone met."""
+        notes = [row for row in rows if row.kind == "created" and row.helpdesk in self.connectors]
+        found: dict[int, SuggestionOut | Exception] = {}
+        tickets: dict[int, TicketIn] = {}
+        model = self.state.model
+        for row in notes:
+            try:
+                tickets[row.id] = self._ticket(row, model)
+            except Exception as err:  # nothing to score, no model yet, not a ticket: that event's own end
+                found[row.id] = err
+        if tickets and model is not None:
+            try:
+                answers = suggest_each(list(tickets.values()), model, self.settings, self.state)
+            except Exception as err:  # the batcher refused them all (shutting down)
+                answers = [err] * len(tickets)
+            found.update(zip(tickets, answers, strict=True))
+        return found
+
+    def attempt(self, outbox: Outbox, row: HookEventRecord, scored: SuggestionOut | Exception | None = None) -> None:
         """One attempt at one event, ended whatever it raises: done, retried later when it may pass, or failed with
-        the reason when it cannot; never left claimed, so the events claimed with it go on at once."""
+        the reason when it cannot; never left claimed, so the events claimed with it go on at once. `scored`: a new
+        ticket's answer (or the error scoring it met) when it was scored with others; else it is scored here."""
         connector = self.connectors.get(row.helpdesk)
         if connector is None:
             outbox.fail(row, f"no {row.helpdesk} connector is configured now")
             return
         try:
             if row.kind == "created":
-                self._note(outbox, row, connector)
+                self._note(outbox, row, connector, scored)
             else:
                 self._outcome(outbox, row)
         except (HelpdeskRefused, Unscorable) as err:
@@ -129,20 +170,32 @@ class HookWorker:
     def backoff(self, attempts: int) -> float:
         return min(self.settings.hook_retry_seconds * 2**attempts, 3600.0)
 
-    def _note(self, outbox: Outbox, row: HookEventRecord, connector: Connector) -> None:
+    @staticmethod
+    def _ticket(row: HookEventRecord, model: LoadedModel | None) -> TicketIn:
+        """The event's ticket as the API takes it, with the metadata `model` reads."""
         event = row.event
         if not (event["subject"].strip() or event["description"].strip()):
             raise Unscorable("nothing to score: the ticket has no subject and no description")
-        model = self.state.model
         if model is None:
             raise NoModel("no model loaded yet")
-        ticket = TicketIn(
+        return TicketIn(
             id=row.ticket_id,
             subject=event["subject"],
             messages=[Message(author="customer", text=event["description"])] if event["description"].strip() else [],
             metadata={k: v for k, v in event["metadata"].items() if k in model.router.metadata},
         )
-        answer = suggest([ticket], model, self.settings, self.state)[0]
+
+    def _note(
+        self, outbox: Outbox, row: HookEventRecord, connector: Connector, scored: SuggestionOut | Exception | None
+    ) -> None:
+        if scored is None:  # not scored with others: alone, the same way
+            model = self.state.model
+            ticket = self._ticket(row, model)
+            assert model is not None  # _ticket raised NoModel otherwise
+            scored = suggest_each([ticket], model, self.settings, self.state)[0]
+        if isinstance(scored, Exception):
+            raise scored
+        answer = scored
         prefix = self.settings.hook_tag_prefix
         note, tags = note_for(answer, row.ticket_id, prefix, self.settings.console_url), tags_for(answer, prefix)
         connector.write(self.http, row.ticket_id, note, tags)

@@ -63,3 +63,17 @@ def test_workers_sharing_the_outbox_take_each_event_once(store: FeedbackStore) -
         shares = list(pool.map(take, workers))
     taken = [d for share in shares for d in share]
     assert sorted(taken) == sorted(f"ev-{i}" for i in range(40))  # every event, none twice
+
+
+def test_claimed_events_handed_back_are_due_again_at_once_with_their_attempts(store: FeedbackStore) -> None:  # noqa: F811
+    outbox = Outbox(store)
+    for i in range(3):
+        outbox.add("zendesk", f"ev-{i}", CREATED)
+    first, second, third = outbox.due(limit=3)  # claimed for five minutes
+    outbox.retry(first, "HelpdeskBusy: HTTP 503", wait_seconds=3600, max_attempts=5)
+    outbox.done(second, {"note": "n"})
+    assert outbox.due() == []
+    outbox.release([first, second, third])  # a worker stopping before it tried the third
+    (again,) = outbox.due()
+    assert (again.delivery, again.attempts, again.status) == ("ev-2", 0, "pending")  # the others kept how they ended
+    assert outbox.status()["helpdesks"]["zendesk"] == {"pending": 2, "done": 1, "failed": 0, "ignored": 0}

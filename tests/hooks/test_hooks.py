@@ -288,7 +288,7 @@ def test_an_outcome_in_an_unmapped_group_is_not_guessed(
     assert FeedbackStore(settings.feedback_url).feedback_frame().empty
 
 
-def test_an_event_with_no_text_or_a_busy_batcher_ends_its_attempt_and_holds_up_no_other(
+def test_an_event_with_no_text_fails_at_once_and_a_busy_batcher_delays_the_others_without_failing_them(
     trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk]
 ) -> None:
     settings = hook_settings(trained, tmp_path, desks).model_copy(update={"batch_timeout_seconds": 2.0})
@@ -323,26 +323,79 @@ def test_an_event_with_no_text_or_a_busy_batcher_ends_its_attempt_and_holds_up_n
         assert busy.wait(10)
         state.hook_worker = HookWorker(state, state.hooks)
         state.hook_worker.start()
-        until(lambda: events(store)["502"].attempts == 1, what="the event that met a busy batcher retried")
-        # the good one now waits behind the held call too, for up to 2 s: what the status shows meanwhile
+        # the two tickets wait behind the held call together, for up to 2 s: both retried, neither failed
+        until(lambda: events(store)["503"].attempts == 1, what="the events that met a busy batcher retried")
         rows, shown = events(store), httpx.get(f"{url}/v1/hooks/status", headers=admin).json()
         let_go.set()
         assert (rows["501"].status, rows["501"].attempts) == ("failed", 1)
         assert rows["501"].last_error == "nothing to score: the ticket has no subject and no description"
-        assert rows["502"].status == "pending" and rows["502"].last_error.startswith("Busy: no answer within 2 s")
+        for ticket_id in ("502", "503"):
+            assert rows[ticket_id].status == "pending" and rows[ticket_id].attempts == 1
+            assert rows[ticket_id].last_error.startswith("Busy: no answer within 2 s")
         assert shown["helpdesks"]["zendesk"] == {"pending": 2, "done": 0, "failed": 1, "ignored": 0}
-        assert shown["last_error"].startswith("zendesk ticket 502: Busy: no answer within 2 s")
-        first = desks["zendesk"].wait_for(1, seconds=10)[0]
-        assert first.path == "/api/v2/tickets/503.json"  # the good event claimed beside: at once, not after a lease
-        second = desks["zendesk"].wait_for(2, seconds=10)[1]
-        assert second.path == "/api/v2/tickets/502.json"  # the busy one, on its retry
+        assert shown["last_error"].startswith("zendesk ticket 50")
+        assert "Busy: no answer within 2 s" in shown["last_error"]
+        writes = desks["zendesk"].wait_for(2, seconds=10)  # on their retry, once the batcher is free
+        assert sorted(w.path for w in writes) == ["/api/v2/tickets/502.json", "/api/v2/tickets/503.json"]
+        until(lambda: events(store)["503"].status == "done", what="both notes recorded")
         until(lambda: events(store)["502"].status == "done", what="both notes recorded")
         shown = httpx.get(f"{url}/v1/hooks/status", headers=admin).json()
     assert shown["helpdesks"]["zendesk"] == {"pending": 0, "done": 2, "failed": 1, "ignored": 0}
     assert shown["last_error"] == "zendesk ticket 501: nothing to score: the ticket has no subject and no description"
     rows = events(store)
-    assert [rows[t].attempts for t in ("501", "502", "503")] == [1, 2, 1]
+    assert [rows[t].attempts for t in ("501", "502", "503")] == [1, 2, 2]
     assert len(desks["zendesk"].writes) == 2
+
+
+def test_a_burst_of_new_tickets_is_scored_in_one_shared_call_and_a_bad_one_fails_alone(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = hook_settings(trained, tmp_path, desks).model_copy(update={"hook_max_attempts": 1})
+    store = FeedbackStore(settings.feedback_url)
+    app = create_app(settings)
+    texts = [
+        ("Charged twice", "I was charged twice for my plan this month. Please refund one of the payments."),
+        ("Cannot log in", "The login page says my password is wrong after the reset e-mail."),
+        ("API errors", "Our integration gets HTTP 500 from the export endpoint since this morning."),
+        ("Invoice address", "Please change the billing address printed on our invoices."),
+        ("Data deletion", "Delete every record you hold about me, as the GDPR allows."),
+    ]
+    with running(app, ready="/readyz"):
+        state: AppState = app.state.runtime
+        assert state.hook_worker is not None and state.hooks and state.batcher is not None and state.model
+        state.hook_worker.stop()  # the burst waits for the next worker, due together
+        for n, (subject, body) in enumerate(texts):
+            assert Outbox(store).add("zendesk", f"b-{n}", created(settings, f"70{n}", subject, body))
+        calls, tickets = state.batcher.calls, state.batcher.tickets
+        state.hook_worker = HookWorker(state, state.hooks)
+        state.hook_worker.start()
+        writes = desks["zendesk"].wait_for(5, seconds=30)
+        assert sorted(w.path for w in writes) == [f"/api/v2/tickets/70{n}.json" for n in range(5)]
+        assert (state.batcher.calls - calls, state.batcher.tickets - tickets) == (1, 5)  # one call for the five
+        until(lambda: all(r.status == "done" for r in events(store).values()), what="five notes recorded")
+
+        # a ticket that makes the router fail fails alone: the shared call is retried ticket by ticket
+        state.hook_worker.stop()
+        router, scoring = state.model.router, state.model.router.predict
+
+        def fails_on_802(frame: pd.DataFrame, **kwargs: Any) -> list[Any]:
+            if "802" in set(frame["id"]):
+                raise ValueError("the router cannot read ticket 802")
+            return scoring(frame, **kwargs)
+
+        monkeypatch.setattr(router, "predict", fails_on_802)
+        for n, (subject, body) in enumerate(texts[:3]):
+            assert Outbox(store).add("zendesk", f"c-{n}", created(settings, f"80{n}", subject, body))
+        state.hook_worker = HookWorker(state, state.hooks)
+        state.hook_worker.start()
+        writes = desks["zendesk"].wait_for(7, seconds=30)
+        assert sorted(w.path for w in writes[5:]) == ["/api/v2/tickets/800.json", "/api/v2/tickets/801.json"]
+        until(lambda: events(store)["802"].status == "failed", what="the bad ticket failed")
+        until(lambda: events(store)["801"].status == "done", what="the others recorded")
+        rows = events(store)
+    assert rows["802"].last_error == "ValueError: the router cannot read ticket 802"
+    assert rows["800"].status == "done" and rows["800"].result["decision"] in {"escalate", "resolve_first", "uncertain"}
+    assert len(desks["zendesk"].writes) == 7
 
 
 def test_an_outcome_that_arrives_before_a_model_is_loaded_waits_for_one(
