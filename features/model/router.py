@@ -20,6 +20,8 @@ from features.model.aliases import load_pickled
 from features.model.heads import (
     aligned_scores,
     calibrator_inputs,
+    linear_scores,
+    positive_probability,
     rerank,
     target_probabilities,
     vote_of_neighbours,
@@ -253,8 +255,8 @@ class EscalationRouter:
             idx, sims, nearest, knn_esc, knn_tgt, top_sim = self._neighbours(tickets, X, embeddings, n_similar)
         with stage("heads"):
             use_knn = self.knn_weight > 0
-            esc_scores = self.escalation_head.decision_function(X)
-            p_esc = self.calibrator.predict_proba(calibrator_inputs(esc_scores, knn_esc, use_knn))[:, 1]
+            esc_scores = linear_scores(self.escalation_head, X)
+            p_esc = positive_probability(self.calibrator, calibrator_inputs(esc_scores, knn_esc, use_knn))
             scores = aligned_scores(self.target_head, X, self.targets)
             stack = self.target_stack if use_knn else None
             p_tgt = target_probabilities(scores, knn_tgt, top_sim, self.target_temperature, stack, self.knn_weight)

@@ -1,5 +1,6 @@
 """The lean TF-IDF path (issue 27): a loaded model's word and character features are exactly what scikit-learn's
-own transform gives, on tickets of every shape, and the analysers it keeps are not pickled with the model."""
+own transform gives, on tickets of every shape, and the analysers it keeps are not pickled with the model; the
+heads scored without scikit-learn's input checks give its numbers to the bit."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import pickle
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
+from features.model.heads import linear_scores, positive_probability
 from features.model.lexical import _texts
 from tests.conftest import Trained
 from training.register import load_router
@@ -46,3 +49,22 @@ def test_the_lean_path_gives_scikit_learns_matrix(trained: Trained) -> None:
     again.transform(frame)
     again.fit_transform(pd.concat([frame] * 3, ignore_index=True))
     assert "_analysers" not in again.__dict__
+
+
+def test_the_heads_without_input_checks_give_scikit_learns_numbers(trained: Trained) -> None:
+    router = load_router(trained.settings, trained.result.version)
+    sample = pd.read_csv(trained.data).head(64)
+    texts = [*TEXTS, *(sample["subject"] + " " + sample["body"])]
+    frame = pd.DataFrame({"id": [str(i) for i in range(len(texts))], "text": texts})
+    for name in router.metadata:
+        frame[name] = "email"
+    X = router.features(frame, router.embed(frame["text"].tolist()))
+    for head in (router.escalation_head, router.target_head):
+        for rows in (X, X[:1]):  # a batch and one ticket
+            assert np.array_equal(linear_scores(head, rows), head.decision_function(rows))
+    inputs = np.column_stack([linear_scores(router.escalation_head, X), np.linspace(0, 1, X.shape[0])])
+    inputs = inputs[:, : router.calibrator.n_features_in_]
+    expected = router.calibrator.predict_proba(inputs)[:, 1]
+    assert np.array_equal(positive_probability(router.calibrator, inputs), expected)
+    with pytest.raises(ValueError, match="features"):  # a wrong width is refused, as scikit-learn refuses it
+        linear_scores(router.escalation_head, X[:, :-1])
