@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
@@ -71,25 +70,6 @@ class MicroBatcher:
             chunk = frame.iloc[start : start + step].reset_index(drop=True)
             (job,) = self.submit(router, [chunk], top_k, n_similar)
             results += self.wait(job, time.monotonic() + self.timeout, stages)
-        return results
-
-    async def predict_async(
-        self, router: EscalationRouter, frame: pd.DataFrame, top_k: int, n_similar: int, stages: Stages | None = None
-    ) -> list[dict[str, Any]]:
-        """`predict` for the event loop: the caller waits for the shared call without a thread of its own."""
-        if self.max_tickets <= 1:  # scored in the caller's thread: not the event loop's
-            return await asyncio.to_thread(self.predict, router, frame, top_k, n_similar, stages)
-        results: list[dict[str, Any]] = []
-        for start in range(0, len(frame), self.max_tickets):
-            chunk = frame.iloc[start : start + self.max_tickets].reset_index(drop=True)
-            (job,) = self.submit(router, [chunk], top_k, n_similar)
-            try:
-                results += await asyncio.wait_for(asyncio.wrap_future(job.future), self.timeout)
-            except TimeoutError:
-                job.future.cancel()  # still queued: the worker skips it; already running: its answer is dropped
-                raise Busy(f"no answer within {self.timeout:g} s: the service is overloaded, retry shortly") from None
-            if stages is not None:
-                stages.merge(job.stages)
         return results
 
     def submit(self, router: EscalationRouter, frames: list[pd.DataFrame], top_k: int, n_similar: int) -> list[_Job]:

@@ -92,18 +92,6 @@ def suggest(
     return _answers(list(tickets), list(notes), results, model, state, stages)
 
 
-async def suggest_async(
-    tickets: list[TicketIn], model: LoadedModel, settings: Settings, state: AppState, stages: Stages
-) -> list[SuggestionOut]:
-    """`suggest` on the event loop, for a few tickets: no thread hops on the way to the batcher and back (the
-    work around the shared call is about a millisecond a ticket, which the loop does between other requests)."""
-    tickets, notes = zip(*(cut(t, settings.max_text_chars) for t in tickets), strict=True)
-    frame = to_frame(list(tickets), model)
-    assert state.batcher is not None
-    results = await state.batcher.predict_async(model.router, frame, settings.top_k, settings.n_similar, stages)
-    return _answers(list(tickets), list(notes), results, model, state, stages)
-
-
 def suggest_each(
     tickets: list[TicketIn], model: LoadedModel, settings: Settings, state: AppState
 ) -> list[SuggestionOut | Exception]:

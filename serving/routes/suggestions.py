@@ -12,7 +12,7 @@ from serving.batcher import Busy
 from serving.deps import AGENT, ERRORS, AppSettings, Model, State
 from serving.model_store import LoadedModel
 from serving.schemas import BatchIn, BatchOut, SuggestionOut, TicketIn
-from serving.scoring import suggest, suggest_async
+from serving.scoring import suggest
 from serving.state import AppState
 
 router = APIRouter(tags=["suggestions"], dependencies=[AGENT], responses=ERRORS)
@@ -29,12 +29,7 @@ def answered(
     try:
         return suggest(tickets, model, settings, state, stages)
     except Busy as err:
-        raise busy(err) from None
-
-
-def busy(err: Busy) -> HTTPException:
-    """A busy batcher is 503 with Retry-After, so the client retries shortly."""
-    return HTTPException(503, str(err), headers={"Retry-After": "1"})
+        raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
 
 
 def timed_json(body: BaseModel, stages: Stages, route: str, settings: Settings, state: AppState) -> Response:
@@ -48,13 +43,10 @@ def timed_json(body: BaseModel, stages: Stages, route: str, settings: Settings, 
 
 
 @router.post("/v1/suggestions", response_model=SuggestionOut)
-async def suggestions(ticket: TicketIn, model: Model, settings: AppSettings, state: State) -> Response:
+def suggestions(ticket: TicketIn, model: Model, settings: AppSettings, state: State) -> Response:
     """Suggest whether and where to escalate one ticket, with explanations."""
-    stages = Stages()  # on the event loop: one ticket's work around the shared call is about a millisecond
-    try:
-        answer = (await suggest_async([ticket], model, settings, state, stages))[0]
-    except Busy as err:
-        raise busy(err) from None
+    stages = Stages()
+    answer = answered([ticket], model, settings, state, stages)[0]
     return timed_json(answer, stages, "/v1/suggestions", settings, state)
 
 

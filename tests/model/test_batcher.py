@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -119,34 +118,6 @@ def test_a_caller_that_waits_too_long_gets_busy_and_its_job_is_skipped(trained: 
             assert first.result()[0].id == "B-2"  # the patient caller still gets its answer
         assert batcher.predict(router, frame(1), 3, 0)[0].id == "B-1"  # the worker goes on
         assert batcher.calls == 2  # the first and the last; the single whose caller gave up was never scored
-    finally:
-        gated.gate.set()
-        batcher.close()
-
-
-def test_an_event_loop_caller_shares_the_call_and_gets_busy_after_the_timeout(trained: Trained) -> None:
-    router = load_router(trained.settings, trained.result.version)
-    gated = Gated(router)
-    batcher = MicroBatcher(max_tickets=64, timeout_s=30)
-
-    async def two_at_once() -> list[list[Suggestion]]:  # what the single-ticket route does on the event loop
-        return list(await asyncio.gather(*(batcher.predict_async(router, frame(i), 3, 0) for i in (0, 1))))
-
-    try:
-        answers = asyncio.run(two_at_once())
-        assert [a[0].id for a in answers] == ["B-0", "B-1"]
-        assert answers[0][0] == batcher.predict(router, frame(0), 3, 0)[0]  # the same answer as a thread's
-        calls = batcher.calls
-        with ThreadPoolExecutor(1) as pool:
-            first = pool.submit(batcher.predict, gated, frame(2), 3, 0)  # type: ignore[arg-type]
-            assert gated.started.wait(30)  # the worker is inside the first call, held at the gate
-            batcher.timeout = 0.02
-            with pytest.raises(Busy, match="no answer within 0.02 s"):
-                asyncio.run(batcher.predict_async(gated, frame(3), 3, 0))  # type: ignore[arg-type]
-            batcher.timeout = 30.0
-            gated.gate.set()
-            assert first.result()[0].id == "B-2"
-        assert batcher.calls == calls + 1  # the held call; the job whose caller gave up was never scored
     finally:
         gated.gate.set()
         batcher.close()
