@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -43,7 +45,7 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: pd.DataFrame, y: object = None, **_: object) -> sp.csr_matrix:
         """Fit and transform in one pass over the texts (the analysers are most of the cost)."""
-        self.__dict__.pop("_analysers", None)  # those of vectorizers fitted before
+        self.__dict__.pop("_counters", None)  # those of vectorizers fitted before
         texts = _texts(X)
         self.text_ = (
             TfidfVectorizer(
@@ -113,22 +115,18 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
     def _tfidf(self, vectorizer: TfidfVectorizer, texts: list[str]) -> sp.csr_matrix:
         """`vectorizer.transform(texts)`, the same matrix, without scikit-learn's general path around it (input
         checks, dtype and dataframe detection on every call: most of a single ticket's time, where the counting is
-        little). Its analyser is built once per loaded model. A vectorizer configured otherwise than this module
-        fits them goes through scikit-learn."""
+        little). Its counter (`_counter`) is built once per loaded model. A vectorizer configured otherwise than
+        this module fits them goes through scikit-learn."""
         options = (vectorizer.norm, vectorizer.use_idf, vectorizer.binary, vectorizer.dtype)
         if options != ("l2", True, False, np.float64):
             return sp.csr_matrix(vectorizer.transform(texts))
-        analysers = self.__dict__.setdefault("_analysers", {})
-        analyse = analysers.get(id(vectorizer))
-        if analyse is None:
-            analyse = analysers[id(vectorizer)] = vectorizer.build_analyzer()
+        counters = self.__dict__.setdefault("_counters", {})
+        count = counters.get(id(vectorizer))
+        if count is None:
+            count = counters[id(vectorizer)] = _counter(vectorizer)
         vocabulary, indptr, indices, counts = vectorizer.vocabulary_, [0], [], []
         for text in texts:
-            found: dict[int, int] = {}
-            for token in analyse(text):
-                j = vocabulary.get(token)
-                if j is not None:
-                    found[j] = found.get(j, 0) + 1
+            found = count(text)
             columns = sorted(found)
             indices += columns
             counts += [found[j] for j in columns]
@@ -147,8 +145,47 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
-        state.pop("_analysers", None)  # built again on first use
+        state.pop("_counters", None)  # built again on first use
         return state
+
+
+WORD_CACHE = 20_000  # words whose character n-gram columns a loaded model remembers (then it starts again)
+
+
+def _counter(vectorizer: TfidfVectorizer) -> Callable[[str], dict[int, int]]:
+    """A text's term counts by vocabulary column, as `vectorizer` analyses it. Character n-grams within words
+    (`char_wb`) are counted word by word with scikit-learn's own n-gram function, each word's columns remembered:
+    a ticket's words are mostly words seen before, and its n-grams are the concatenation of its words' n-grams."""
+    vocabulary = vectorizer.vocabulary_
+    ngrams, spaces = getattr(vectorizer, "_char_wb_ngrams", None), getattr(vectorizer, "_white_spaces", None)
+    if vectorizer.analyzer != "char_wb" or vectorizer.input != "content" or ngrams is None or spaces is None:
+        analyse = vectorizer.build_analyzer()
+
+        def by_token(text: str) -> dict[int, int]:
+            found: dict[int, int] = {}
+            for token in analyse(text):
+                j = vocabulary.get(token)
+                if j is not None:
+                    found[j] = found.get(j, 0) + 1
+            return found
+
+        return by_token
+    preprocess = vectorizer.build_preprocessor()
+    known: dict[str, tuple[int, ...]] = {}
+
+    def by_word(text: str) -> dict[int, int]:
+        found: dict[int, int] = {}
+        for word in spaces.sub(" ", preprocess(vectorizer.decode(text))).split():
+            columns = known.get(word)
+            if columns is None:
+                if len(known) >= WORD_CACHE:
+                    known.clear()
+                columns = known[word] = tuple(j for g in ngrams(word) if (j := vocabulary.get(g)) is not None)
+            for j in columns:
+                found[j] = found.get(j, 0) + 1
+        return found
+
+    return by_word
 
 
 def _texts(X: pd.DataFrame) -> list[str]:

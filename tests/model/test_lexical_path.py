@@ -1,5 +1,5 @@
 """The lean TF-IDF path (issue 27): a loaded model's word and character features are exactly what scikit-learn's
-own transform gives, on tickets of every shape, and the analysers it keeps are not pickled with the model; the
+own transform gives, on tickets of every shape, and the counters it keeps are not pickled with the model; the
 heads scored without scikit-learn's input checks give its numbers to the bit."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from features.model import lexical as lexical_module
 from features.model.heads import linear_scores, positive_probability
 from features.model.lexical import _texts
 from tests.conftest import Trained
@@ -39,16 +40,18 @@ def test_the_lean_path_gives_scikit_learns_matrix(trained: Trained) -> None:
         assert got.shape == expected.shape and got.nnz == expected.nnz > 0
         assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.indices, expected.indices)
         assert np.allclose(got.data, expected.data, rtol=0, atol=1e-12)
-    # the analysers it builds are left out of a pickle (and built again after loading)
-    assert "_analysers" in lexical.__dict__
+        again = lexical._tfidf(vectorizer, texts)  # the words' columns remembered from the first pass
+        assert (again != got).nnz == 0
+    # the counters it builds are left out of a pickle (and built again after loading)
+    assert "_counters" in lexical.__dict__
     again = pickle.loads(pickle.dumps(lexical))
-    assert "_analysers" not in again.__dict__
+    assert "_counters" not in again.__dict__
     frame = pd.DataFrame({"text": TEXTS, "channel": "email", "customer_tier": "standard"})
     assert (again.transform(frame) != lexical.transform(frame)).nnz == 0
-    # fitted again, it forgets the analysers of the vectorizers it had
+    # fitted again, it forgets the counters of the vectorizers it had
     again.transform(frame)
     again.fit_transform(pd.concat([frame] * 3, ignore_index=True))
-    assert "_analysers" not in again.__dict__
+    assert "_counters" not in again.__dict__
 
 
 def test_the_heads_without_input_checks_give_scikit_learns_numbers(trained: Trained) -> None:
@@ -68,3 +71,13 @@ def test_the_heads_without_input_checks_give_scikit_learns_numbers(trained: Trai
     assert np.array_equal(positive_probability(router.calibrator, inputs), expected)
     with pytest.raises(ValueError, match="features"):  # a wrong width is refused, as scikit-learn refuses it
         linear_scores(router.escalation_head, X[:, :-1])
+
+
+def test_words_counted_from_a_full_memory_count_the_same(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lexical_module, "WORD_CACHE", 3)  # forgets every few words
+    lexical = pickle.loads(pickle.dumps(load_router(trained.settings, trained.result.version).lexical))
+    texts = _texts(pd.DataFrame({"text": TEXTS}))
+    assert lexical.chars_ is not None
+    expected = sp.csr_matrix(lexical.chars_.transform(texts))
+    expected.sort_indices()
+    assert (lexical._tfidf(lexical.chars_, texts) != expected).nnz == 0
