@@ -89,7 +89,11 @@ class HookWorker:
         handled = 0
         while not self._stop.is_set() and (rows := outbox.due(limit=self.settings.hook_batch)):
             claimed = time.monotonic()
-            scored = self._score(rows)
+            try:
+                scored = self._score(rows)
+            except BaseException:  # nothing attempted: every claimed event handed back
+                self._release(outbox, rows)
+                raise
             for n, row in enumerate(rows):
                 if self._stop.is_set() or time.monotonic() - claimed > LEASE_SECONDS / 2:
                     self._release(outbox, rows[n:])
@@ -233,6 +237,8 @@ class HookWorker:
             row.ticket_id, escalated, target if escalated else None, accepted, f"{row.helpdesk} outcome, {source}"
         )
         known = self.state.known_targets()
+        if self.state.recorder is not None:  # the note's suggestion may still be queued: joined, as the API joins it
+            self.state.recorder.flush()
         stored = self.state.store.get().record_feedback(feedback, known)
         if stored.status == "created":  # an agent's feedback for the ticket came first: counted then
             self.state.metrics.outcome(escalated, feedback.target, accepted, known)
