@@ -93,16 +93,17 @@ def suggest(
 
 
 def suggest_each(
-    tickets: list[TicketIn], model: LoadedModel, settings: Settings, state: AppState
+    tickets: list[TicketIn], model: LoadedModel, settings: Settings, state: AppState, deadline: float | None = None
 ) -> list[SuggestionOut | Exception]:
     """Each ticket's answer, or the error that ticket alone met: every ticket is a job of its own in the batcher,
     queued together so they share its calls (a call that fails is retried ticket by ticket, so one bad ticket fails
-    alone). For callers that take a burst at once, like the helpdesk worker."""
+    alone). For callers that take a burst at once, like the helpdesk worker. `deadline` (time.monotonic): Busy for
+    the tickets not answered by then, if sooner than the batcher's own timeout."""
     assert state.batcher is not None
     batcher = state.batcher
     cuts = [cut(t, settings.max_text_chars) for t in tickets]
     jobs = batcher.submit(model.router, [to_frame([t], model) for t, _ in cuts], settings.top_k, settings.n_similar)
-    deadline = time.monotonic() + batcher.timeout
+    deadline = min(time.monotonic() + batcher.timeout, deadline if deadline is not None else float("inf"))
     found: list[SuggestionOut | Exception] = []
     for (ticket, note), job in zip(cuts, jobs, strict=True):
         try:

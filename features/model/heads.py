@@ -78,6 +78,8 @@ def linear_scores(head: Any, X: Any) -> np.ndarray:
     plain = (sp.issparse(X) and X.format == "csr") or isinstance(X, np.ndarray)
     if not plain or X.dtype.kind != "f" or X.ndim != 2 or not hasattr(head, "coef_"):
         return np.asarray(head.decision_function(X))
+    if not np.isfinite(X.data if sp.issparse(X) else X).all():  # scikit-learn refuses it, saying why
+        return np.asarray(head.decision_function(X))
     coef = head.coef_
     if X.shape[1] != coef.shape[-1]:
         raise ValueError(f"X has {X.shape[1]} features, but {type(head).__name__} expects {coef.shape[-1]}")
@@ -88,7 +90,8 @@ def linear_scores(head: Any, X: Any) -> np.ndarray:
 def positive_probability(model: Any, X: Any) -> np.ndarray:
     """`model.predict_proba(X)[:, 1]` of a binary logistic regression, by the same formula (the logistic of its
     decision score) without the input checks; any other model through scikit-learn."""
-    if isinstance(model, LogisticRegression) and len(model.classes_) == 2:
+    binary_logistic = isinstance(model, LogisticRegression) and len(model.classes_) == 2
+    if binary_logistic and getattr(model, "multi_class", "auto") in ("auto", "ovr", "deprecated", "warn"):
         return expit(linear_scores(model, X))
     return np.asarray(model.predict_proba(X))[:, 1]
 

@@ -150,6 +150,7 @@ class LexicalFeatures(TransformerMixin, BaseEstimator):
 
 
 WORD_CACHE = 20_000  # words whose character n-gram columns a loaded model remembers (then it starts again)
+CACHED_WORD_CHARS = 40  # longer words are counted each time
 
 
 def _counter(vectorizer: TfidfVectorizer) -> Callable[[str], dict[int, int]]:
@@ -178,9 +179,11 @@ def _counter(vectorizer: TfidfVectorizer) -> Callable[[str], dict[int, int]]:
         for word in spaces.sub(" ", preprocess(vectorizer.decode(text))).split():
             columns = known.get(word)
             if columns is None:
-                if len(known) >= WORD_CACHE:
-                    known.clear()
-                columns = known[word] = tuple(j for g in ngrams(word) if (j := vocabulary.get(g)) is not None)
+                columns = tuple(j for g in ngrams(word) if (j := vocabulary.get(g)) is not None)
+                if len(word) <= CACHED_WORD_CHARS:  # a pasted token or log line is not kept
+                    if len(known) >= WORD_CACHE:
+                        known.clear()
+                    known[word] = columns
             for j in columns:
                 found[j] = found.get(j, 0) + 1
         return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,9 +64,28 @@ class Outbox:
         with Session(self.engine, expire_on_commit=False) as session:
             rows = list(session.scalars(query))
             session.expunge_all()
-        return [row for row in rows if self._claim(row.id, at, lease_seconds)]
+        lease, claimed = at + timedelta(seconds=lease_seconds), []
+        try:
+            for row in rows:
+                if self._claim(row.id, at, lease):
+                    row.next_attempt_at = lease  # the claim this worker holds (what `release` hands back)
+                    claimed.append(row)
+        except SQLAlchemyError:  # the store failed part-way: the events claimed so far are handed back if it can
+            with contextlib.suppress(SQLAlchemyError):
+                self.release(claimed)
+            raise
+        return claimed
 
-    def _claim(self, row_id: int, at: datetime, lease_seconds: float) -> bool:
+    def reachable(self) -> bool:
+        """Whether the store answers at all (after a failed write: the row's own trouble, or the store down)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def _claim(self, row_id: int, at: datetime, lease: datetime) -> bool:
         """Whether this worker took the event: the update finds it still due only once (the database serialises
         the writes; PostgreSQL re-reads the row after the other writer commits)."""
         claim = (
@@ -75,7 +95,7 @@ class Outbox:
                 HookEventRecord.status == "pending",
                 HookEventRecord.next_attempt_at <= at,
             )
-            .values(next_attempt_at=at + timedelta(seconds=lease_seconds), updated_at=at)
+            .values(next_attempt_at=lease, updated_at=at)
         )
         with Session(self.engine) as session, session.begin():
             return session.execute(claim).rowcount == 1
@@ -105,8 +125,9 @@ class Outbox:
             self._set(row.id, attempts=attempts, last_error=error, next_attempt_at=later)
 
     def release(self, rows: list[HookEventRecord]) -> None:
-        """Hand back claimed events that were not attempted: due again at once, their attempts unchanged. One whose
-        attempt ended meanwhile (its attempts moved on) keeps the time that end gave it."""
+        """Hand back events claimed by `due` and not attempted: due again at once, their attempts unchanged. One whose
+        attempt ended meanwhile (its attempts moved on), or that another worker claimed after this one's lease ran
+        out (its lease moved on), is left as it is."""
         at = now()
         with Session(self.engine) as session, session.begin():
             for row in rows:
@@ -116,6 +137,7 @@ class Outbox:
                         HookEventRecord.id == row.id,
                         HookEventRecord.status == "pending",
                         HookEventRecord.attempts == row.attempts,
+                        HookEventRecord.next_attempt_at == row.next_attempt_at,
                     )
                     .values(next_attempt_at=at, updated_at=at)
                 )

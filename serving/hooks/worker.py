@@ -84,13 +84,14 @@ class HookWorker:
     def work(self, outbox: Outbox) -> int:
         """Handle the events due now, claimed up to `hook_batch` at a time, the new tickets among them scored
         together; how many were handled. Each attempt is taken to its end alone: one whose end cannot be recorded (a
-        database error on that row) is logged and taken again when its lease ends, and the others go on at once.
-        Events not attempted before the worker stops or half their lease is gone are handed back, due at once."""
+        database error on that row) is logged and taken again when its lease ends, and the others go on at once;
+        when the store itself no longer answers, the rest wait for their lease (no note is written that could not be
+        recorded). Events not attempted before the worker stops or half their lease is gone are handed back."""
         handled = 0
         while not self._stop.is_set() and (rows := outbox.due(limit=self.settings.hook_batch)):
             claimed = time.monotonic()
-            try:
-                scored = self._score(rows)
+            try:  # answers due within a quarter of the lease, so the attempts have the rest of its first half
+                scored = self._score(rows, deadline=claimed + LEASE_SECONDS / 4)
             except BaseException:  # nothing attempted: every claimed event handed back
                 self._release(outbox, rows)
                 raise
@@ -105,6 +106,10 @@ class HookWorker:
                     raise
                 except Exception:
                     log.exception("%s ticket %s: could not record how the attempt ended", row.helpdesk, row.ticket_id)
+                    if not outbox.reachable():  # the store is down, not this row: no more notes it cannot record
+                        left = len(rows) - n - 1
+                        log.warning("the outbox store is down: %d claimed events wait for their lease", left)
+                        return handled + 1
                 handled += 1
         return handled
 
@@ -118,8 +123,9 @@ class HookWorker:
         except Exception as err:
             log.warning("%d claimed events not handed back (%s): taken again when their lease ends", len(rows), err)
 
-    def _score(self, rows: list[HookEventRecord]) -> dict[int, SuggestionOut | Exception]:
-        """The new tickets among `rows` scored together: each event's answer, or the error it alone met."""
+    def _score(self, rows: list[HookEventRecord], deadline: float) -> dict[int, SuggestionOut | Exception]:
+        """The new tickets among `rows` scored together: each event's answer, or the error it alone met (Busy for
+        those not answered by `deadline`, time.monotonic)."""
         notes = [row for row in rows if row.kind == "created" and row.helpdesk in self.connectors]
         found: dict[int, SuggestionOut | Exception] = {}
         tickets: dict[int, TicketIn] = {}
@@ -131,7 +137,7 @@ class HookWorker:
                 found[row.id] = err
         if tickets and model is not None:
             try:
-                answers = suggest_each(list(tickets.values()), model, self.settings, self.state)
+                answers = suggest_each(list(tickets.values()), model, self.settings, self.state, deadline)
             except Exception as err:  # the batcher refused them all (shutting down)
                 answers = [err] * len(tickets)
             found.update(zip(tickets, answers, strict=True))

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+from sqlalchemy import create_engine
 
 from serving.feedback_store import FeedbackStore
 from serving.hooks.connectors import HookEvent
@@ -77,3 +81,20 @@ def test_claimed_events_handed_back_are_due_again_at_once_with_their_attempts(st
     (again,) = outbox.due()
     assert (again.delivery, again.attempts, again.status) == ("ev-2", 0, "pending")  # the others kept how they ended
     assert outbox.status()["helpdesks"]["zendesk"] == {"pending": 2, "done": 1, "failed": 0, "ignored": 0}
+
+
+def test_an_event_another_worker_claimed_after_a_lease_ran_out_is_not_handed_back(store: FeedbackStore) -> None:  # noqa: F811
+    outbox, other = Outbox(store), Outbox(store)
+    outbox.add("zendesk", "ev-1", CREATED)
+    (mine,) = outbox.due(lease_seconds=0)  # this worker's lease runs out at once
+    (theirs,) = other.due()  # and another worker claims the event for five minutes
+    outbox.release([mine])  # the first worker, late, hands back what it did not attempt
+    assert other.due() == [] and outbox.due() == []  # still the other worker's: nobody takes it a third time
+    other.release([theirs])
+    assert [r.delivery for r in outbox.due()] == ["ev-1"]
+
+
+def test_a_store_that_does_not_answer_is_told_from_one_that_does(store: FeedbackStore, tmp_path: Path) -> None:  # noqa: F811
+    assert Outbox(store).reachable()
+    gone = SimpleNamespace(engine=create_engine(f"sqlite:///{tmp_path / 'no-such-folder' / 'feedback.db'}"))
+    assert not Outbox(gone).reachable()  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ TEXTS = [
     "I was charged twice for the Team plan, please refund one. password: hunter2 token=abcd1234efgh",
     "CSV export fails with error 500 " * 200,
     "ＦＵＬＬＷＩＤＴＨ ünïcödé 🙂 tabs\tand\nnew lines",
+    "install failed: C:\\Users\\someone\\AppData\\Local\\Temp\\setup_log_2026_12_07_0815_with_a_long_name.txt",
 ]
 
 
@@ -71,6 +72,10 @@ def test_the_heads_without_input_checks_give_scikit_learns_numbers(trained: Trai
     assert np.array_equal(positive_probability(router.calibrator, inputs), expected)
     with pytest.raises(ValueError, match="features"):  # a wrong width is refused, as scikit-learn refuses it
         linear_scores(router.escalation_head, X[:, :-1])
+    broken = X[:1].copy()
+    broken.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):  # and so is a value that is not a number
+        linear_scores(router.escalation_head, broken)
 
 
 def test_words_counted_from_a_full_memory_count_the_same(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:
