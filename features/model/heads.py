@@ -76,9 +76,13 @@ def linear_scores(head: Any, X: Any) -> np.ndarray:
     call (most of a single ticket's time there): the same product plus intercept, so the same numbers to the bit.
     Input other than a float CSR matrix or array, or a head without coefficients, goes through scikit-learn."""
     plain = (sp.issparse(X) and X.format == "csr") or isinstance(X, np.ndarray)
-    if not plain or X.dtype.kind != "f" or X.ndim != 2 or not hasattr(head, "coef_"):
-        return np.asarray(head.decision_function(X))
-    if not np.isfinite(X.data if sp.issparse(X) else X).all():  # scikit-learn refuses it, saying why
+    if (
+        not plain
+        or X.dtype.kind != "f"
+        or X.ndim != 2
+        or not hasattr(head, "coef_")
+        or not np.isfinite(X.data if sp.issparse(X) else X).all()  # scikit-learn refuses it, saying why
+    ):
         return np.asarray(head.decision_function(X))
     coef = head.coef_
     if X.shape[1] != coef.shape[-1]:

@@ -198,11 +198,8 @@ class HookWorker:
     def _note(
         self, outbox: Outbox, row: HookEventRecord, connector: Connector, scored: SuggestionOut | Exception | None
     ) -> None:
-        if scored is None:  # not scored with others: alone, the same way
-            model = self.state.model
-            ticket = self._ticket(row, model)
-            assert model is not None  # _ticket raised NoModel otherwise
-            scored = suggest_each([ticket], model, self.settings, self.state)[0]
+        if scored is None:  # attempted outside `work`: scored alone, the same way
+            scored = self._score([row], time.monotonic() + LEASE_SECONDS / 4)[row.id]
         if isinstance(scored, Exception):
             raise scored
         answer = scored
