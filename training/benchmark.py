@@ -335,6 +335,19 @@ def markdown_table(rows: list[dict[str, Any]], cols: list[tuple[str, str, str]])
     return "\n".join(lines)
 
 
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def vector_units() -> str:
+    """The CPU's vector extensions that move encoder timings most (int8 gains little without VNNI), so two results
+    files from machines of one name but other CPUs are told apart."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    found = [f for f in VECTOR_FLAGS if f in flags]
+    return ", ".join(found) if found else "no AVX2"
+
+
 def machine() -> dict[str, Any]:
     cpu = (
         next(
@@ -349,7 +362,7 @@ def machine() -> dict[str, Any]:
         else platform.processor()
     )
     return {
-        "cpu": cpu,
+        "cpu": f"{cpu} ({vector_units()})",
         "cores": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),

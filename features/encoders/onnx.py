@@ -1,12 +1,13 @@
 """The sentence encoder exported once to ONNX and run by ONNX Runtime: the same embeddings, less time per call.
 
 The whole sentence-transformers model (transformer, pooling, normalisation) is traced into one graph, so any
-model that traces works, whatever its pooling. Each export is checked against the model's own embeddings (one
-text and a batch of mixed lengths, cosine above 0.9999) before it is used. PyTorch is needed only to export;
-the graph is cached on disk by model files and library versions, travels in the model artefact as
-`encoder.onnx`, and a server runs it with the Rust tokenizer and ONNX Runtime alone. On 2 CPU cores it takes
-about half the time of PyTorch for one ticket, where PyTorch's per-operation overhead dominates; in batches of
-32 the two are close.
+model that traces works, whatever its pooling; where ONNX Runtime's transformer optimizer recognises attention,
+layer norms and GELU, they are fused into its own operators. Each export, fused or not, is checked against the
+model's own embeddings (one text and a batch of mixed lengths, cosine above 0.9999) before it is used. PyTorch is
+needed only to export; the graph is cached on disk by model files and library versions, travels in the model
+artefact as `encoder.onnx`, and a server runs it with the Rust tokenizer and ONNX Runtime alone. On 2 CPU cores it
+takes about half the time of PyTorch for one ticket, where PyTorch's per-operation overhead dominates; in batches
+of 32 the two are close.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 
 FILE_NAME = "encoder.onnx"
 OPSET = 17
+GRAPH = "eager-fused"  # how the graph is made (traced with eager attention, then fused): in the cache key
 
 
 class OnnxExportError(EmbeddingModelError):
@@ -166,8 +170,10 @@ def _export_key(reference: str, location: str) -> str:
     # A graph depends on the weights (their folder's files), the exporter and the model code that was traced.
     files = sorted(p for p in Path(location).rglob("*") if p.is_file()) if Path(location).is_dir() else []
     stamp = [(str(p.relative_to(location)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    libraries = [version(name) for name in ("torch", "transformers", "sentence-transformers", "tokenizers")]
-    raw = f"{reference}|{location}|{stamp}|{libraries}|{OPSET}"
+    libraries = [
+        version(name) for name in ("torch", "transformers", "sentence-transformers", "tokenizers", "onnxruntime")
+    ]
+    raw = f"{reference}|{location}|{stamp}|{libraries}|{OPSET}|{GRAPH}"
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
@@ -238,6 +244,7 @@ def _quantise(encoder: OnnxEncoder, path: Path, reference: str, identity: str) -
     tensor lost too much, cosine 0.958 mean on IT tickets), into `path`, whole or not at all; refused when its
     embeddings stray from the float graph's."""
     try:
+        from onnx import TensorProto
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         partial = _temporary(path)
@@ -249,6 +256,8 @@ def _quantise(encoder: OnnxEncoder, path: Path, reference: str, identity: str) -
                 weight_type=getattr(QuantType, str(settings["weight_type"])),
                 per_channel=bool(settings["per_channel"]),
                 reduce_range=bool(settings["reduce_range"]),
+                # a fused graph's operators are ONNX Runtime's own, whose outputs shape inference cannot type
+                extra_options={"DefaultTensorType": TensorProto.FLOAT},
             )
             trial = _with_graph(encoder, partial, identity)  # it embeds each text alone, however batched
             got, expected = trial.encode(CHECK_TEXTS), encoder.encode(CHECK_TEXTS, batch_size=1)
@@ -302,6 +311,7 @@ def _export(reference: str, path: Path, about: Path) -> dict[str, Any]:
         try:
             _trace(model, sample, names, graph, reference)
             _check(model, meta, graph, reference)
+            _fuse(model, meta, graph, reference)
             note.write_text(json.dumps(meta))
             # Whole or not at all; a concurrent export of the same model writes the same files.
             graph.replace(path)
@@ -332,6 +342,30 @@ def _check(model: Any, meta: dict[str, Any], graph: Path, reference: str) -> Non
             raise OnnxExportError(f"{reference!r} exported to ONNX gives other embeddings (cosine {worst:.4f})")
 
 
+def _fuse(model: Any, meta: dict[str, Any], graph: Path, reference: str) -> None:
+    """Fuse the checked graph's attention, layer norms and GELU into ONNX Runtime's own operators (its transformer
+    optimizer; about a tenth less time per ticket for MiniLM on 2 cores, by hand), in place, if the fused graph
+    still gives the model's own embeddings; otherwise the graph stays as traced (fusion is a speed-up, not a need)."""
+    fused = _temporary(graph)
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        config = next((m.config for m in model.modules() if hasattr(m, "set_attn_implementation")), None)
+        heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
+        optimised = optimize_model(str(graph), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
+        operators = {k: v for k, v in optimised.get_fused_operator_statistics().items() if v}
+        if not operators:
+            return
+        optimised.save_model_to_file(str(fused))
+        _check(model, meta, fused, reference)
+        fused.replace(graph)
+        log.info("fused %s's graph: %s", reference, operators)
+    except Exception as err:  # the optimizer knows only some architectures; any failure keeps the traced graph
+        log.info("kept %s's graph as traced (not fused: %s)", reference, err)
+    finally:
+        fused.unlink(missing_ok=True)
+
+
 def _trace(model: Any, sample: dict[str, Any], names: list[str], path: Path, reference: str) -> None:
     import warnings
 
@@ -348,7 +382,7 @@ def _trace(model: Any, sample: dict[str, Any], names: list[str], path: Path, ref
     axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}}
     log.info("exporting %s to ONNX (once, then cached)", reference)
     # The tracer warns about shapes and branches it fixes; _check then proves the graph on other shapes.
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _eager_attention(model):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             Whole().eval(),
@@ -360,6 +394,29 @@ def _trace(model: Any, sample: dict[str, Any], names: list[str], path: Path, ref
             dynamic_axes=axes,
             opset_version=OPSET,
         )
+
+
+@contextmanager
+def _eager_attention(model: Any) -> Iterator[None]:
+    """Attention written out as matrix products while tracing (the pattern ONNX Runtime's optimizer fuses; PyTorch's
+    fused kernel traces to one it does not know), then back to what the model used; models that cannot switch are
+    traced as they are."""
+    switched = []
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        before = getattr(config, "_attn_implementation", None)
+        if before in (None, "eager") or not hasattr(module, "set_attn_implementation"):
+            continue
+        try:
+            module.set_attn_implementation("eager")
+            switched.append((module, before))
+        except Exception:  # an architecture without an eager path: traced as it is
+            continue
+    try:
+        yield
+    finally:
+        for module, before in reversed(switched):
+            module.set_attn_implementation(before)
 
 
 @lru_cache(maxsize=4)

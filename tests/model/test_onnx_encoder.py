@@ -125,3 +125,37 @@ def test_the_tokenizer_keeps_the_models_padding_and_truncation_sides(exported: O
     assert tokenizer.truncation["max_length"] == 8 and tokenizer.truncation["direction"] == "left"
     short, long = tokenizer.encode_batch(["vpn", "one two three four five six seven eight nine ten"])
     assert len(long.ids) == len(short.ids) == 8 and short.ids[0] == 1  # padded on the left with the model's id
+
+
+def test_the_graph_runs_onnx_runtimes_fused_attention(exported: OnnxEncoder) -> None:
+    import onnx
+
+    operators = {node.op_type for node in onnx.load(str(exported.path)).graph.node}
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= operators  # and the first test: the same vectors
+    assert "Softmax" not in operators  # no attention left unfused
+
+
+def test_a_fused_graph_that_strays_from_the_model_is_not_kept(tmp_path: Path) -> None:
+    import torch
+
+    from features.encoders.onnx import _check, _eager_attention, _fuse, _trace
+    from features.encoders.transformer import load_encoder
+
+    model = load_encoder(DEFAULT_EMBEDDING_MODEL, 64)
+    inner = next(m for m in model.modules() if hasattr(m, "set_attn_implementation"))
+    before = inner.config._attn_implementation
+    with _eager_attention(model):
+        assert inner.config._attn_implementation == "eager"
+    assert inner.config._attn_implementation == before  # the model is left as it was loaded
+    sample = model.preprocess(["an example ticket", "a second, somewhat longer example ticket text"])
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+    graph = tmp_path / "encoder.onnx"
+    _trace(model, sample, names, graph, "minilm")
+    fast = model.tokenizer.backend_tokenizer
+    meta = {"tokenizer_json": fast.to_str(), "input_names": names, "max_seq_length": 64, "dimension": 384}
+    _check(model, meta, graph, "minilm")
+    traced = graph.read_bytes()
+    with torch.no_grad():  # the model changes after tracing: its fused graph no longer gives its embeddings
+        next(model.parameters()).mul_(1.5)
+    _fuse(model, meta, graph, "minilm")
+    assert graph.read_bytes() == traced and [p.name for p in tmp_path.iterdir()] == ["encoder.onnx"]
