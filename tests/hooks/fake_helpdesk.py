@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -63,6 +64,7 @@ class FakeHelpdesk(Loopback):
     writes: list[Write] = field(default_factory=list)
     refused: list[Write] = field(default_factory=list)  # wrong or missing auth
     failures: list[int] = field(default_factory=list)
+    on_write: Callable[[Write], None] | None = None  # called with each accepted write before it is answered
 
     def fail(self, *statuses: int) -> None:
         with self.lock:
@@ -85,6 +87,8 @@ class FakeHelpdesk(Loopback):
                     else:
                         fake.writes.append(write)
                         status = 200
+                if status == 200 and fake.on_write is not None:
+                    fake.on_write(write)
                 self.send_response(status)
                 if status == 429:
                     self.send_header("Retry-After", "1")

@@ -8,9 +8,11 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from features.settings import Settings
@@ -452,3 +454,73 @@ def test_an_event_whose_end_cannot_be_recorded_holds_up_no_other(
         row = events(store)["601"]
     assert (row.status, row.attempts, row.last_error) == ("pending", 0, None)  # taken again when its lease ends
     assert row.next_attempt_at.replace(tzinfo=None) > datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=200)
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[tuple[str, Callable[[bool], None]]]:
+    """A throwaway PostgreSQL database for the feedback store and a switch that takes it down (every connection
+    ended, no new one allowed) or back up; skips with the reason when no server is reachable."""
+    from sqlalchemy import create_engine, text
+
+    from tests.data.test_feedback_store import POSTGRES, REQUIRE_POSTGRES
+
+    name = f"esc_down_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as err:  # no server to test against
+        admin.dispose()
+        unreachable = f"no PostgreSQL at {POSTGRES} ({err.__class__.__name__}); set ESCALATION_TEST_POSTGRES_URL"
+        if os.environ.get(REQUIRE_POSTGRES, "") not in ("", "0"):
+            pytest.fail(unreachable, pytrace=False)
+        pytest.skip(unreachable)
+
+    def switch(up: bool) -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'true' if up else 'false'}"))
+            if not up:
+                conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+
+    try:
+        yield POSTGRES.rsplit("/", 1)[0] + f"/{name}", switch
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+def test_a_store_that_goes_down_mid_burst_gets_no_more_notes_and_loses_no_event(
+    trained: Trained, tmp_path: Path, desks: dict[str, FakeHelpdesk], postgres_database: tuple[str, Any]
+) -> None:
+    url, switch = postgres_database
+    settings = hook_settings(trained, tmp_path, desks).model_copy(update={"feedback_url": url})
+    store = FeedbackStore(url)
+    app = create_app(settings)
+    desk = desks["zendesk"]
+    desk.on_write = lambda write: switch(False)  # the store goes down while the first note is being written
+    refund = "I was charged twice for my plan this month. Please refund one of the payments."
+    with running(app, ready="/readyz"):
+        state: AppState = app.state.runtime
+        assert state.hook_worker is not None and state.hooks
+        state.hook_worker.stop()  # the three events wait for the next worker, claimed together
+        for n in range(3):
+            assert Outbox(store).add("zendesk", f"e-{n}", created(settings, f"90{n}", "Charged twice", refund))
+        state.hook_worker = HookWorker(state, state.hooks)
+        state.hook_worker.start()
+        desk.wait_for(1, seconds=30)
+        time.sleep(2)  # time enough for the other two notes, were any written
+        assert len(desk.writes) == 1  # no note the store could not record
+        desk.on_write = None
+        switch(True)
+        rows = events(store)
+        assert {r.status for r in rows.values()} == {"pending"} and len(rows) == 3  # none lost, none failed
+        assert all(r.attempts == 0 for r in rows.values())
+        with store.engine.begin() as db:  # their leases run out: the worker takes them again
+            db.execute(update(HookEventRecord).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+        state.hook_worker.wake()
+        until(lambda: all(r.status == "done" for r in events(store).values()), seconds=30, what="all three done")
+    written = sorted(w.path for w in desk.writes)
+    # the first ticket's note again (its end was not recorded), then the two that waited
+    assert written == [f"/api/v2/tickets/90{n}.json" for n in (0, 0, 1, 2)]
+    store.engine.dispose()
