@@ -30,6 +30,7 @@ MAGIC = {
     b"%PDF": "a PDF document",
 }
 DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+ISO_WEEK = "%G-W%V"  # how weeks are labelled everywhere (2026-W49): the ISO year and week
 MARK = "\U0010fffd"  # stands in for bytes that are not UTF-8, so the rows holding them can be found
 codecs.register_error("escalation-mark", lambda err: (MARK, err.end))  # type: ignore[arg-type, return-value]
 

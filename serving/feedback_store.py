@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from features.data import ISO_WEEK
 from features.settings import DEFAULT_FEEDBACK_URL
 
 
@@ -357,7 +358,7 @@ class FeedbackStore:
 
 
 def _week(moment: datetime) -> str:
-    return _aware(moment).strftime("%G-W%V")
+    return _aware(moment).strftime(ISO_WEEK)
 
 
 def _weeks(suggestions: list[Any], frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from features.config import load_config
-from features.data import DataError, load_export, to_tickets
+from features.data import ISO_WEEK, DataError, load_export, to_tickets
 from features.settings import Settings
 from features.text.privacy import Masker, masker_for
 from training.encode import settle_max_length, transformer_embeddings
@@ -193,7 +193,7 @@ def find_themes(tickets: pd.DataFrame, vectors: np.ndarray, first_line: list[str
         weeks: dict[str, int] = {}
         if has_dates:
             dates = pd.to_datetime(rows["created_at"].iloc[members], utc=True).dropna()
-            weeks = dict(sorted(Counter(d.strftime("%G-W%V") for d in dates).items()))
+            weeks = dict(sorted(Counter(d.strftime(ISO_WEEK) for d in dates).items()))
         themes.append(
             Theme(
                 name=" · ".join(words[:3]) or f"theme {len(themes) + 1}",
@@ -287,7 +287,7 @@ def _weekly(theme: Theme) -> list[int]:
     """Tickets per ISO week from the first week to the last, weeks without any as 0."""
     mondays = [pd.Timestamp.fromisocalendar(int(w[:4]), int(w[6:]), 1) for w in sorted(theme.per_week)]
     span = pd.date_range(mondays[0], mondays[-1], freq="7D")
-    return [theme.per_week.get(day.strftime("%G-W%V"), 0) for day in span]
+    return [theme.per_week.get(day.strftime(ISO_WEEK), 0) for day in span]
 
 
 def insights_for_export(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from features.data import ISO_WEEK
 from features.text.privacy import Masker
 
 COLUMNS = ["week", "scope", "value", "tickets", "escalated", "rate"]
@@ -19,7 +20,7 @@ def weekly_rates(tickets: pd.DataFrame, first_line: list[str], metadata: list[st
     if "created_at" not in tickets or not tickets["created_at"].notna().any():
         return pd.DataFrame(columns=COLUMNS)
     dated = tickets[tickets["created_at"].notna()].copy()
-    dated["week"] = pd.to_datetime(dated["created_at"], utc=True).dt.strftime("%G-W%V")
+    dated["week"] = pd.to_datetime(dated["created_at"], utc=True).dt.strftime(ISO_WEEK)
     dated["escalated"] = ~dated["target"].isin(first_line)
     weeks = dated.groupby("week")["escalated"].agg(tickets="size", escalated="sum").reset_index()
     parts = [weeks.assign(scope="all", value="")]

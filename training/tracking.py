@@ -36,6 +36,13 @@ def sqlite_database(tracking_uri: str) -> Path | None:
     return Path(database) if database and database != ":memory:" else None
 
 
+def store_missing(tracking_uri: str) -> bool:
+    """Whether the store is a sqlite file that does not exist yet: it holds nothing, and a read must not create it
+    (a command refused before it logs leaves no store behind)."""
+    database = sqlite_database(tracking_uri)
+    return database is not None and not database.exists()
+
+
 def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     """Where a new experiment of a sqlite store keeps its artefacts: in `mlruns/` beside the database, so a store
     is one folder wherever a command runs (MLflow's default is `./mlruns` in the working directory, which scatters

@@ -24,7 +24,7 @@ from training import register
 from training.evaluate import quality_per_target, reevaluate
 from training.fit import thresholds_for
 from training.register import ThresholdsRefused
-from training.tracking import Tracker, sqlite_database
+from training.tracking import Tracker, store_missing
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +242,7 @@ def set_thresholds(
     with the champion it replaces. The alias is not moved when the champion changed meanwhile."""
     if precision is not None and not 0 < precision <= 1:
         raise ThresholdsRefused(f"--precision {precision:g}: give a precision above 0 and at most 1")
-    database = sqlite_database(settings.tracking_uri)
-    if database is not None and not database.exists():  # not created here: a refused change leaves no store
+    if store_missing(settings.tracking_uri):  # not created here: a refused change leaves no store
         raise ThresholdsRefused(f"{settings.tracking_uri} holds no models yet: train one first")
     client = register.connect(settings)
     current = register.champion_version(client, settings)

@@ -44,7 +44,7 @@ from training.labels import Labels, derive_labels
 from training.model_card import HEADLINE, model_card
 from training.rates import rates_figure, weekly_rates
 from training.retrain import MergeReport, merge_feedback
-from training.tracking import Tracker, sqlite_database
+from training.tracking import Tracker, store_missing
 from training.tradeoff import param_key, tradeoff, tradeoff_figure, tradeoff_table
 from training.validate import RowReport, check_columns, screen_rows, validate_export
 from training.version import code_version
@@ -292,8 +292,7 @@ def prepare(
 def find_champion(settings: Settings) -> Champion:
     """The serving alias's version and the record its model keeps, read before the split. A sqlite store that does
     not exist yet holds none, and is not created here: a run refused before it logs leaves no store."""
-    database = sqlite_database(settings.tracking_uri)
-    if database is not None and not database.exists():
+    if store_missing(settings.tracking_uri):
         return Champion()
     version = register.champion_version(register.connect(settings), settings)
     if version is None:
