@@ -338,31 +338,28 @@ def markdown_table(rows: list[dict[str, Any]], cols: list[tuple[str, str, str]])
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 
 
-def vector_units() -> str:
+def vector_units(cpuinfo: str | None = None) -> str:
     """The CPU's vector extensions that move encoder timings most (int8 gains little without VNNI), so two results
-    files from machines of one name but other CPUs are told apart."""
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
-    found = [f for f in VECTOR_FLAGS if f in flags]
-    return ", ".join(found) if found else "no AVX2"
+    files from machines of one name but other CPUs are told apart; 'unknown' where the CPU lists no flags."""
+    if cpuinfo is None:
+        info = Path("/proc/cpuinfo")
+        cpuinfo = info.read_text() if info.exists() else ""
+    lines = cpuinfo.splitlines()
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), None)
+    if flags is None:
+        return "unknown"
+    return ", ".join(f for f in VECTOR_FLAGS if f in flags) or "no AVX2"
 
 
 def machine() -> dict[str, Any]:
-    cpu = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        )
-        if Path("/proc/cpuinfo").exists()
-        else platform.processor()
+    info = Path("/proc/cpuinfo")
+    cpuinfo = info.read_text() if info.exists() else ""
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+        platform.processor(),
     )
     return {
-        "cpu": f"{cpu} ({vector_units()})",
+        "cpu": f"{cpu} ({vector_units(cpuinfo)})",
         "cores": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),

@@ -212,7 +212,8 @@ def export_encoder(
     return _with_graph(encoder, quantised, identity)
 
 
-QUANTISE_SETTINGS = {"weight_type": "QInt8", "per_channel": True, "reduce_range": False}
+# DefaultTensorType: a fused graph's operators are ONNX Runtime's own, whose outputs shape inference cannot type
+QUANTISE_SETTINGS = {"weight_type": "QInt8", "per_channel": True, "reduce_range": False, "default_tensor": "FLOAT"}
 
 
 def _quantisation(float_graph: Path) -> str:
@@ -256,8 +257,7 @@ def _quantise(encoder: OnnxEncoder, path: Path, reference: str, identity: str) -
                 weight_type=getattr(QuantType, str(settings["weight_type"])),
                 per_channel=bool(settings["per_channel"]),
                 reduce_range=bool(settings["reduce_range"]),
-                # a fused graph's operators are ONNX Runtime's own, whose outputs shape inference cannot type
-                extra_options={"DefaultTensorType": TensorProto.FLOAT},
+                extra_options={"DefaultTensorType": getattr(TensorProto, str(settings["default_tensor"]))},
             )
             trial = _with_graph(encoder, partial, identity)  # it embeds each text alone, however batched
             got, expected = trial.encode(CHECK_TEXTS), encoder.encode(CHECK_TEXTS, batch_size=1)
@@ -342,10 +342,24 @@ def _check(model: Any, meta: dict[str, Any], graph: Path, reference: str) -> Non
             raise OnnxExportError(f"{reference!r} exported to ONNX gives other embeddings (cosine {worst:.4f})")
 
 
+FUSED_OPERATORS = {  # what ONNX Runtime's transformer optimizer makes (a traced graph has LayerNormalization already)
+    "Attention",
+    "MultiHeadAttention",
+    "EmbedLayerNormalization",
+    "SkipLayerNormalization",
+    "SkipSimplifiedLayerNormalization",
+    "BiasGelu",
+    "FastGelu",
+    "GemmFastGelu",
+}
+
+
 def _fuse(model: Any, meta: dict[str, Any], graph: Path, reference: str) -> None:
     """Fuse the checked graph's attention, layer norms and GELU into ONNX Runtime's own operators (its transformer
     optimizer; about a tenth less time per ticket for MiniLM on 2 cores, by hand), in place, if the fused graph
-    still gives the model's own embeddings; otherwise the graph stays as traced (fusion is a speed-up, not a need)."""
+    still gives the model's own embeddings; otherwise the graph stays as traced (fusion is a speed-up, not a need).
+    `meta["fused"]` records the operators made, empty when none were kept."""
+    meta["fused"] = {}
     fused = _temporary(graph)
     try:
         from onnxruntime.transformers.optimizer import optimize_model
@@ -353,12 +367,15 @@ def _fuse(model: Any, meta: dict[str, Any], graph: Path, reference: str) -> None
         config = next((m.config for m in model.modules() if hasattr(m, "set_attn_implementation")), None)
         heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
         optimised = optimize_model(str(graph), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
-        operators = {k: v for k, v in optimised.get_fused_operator_statistics().items() if v}
+        made = optimised.get_fused_operator_statistics().items()
+        operators = {k: int(v) for k, v in made if v and k in FUSED_OPERATORS}
         if not operators:
+            log.info("kept %s's graph as traced (nothing ONNX Runtime's optimizer knows to fuse)", reference)
             return
         optimised.save_model_to_file(str(fused))
         _check(model, meta, fused, reference)
         fused.replace(graph)
+        meta["fused"] = operators
         log.info("fused %s's graph: %s", reference, operators)
     except Exception as err:  # the optimizer knows only some architectures; any failure keeps the traced graph
         log.info("kept %s's graph as traced (not fused: %s)", reference, err)
@@ -382,7 +399,7 @@ def _trace(model: Any, sample: dict[str, Any], names: list[str], path: Path, ref
     axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}}
     log.info("exporting %s to ONNX (once, then cached)", reference)
     # The tracer warns about shapes and branches it fixes; _check then proves the graph on other shapes.
-    with torch.no_grad(), warnings.catch_warnings(), _eager_attention(model):
+    with _TRACING, torch.no_grad(), warnings.catch_warnings(), _eager_attention(model):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             Whole().eval(),
@@ -396,27 +413,33 @@ def _trace(model: Any, sample: dict[str, Any], names: list[str], path: Path, ref
         )
 
 
+_TRACING = threading.Lock()  # the model is switched to eager attention while it is traced: one trace at a time
+
+
 @contextmanager
 def _eager_attention(model: Any) -> Iterator[None]:
     """Attention written out as matrix products while tracing (the pattern ONNX Runtime's optimizer fuses; PyTorch's
-    fused kernel traces to one it does not know), then back to what the model used; models that cannot switch are
-    traced as they are."""
-    switched = []
-    for module in model.modules():
-        config = getattr(module, "config", None)
-        before = getattr(config, "_attn_implementation", None)
-        if before in (None, "eager") or not hasattr(module, "set_attn_implementation"):
-            continue
-        try:
-            module.set_attn_implementation("eager")
-            switched.append((module, before))
-        except Exception:  # an architecture without an eager path: traced as it is
-            continue
+    fused kernel traces to one it does not know), then each model part back to what it used; parts that cannot
+    switch are traced as they are. Hold `_TRACING`: a model loaded once per process is shared."""
+    parts = [
+        (m, m.config._attn_implementation)
+        for m in model.modules()
+        if hasattr(m, "set_attn_implementation") and getattr(m.config, "_attn_implementation", None) is not None
+    ]
     try:
+        for module, before in parts:
+            if before != "eager" and module.config._attn_implementation != "eager":
+                try:
+                    module.set_attn_implementation("eager")
+                except Exception:  # an architecture without an eager path: traced as it is
+                    continue
         yield
     finally:
-        for module, before in reversed(switched):
-            module.set_attn_implementation(before)
+        for module, before in parts:  # outer parts first, so an inner part's own setting is the one left
+            try:
+                module.set_attn_implementation(before)
+            except Exception as err:
+                log.warning("attention of %s not switched back to %s: %s", type(module).__name__, before, err)
 
 
 @lru_cache(maxsize=4)

@@ -133,20 +133,28 @@ def test_the_graph_runs_onnx_runtimes_fused_attention(exported: OnnxEncoder) -> 
     operators = {node.op_type for node in onnx.load(str(exported.path)).graph.node}
     assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= operators  # and the first test: the same vectors
     assert "Softmax" not in operators  # no attention left unfused
+    note = json.loads(Path(exported.path).with_suffix(".json").read_text())
+    assert note["fused"]["Attention"] == 6  # one per layer, recorded beside the graph
 
 
-def test_a_fused_graph_that_strays_from_the_model_is_not_kept(tmp_path: Path) -> None:
+def test_a_fused_graph_that_strays_from_the_model_is_not_kept(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import copy
+
     import torch
 
     from features.encoders.onnx import _check, _eager_attention, _fuse, _trace
     from features.encoders.transformer import load_encoder
 
-    model = load_encoder(DEFAULT_EMBEDDING_MODEL, 64)
+    model = copy.deepcopy(load_encoder(DEFAULT_EMBEDDING_MODEL, 64))  # changed below: not the process's shared one
     inner = next(m for m in model.modules() if hasattr(m, "set_attn_implementation"))
     before = inner.config._attn_implementation
+    assert before != "eager"
     with _eager_attention(model):
         assert inner.config._attn_implementation == "eager"
     assert inner.config._attn_implementation == before  # the model is left as it was loaded
+    with pytest.raises(RuntimeError, match="trace failed"), _eager_attention(model):
+        raise RuntimeError("trace failed")
+    assert inner.config._attn_implementation == before  # also when tracing fails
     sample = model.preprocess(["an example ticket", "a second, somewhat longer example ticket text"])
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     graph = tmp_path / "encoder.onnx"
@@ -157,5 +165,8 @@ def test_a_fused_graph_that_strays_from_the_model_is_not_kept(tmp_path: Path) ->
     traced = graph.read_bytes()
     with torch.no_grad():  # the model changes after tracing: its fused graph no longer gives its embeddings
         next(model.parameters()).mul_(1.5)
-    _fuse(model, meta, graph, "minilm")
+    with caplog.at_level(logging.INFO, logger="features.encoders.onnx"):
+        _fuse(model, meta, graph, "minilm")
+    assert "gives other embeddings" in caplog.text  # fused, then refused by the check
     assert graph.read_bytes() == traced and [p.name for p in tmp_path.iterdir()] == ["encoder.onnx"]
+    assert meta["fused"] == {}
