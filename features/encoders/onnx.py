@@ -195,6 +195,7 @@ def export_encoder(
         meta = None  # a damaged note: export again
     if meta is None:
         meta = _export(reference, path, about)
+        _prune(folder, reference, keep=path)
     encoder = OnnxEncoder(
         source=reference,
         tokenizer_json=meta["tokenizer_json"],
@@ -209,7 +210,37 @@ def export_encoder(
     quantised = path.with_name(f"{path.stem}-int8-{identity}.onnx")
     if not quantised.is_file():
         _quantise(encoder, quantised, reference, identity)
+        _prune(folder, reference, keep=path, keep_int8=quantised)
     return _with_graph(encoder, quantised, identity)
+
+
+def _prune(folder: Path, reference: str, keep: Path, keep_int8: Path | None = None) -> None:
+    """Remove the graphs `folder` holds for `reference` under other keys (exported by other library versions or an
+    earlier way of exporting, or quantised otherwise), so upgrades do not pile up 100 MB files; any of them is made
+    again when asked for. Graphs of other models are left alone."""
+    stale: list[Path] = []
+    for note in folder.glob("encoder-*.json"):
+        try:
+            source = json.loads(note.read_text()).get("source")
+        except (OSError, ValueError):
+            continue  # unreadable: not known to be this model's
+        if source != reference:
+            continue
+        if note.stem != keep.stem:
+            stale += [note.with_suffix(".onnx"), note]
+        stale += [g for g in folder.glob(f"{note.stem}-int8-*.onnx") if note.stem != keep.stem or keep_int8 is not None]
+    freed = 0
+    for graph in stale:
+        if graph == keep or graph == keep_int8:
+            continue
+        try:
+            size = graph.stat().st_size
+            graph.unlink()
+            freed += size
+        except OSError:  # gone already, or another process's: left
+            continue
+    if freed:
+        log.info("removed %.0f MB of %s's graphs from other versions in %s", freed / 2**20, reference, folder)
 
 
 # DefaultTensorType: a fused graph's operators are ONNX Runtime's own, whose outputs shape inference cannot type

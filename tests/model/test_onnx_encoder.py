@@ -170,3 +170,22 @@ def test_a_fused_graph_that_strays_from_the_model_is_not_kept(tmp_path: Path, ca
     assert "gives other embeddings" in caplog.text  # fused, then refused by the check
     assert graph.read_bytes() == traced and [p.name for p in tmp_path.iterdir()] == ["encoder.onnx"]
     assert meta["fused"] == {}
+
+
+def test_a_new_export_removes_the_models_graphs_from_other_versions_only(tmp_path: Path) -> None:
+    old = {"encoder-0ld.json": "", "encoder-0ld.onnx": "graph", "encoder-0ld-int8-abc.onnx": "int8 graph"}
+    other = {"encoder-0ther.json": "", "encoder-0ther.onnx": "graph", "encoder-0ther-int8-abc.onnx": "int8 graph"}
+    for name, body in (old | other).items():
+        (tmp_path / name).write_text(body)
+    (tmp_path / "encoder-0ld.json").write_text(json.dumps({"source": DEFAULT_EMBEDDING_MODEL}))
+    (tmp_path / "encoder-0ther.json").write_text(json.dumps({"source": "another/model"}))
+    (tmp_path / "encoder-br0ken.json").write_text("{not json")
+    encoder = export_encoder(DEFAULT_EMBEDDING_MODEL, 64, tmp_path)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert not set(old) & set(left)  # an earlier export of this model, and its int8 graph: gone
+    assert set(other) | {"encoder-br0ken.json", encoder.path.name} <= set(left)  # another model's, and unknowns: kept
+    assert encoder.encode(["vpn"]).shape == (1, 384)
+    stale = encoder.path.with_name(f"{encoder.path.stem}-int8-0therquantiser.onnx")
+    stale.write_text("an int8 graph quantised otherwise")
+    int8 = export_encoder(DEFAULT_EMBEDDING_MODEL, 64, tmp_path, "int8")
+    assert int8.path.is_file() and encoder.path.is_file() and not stale.exists()
