@@ -338,12 +338,9 @@ def markdown_table(rows: list[dict[str, Any]], cols: list[tuple[str, str, str]])
 VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 
 
-def vector_units(cpuinfo: str | None = None) -> str:
-    """The CPU's vector extensions that move encoder timings most (int8 gains little without VNNI), so two results
-    files from machines of one name but other CPUs are told apart; 'unknown' where the CPU lists no flags."""
-    if cpuinfo is None:
-        info = Path("/proc/cpuinfo")
-        cpuinfo = info.read_text() if info.exists() else ""
+def vector_units(cpuinfo: str) -> str:
+    """The vector extensions `/proc/cpuinfo` lists that move encoder timings most (int8 gains little without VNNI),
+    so two results files from machines of one name but other CPUs are told apart; 'unknown' where it lists none."""
     lines = cpuinfo.splitlines()
     flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), None)
     if flags is None:

@@ -226,13 +226,13 @@ def _prune(folder: Path, reference: str, keep: Path, keep_int8: Path | None = No
             continue  # unreadable: not known to be this model's
         if source != reference:
             continue
+        int8 = folder.glob(f"{note.stem}-int8-*.onnx")
         if note.stem != keep.stem:
-            stale += [note.with_suffix(".onnx"), note]
-        stale += [g for g in folder.glob(f"{note.stem}-int8-*.onnx") if note.stem != keep.stem or keep_int8 is not None]
+            stale += [note.with_suffix(".onnx"), note, *int8]
+        elif keep_int8 is not None:  # a new int8 graph of the kept one: its other int8 graphs go
+            stale += [g for g in int8 if g != keep_int8]
     freed = 0
     for graph in stale:
-        if graph == keep or graph == keep_int8:
-            continue
         try:
             size = graph.stat().st_size
             graph.unlink()

@@ -90,8 +90,8 @@ class HookWorker:
         handled = 0
         while not self._stop.is_set() and (rows := outbox.due(limit=self.settings.hook_batch)):
             claimed = time.monotonic()
-            try:  # answers due within a quarter of the lease, so the attempts have the rest of its first half
-                scored = self._score(rows, deadline=claimed + LEASE_SECONDS / 4)
+            try:
+                scored = self._score(rows)
             except BaseException:  # nothing attempted: every claimed event handed back
                 self._release(outbox, rows)
                 raise
@@ -123,9 +123,10 @@ class HookWorker:
         except Exception as err:
             log.warning("%d claimed events not handed back (%s): taken again when their lease ends", len(rows), err)
 
-    def _score(self, rows: list[HookEventRecord], deadline: float) -> dict[int, SuggestionOut | Exception]:
+    def _score(self, rows: list[HookEventRecord]) -> dict[int, SuggestionOut | Exception]:
         """The new tickets among `rows` scored together: each event's answer, or the error it alone met (Busy for
-        those not answered by `deadline`, time.monotonic)."""
+        those not answered within a quarter of the lease, so the attempts have the rest of its first half)."""
+        deadline = time.monotonic() + LEASE_SECONDS / 4
         notes = [row for row in rows if row.kind == "created" and row.helpdesk in self.connectors]
         found: dict[int, SuggestionOut | Exception] = {}
         tickets: dict[int, TicketIn] = {}
@@ -199,7 +200,7 @@ class HookWorker:
         self, outbox: Outbox, row: HookEventRecord, connector: Connector, scored: SuggestionOut | Exception | None
     ) -> None:
         if scored is None:  # attempted outside `work`: scored alone, the same way
-            scored = self._score([row], time.monotonic() + LEASE_SECONDS / 4)[row.id]
+            scored = self._score([row])[row.id]
         if isinstance(scored, Exception):
             raise scored
         answer = scored

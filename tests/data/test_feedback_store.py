@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -19,20 +20,24 @@ POSTGRES = os.environ.get("ESCALATION_TEST_POSTGRES_URL", "postgresql+psycopg://
 REQUIRE_POSTGRES = "ESCALATION_REQUIRE_POSTGRES"
 
 
+def no_postgres(url: str, err: Exception) -> NoReturn:
+    """Skip, saying why, when no PostgreSQL answers at `url` (fail when ESCALATION_REQUIRE_POSTGRES is set)."""
+    unreachable = f"no PostgreSQL at {url} ({err.__class__.__name__}); set ESCALATION_TEST_POSTGRES_URL"
+    if os.environ.get(REQUIRE_POSTGRES, "") not in ("", "0"):
+        pytest.fail(f"{unreachable}, or unset {REQUIRE_POSTGRES} to skip", pytrace=False)
+    pytest.skip(unreachable)
+
+
 def _postgres_schema(url: str = POSTGRES) -> Iterator[str]:
     """A throwaway schema in the test PostgreSQL database; skips with the reason when none is reachable (fails
     when ESCALATION_REQUIRE_POSTGRES is set)."""
-    schema, unreachable = f"esc_test_{uuid.uuid4().hex[:10]}", ""
+    schema = f"esc_test_{uuid.uuid4().hex[:10]}"
     try:
         engine = create_engine(url, connect_args={"connect_timeout": 3})
         with engine.begin() as conn:
             conn.execute(text(f"CREATE SCHEMA {schema}"))
     except Exception as err:  # any failure to connect means there is no server to test against
-        unreachable = f"no PostgreSQL at {url} ({err.__class__.__name__}); set ESCALATION_TEST_POSTGRES_URL"
-    if unreachable and os.environ.get(REQUIRE_POSTGRES, "") not in ("", "0"):
-        pytest.fail(f"{unreachable}, or unset {REQUIRE_POSTGRES} to skip", pytrace=False)
-    if unreachable:
-        pytest.skip(unreachable)
+        no_postgres(url, err)
     try:
         yield f"{url}?options=-csearch_path%3D{schema}"
     finally:

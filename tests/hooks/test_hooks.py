@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
 import subprocess
 import threading
 import time
@@ -463,7 +462,7 @@ def postgres_database() -> Iterator[tuple[str, Callable[[bool], None]]]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
 
-    from tests.data.test_feedback_store import POSTGRES, REQUIRE_POSTGRES
+    from tests.data.test_feedback_store import POSTGRES, no_postgres
 
     name = f"esc_down_{uuid.uuid4().hex[:10]}"
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
@@ -472,10 +471,7 @@ def postgres_database() -> Iterator[tuple[str, Callable[[bool], None]]]:
             conn.execute(text(f"CREATE DATABASE {name}"))
     except OperationalError as err:  # no server to test against (any other error is the test's own)
         admin.dispose()
-        unreachable = f"no PostgreSQL at {POSTGRES} ({err.__class__.__name__}); set ESCALATION_TEST_POSTGRES_URL"
-        if os.environ.get(REQUIRE_POSTGRES, "") not in ("", "0"):
-            pytest.fail(unreachable, pytrace=False)
-        pytest.skip(unreachable)
+        no_postgres(POSTGRES, err)
 
     def switch(up: bool) -> None:
         with admin.connect() as conn:
